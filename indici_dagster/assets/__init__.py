@@ -1,0 +1,1 @@
+"""Assets by layer: files (`raw`, `partitioned`) and tables (`staging`, `rpt`)."""

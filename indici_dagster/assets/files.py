@@ -1,0 +1,139 @@
+"""The file layers: `indici/raw` (what landed for a date) and `indici/partitioned` (its copy)."""
+
+from collections.abc import Mapping
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetsDefinition,
+    DailyPartitionsDefinition,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    TableColumn,
+    TableRecord,
+    TableSchema,
+    asset,
+)
+
+from indici_dagster.assets.keys import PARTITIONED, RAW
+from indici_dagster.core.ingest import copy_to_partitioned, describe_landed_file, landed_files_for
+from indici_dagster.core.rules import Rule
+from indici_dagster.partitions import RANGE_BACKFILL
+from indici_dagster.resources import FileStorageResource, WarehouseResource
+from indici_dagster.retries import TRANSIENT_RETRY
+
+_FILES_SCHEMA = TableSchema(
+    columns=[
+        TableColumn("file", "string"),
+        TableColumn("dataset", "string"),
+        TableColumn("date", "string"),
+        TableColumn("rows", "int"),
+        TableColumn("status", "string"),
+    ]
+)
+
+
+def build_file_assets(
+    partitions_def: DailyPartitionsDefinition, rules: Mapping[str, Rule], timezone: str
+) -> list[AssetsDefinition]:
+    """The `raw` and `partitioned` assets, each covering every dataset."""
+
+    @asset(
+        key=RAW,
+        group_name="raw",
+        partitions_def=partitions_def,
+        backfill_policy=RANGE_BACKFILL,
+        retry_policy=TRANSIENT_RETRY,
+        kinds={"s3", "parquet"},
+        check_specs=[
+            AssetCheckSpec(
+                "files_readable_and_not_empty",
+                asset=RAW,
+                description="Every file landed for the date is readable Parquet with rows.",
+            )
+        ],
+    )
+    def raw(context: AssetExecutionContext, landing: FileStorageResource) -> MaterializeResult:
+        """The files landed for the date: names parsed, Parquet footers read. Nothing moves."""
+        storage = landing.get_storage()
+        files = landed_files_for(storage, context.partition_keys, timezone)
+        reports = [describe_landed_file(storage, f) for f in files]
+        records, schemas, problems = [], {}, []
+        for report in reports:
+            name = report.file.name
+            status = "unreadable" if report.error else ("empty" if report.rows == 0 else "ok")
+            if status != "ok":
+                problems.append(f"{name.file_name}: {report.error or 'no rows'}")
+            if report.summary:
+                schemas[name.file_name] = [f"{c}: {t}" for c, t in report.summary.columns]
+            records.append(
+                TableRecord(
+                    {
+                        "file": name.file_name,
+                        "dataset": name.dataset,
+                        "date": name.partition_key,
+                        "rows": report.rows,
+                        "status": status,
+                    }
+                )
+            )
+        for problem in problems:
+            context.log.warning(problem)
+        return MaterializeResult(
+            metadata={
+                "dagster/row_count": sum(r.rows for r in reports),
+                "files": MetadataValue.table(records, schema=_FILES_SCHEMA),
+                "file_count": len(reports),
+                "schemas": MetadataValue.json(schemas),
+                "landing": storage.url,
+            },
+            check_results=[
+                AssetCheckResult(
+                    check_name="files_readable_and_not_empty",
+                    passed=not problems,
+                    severity=AssetCheckSeverity.WARN,
+                    metadata={"problems": MetadataValue.json(problems), "files": len(reports)},
+                )
+            ],
+        )
+
+    @asset(
+        key=PARTITIONED,
+        deps=[RAW],
+        group_name="partitioned",
+        partitions_def=partitions_def,
+        backfill_policy=RANGE_BACKFILL,
+        retry_policy=TRANSIENT_RETRY,
+        kinds={"s3"},
+    )
+    def partitioned(
+        context: AssetExecutionContext,
+        landing: FileStorageResource,
+        partitioned: FileStorageResource,
+        warehouse: WarehouseResource,
+    ) -> MaterializeResult:
+        """Every landed file of the date, copied byte for byte to `dataset=<D>/date=<date>/`."""
+        source, target = landing.get_storage(), partitioned.get_storage()
+        files = landed_files_for(source, context.partition_keys, timezone)
+        entries, errors = copy_to_partitioned(source, target, files, rules, run_id=context.run_id)
+        warehouse.get_warehouse().write_audit(entries)
+        waiting = sorted({f.name.dataset for f in files if f.name.dataset not in rules})
+        if waiting:
+            context.log.warning(f"no rule yet for datasets {waiting}: copied and audited only")
+        if errors:
+            raise Failure("; ".join(errors))
+        copied = sum(1 for e in entries if e.step == "partitioned" and e.message == "copied")
+        return MaterializeResult(
+            metadata={
+                "file_count": len(files),
+                "copied": copied,
+                "already_present": len(files) - copied,
+                "datasets_without_rule": MetadataValue.json(waiting),
+                "partitioned": target.url,
+            }
+        )
+
+    return [raw, partitioned]

@@ -1,0 +1,191 @@
+"""The table layers, one pair of assets per dataset with a rule: `staging/<D>` and `rpt/<D>`."""
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetMaterialization,
+    AssetsDefinition,
+    DailyPartitionsDefinition,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    TableColumn,
+    TableSchema,
+    asset,
+)
+
+from indici_dagster.assets.keys import PARTITIONED, rpt_key, staging_key
+from indici_dagster.core.audit import Step
+from indici_dagster.core.ingest import load_partitions_into_staging, partition_key_of_file
+from indici_dagster.core.rules import Rule
+from indici_dagster.core.sql import RPT_SCHEMA, STAGING_SCHEMA
+from indici_dagster.core.warehouse import WarehouseQueries
+from indici_dagster.partitions import RANGE_BACKFILL
+from indici_dagster.resources import FileStorageResource, WarehouseResource
+from indici_dagster.retries import TRANSIENT_RETRY
+
+ROWS_MATCH_FILES = "rows_loaded_match_files"
+PRIMARY_KEY_VALID = "primary_key_unique_and_not_null"
+
+
+def _schema(columns: list[tuple[str, str]]) -> TableSchema:
+    return TableSchema(columns=[TableColumn(name, type_name) for name, type_name in columns])
+
+
+def _describe(rule: Rule, layer: str) -> str:
+    kind = "static snapshot" if rule.is_static else f"keyed on {', '.join(rule.primary_key)}"
+    if layer == "staging":
+        return (
+            f"Every row of each {rule.dataset} file of the date in `indici_staging.{rule.table}` "
+            f"({kind}), with `_source_file`, `_source_ts` and `_row_number`. Re-runs replace a "
+            "file's rows, never duplicate them."
+        )
+    return (
+        f"Current state of {rule.dataset} in `rpt.{rule.table}` ({kind}): the newest version of "
+        "each key by `_source_ts`, then `_row_number`, then file name; late files never "
+        "overwrite newer rows."
+    )
+
+
+def build_table_assets(
+    rule: Rule, partitions_def: DailyPartitionsDefinition, timezone: str
+) -> list[AssetsDefinition]:
+    """The staging and rpt assets of one dataset."""
+    staging_asset_key, rpt_asset_key = staging_key(rule.dataset), rpt_key(rule.dataset)
+    tags = {"dataset": rule.dataset}
+
+    @asset(
+        key=staging_asset_key,
+        deps=[PARTITIONED],
+        group_name="staging",
+        description=_describe(rule, "staging"),
+        partitions_def=partitions_def,
+        backfill_policy=RANGE_BACKFILL,
+        retry_policy=TRANSIENT_RETRY,
+        kinds={"postgres"},
+        tags=tags,
+        check_specs=[
+            AssetCheckSpec(
+                ROWS_MATCH_FILES,
+                asset=staging_asset_key,
+                description="Rows staged for each file equal the rows in its Parquet footer.",
+            )
+        ],
+    )
+    def staging(
+        context: AssetExecutionContext,
+        partitioned: FileStorageResource,
+        warehouse: WarehouseResource,
+    ) -> MaterializeResult:
+        store = warehouse.get_warehouse()
+        outcomes = load_partitions_into_staging(
+            partitioned.get_storage(), store, rule, context.partition_keys, run_id=context.run_id
+        )
+        queries = WarehouseQueries(store)
+        loaded = [o for o in outcomes if o.result is not None]
+        staged = queries.staged_rows_by_file(rule.table, [o.file_name for o in loaded])
+        mismatches = [
+            o.file_name
+            for o in loaded
+            if o.result.rows_loaded and staged.get(o.file_name, 0) != o.result.rows_read
+        ]
+        failed = [f"{o.file_name}: {o.error}" for o in outcomes if o.error]
+        for problem in failed:
+            context.log.error(problem)
+        for o in loaded:
+            if o.result.message:
+                context.log.warning(f"{o.file_name}: {o.result.message}")
+        rows_loaded = sum(o.result.rows_loaded for o in loaded)
+        return MaterializeResult(
+            metadata={
+                "dagster/table_name": f"{STAGING_SCHEMA}.{rule.table}",
+                "dagster/column_schema": _schema(queries.table_columns(STAGING_SCHEMA, rule.table)),
+                "dagster/partition_row_count": rows_loaded,
+                "dagster/row_count": queries.row_count(STAGING_SCHEMA, rule.table),
+                "files_loaded": MetadataValue.json(
+                    {o.file_name: o.result.rows_loaded for o in loaded}
+                ),
+                "files_failed": MetadataValue.json(failed),
+            },
+            check_results=[
+                AssetCheckResult(
+                    check_name=ROWS_MATCH_FILES,
+                    passed=not mismatches and not failed,
+                    severity=AssetCheckSeverity.ERROR,
+                    metadata={
+                        "files_checked": len(loaded),
+                        "count_mismatches": MetadataValue.json(mismatches),
+                        "files_not_loaded": MetadataValue.json(failed),
+                    },
+                )
+            ],
+        )
+
+    @asset(
+        key=rpt_asset_key,
+        deps=[staging_asset_key],
+        group_name="rpt",
+        description=_describe(rule, "rpt"),
+        partitions_def=partitions_def,
+        backfill_policy=RANGE_BACKFILL,
+        retry_policy=TRANSIENT_RETRY,
+        kinds={"postgres"},
+        tags=tags,
+        check_specs=[
+            AssetCheckSpec(
+                PRIMARY_KEY_VALID,
+                asset=rpt_asset_key,
+                description="Every rpt row has a complete primary key, held by no other row.",
+            )
+        ],
+    )
+    def rpt(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+        store = warehouse.get_warehouse()
+        window = context.partition_time_window
+        results = store.upsert_window_into_rpt(
+            rule,
+            window.start,
+            window.end,
+            run_id=context.run_id,
+            partition_key_of=lambda name: partition_key_of_file(name, timezone),
+        )
+        queries = WarehouseQueries(store)
+        duplicates, nulls = queries.primary_key_problems(rule)
+        metadata = {
+            "dagster/table_name": f"{RPT_SCHEMA}.{rule.table}",
+            "dagster/column_schema": _schema(queries.table_columns(RPT_SCHEMA, rule.table)),
+            "dagster/row_count": queries.row_count(RPT_SCHEMA, rule.table),
+            "rows_inserted": sum(r.rows_inserted for r in results),
+            "rows_updated": sum(r.rows_updated for r in results),
+            "rows_unchanged": sum(r.rows_unchanged for r in results),
+            "rows_rejected": sum(r.rows_rejected for r in results),
+            "files": MetadataValue.json(
+                {
+                    r.source_file: {"inserted": r.rows_inserted, "updated": r.rows_updated}
+                    for r in results
+                }
+            ),
+        }
+        check = AssetCheckResult(
+            check_name=PRIMARY_KEY_VALID,
+            passed=duplicates == 0 and nulls == 0,
+            severity=AssetCheckSeverity.ERROR,
+            metadata={"rows_with_duplicate_key": duplicates, "rows_with_null_key": nulls},
+        )
+        errors = queries.audit_errors(context.run_id, rule.dataset, str(Step.STAGING))
+        if errors:
+            # the good files are applied; the run still fails so the broken ones are seen
+            for partition_key in context.partition_keys:
+                context.log_event(
+                    AssetMaterialization(rpt_asset_key, partition=partition_key, metadata=metadata)
+                )
+            raise Failure(
+                description=f"{len(errors)} {rule.dataset} file(s) could not be loaded: "
+                + "; ".join(f"{f}: {m}" for f, m in errors),
+                allow_retries=False,
+            )
+        return MaterializeResult(metadata=metadata, check_results=[check])
+
+    return [staging, rpt]

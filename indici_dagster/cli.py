@@ -1,0 +1,133 @@
+"""The `indici` command: rules, sample data and the audit trail, without opening Dagster."""
+
+import argparse
+import sys
+from collections.abc import Sequence
+from datetime import date
+
+from indici_dagster.core.rules import RuleError, parse_rules
+from indici_dagster.core.rules_store import (
+    DYNAMODB_SCHEME,
+    load_rules,
+    read_dynamodb_rules,
+    read_rules_file,
+    write_dynamodb_rules,
+    write_rules_file,
+)
+from indici_dagster.core.sample_data import write_sample_files
+from indici_dagster.core.settings import Settings
+from indici_dagster.core.storage import open_storage
+from indici_dagster.core.warehouse import Warehouse, WarehouseQueries, embedded_dsn
+
+
+def _rules_location(settings: Settings, given: str | None) -> str | None:
+    return given or settings.rules
+
+
+def _dynamodb_table(settings: Settings, given: str | None) -> str:
+    if given:
+        return given
+    if settings.rules and settings.rules.startswith(DYNAMODB_SCHEME):
+        return settings.rules[len(DYNAMODB_SCHEME) :]
+    raise SystemExit("name the DynamoDB table with --table or set INDICI_RULES=dynamodb://<table>")
+
+
+def rules_validate(args: argparse.Namespace, settings: Settings) -> int:
+    """Check a rules file (or table) and list its datasets."""
+    rules = load_rules(_rules_location(settings, args.path))
+    for rule in rules.values():
+        kind = "static" if rule.is_static else f"key ({', '.join(rule.primary_key)})"
+        print(f"{rule.dataset:<28} -> {rule.table:<28} {len(rule.columns):>3} columns, {kind}")
+    print(f"{len(rules)} rules are valid")
+    return 0
+
+
+def rules_push(args: argparse.Namespace, settings: Settings) -> int:
+    """Validate a rules file, then copy it into DynamoDB."""
+    rules = parse_rules(read_rules_file(args.path))
+    table = _dynamodb_table(settings, args.table)
+    count = write_dynamodb_rules(rules, table, replace=args.replace)
+    print(f"pushed {count} rules to DynamoDB table {table}")
+    return 0
+
+
+def rules_pull(args: argparse.Namespace, settings: Settings) -> int:
+    """Copy the rules in DynamoDB into a YAML file (validated first)."""
+    table = _dynamodb_table(settings, args.table)
+    rules = parse_rules(read_dynamodb_rules(table))
+    write_rules_file(rules, args.output)
+    print(f"pulled {len(rules)} rules from DynamoDB table {table} into {args.output}")
+    return 0
+
+
+def sample_data(args: argparse.Namespace, settings: Settings) -> int:
+    """Write a few days of fake indici files into the landing location."""
+    storage = open_storage(args.landing or settings.landing)
+    keys = write_sample_files(
+        storage,
+        load_rules(settings.rules),
+        timezone=settings.timezone,
+        days=args.days,
+        end_date=date.fromisoformat(args.end_date) if args.end_date else None,
+    )
+    print(f"wrote {len(keys)} files to {storage.url}")
+    return 0
+
+
+def audit(args: argparse.Namespace, settings: Settings) -> int:
+    """Print every audit row for a file: what happened to it, step by step."""
+    warehouse = Warehouse(settings.pg_dsn or embedded_dsn(settings.pg_dir), settings.timezone)
+    warehouse.ensure_catalog()
+    rows = WarehouseQueries(warehouse).file_history(args.file)
+    if not rows:
+        print(f"no audit rows for {args.file}")
+        return 1
+    for row in rows:
+        print(" | ".join("" if value is None else str(value) for value in row))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    parser = argparse.ArgumentParser(prog="indici", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    rules = commands.add_parser("rules", help="check and copy transformation rules")
+    rule_commands = rules.add_subparsers(dest="rules_command", required=True)
+    validate = rule_commands.add_parser("validate", help="check a rules file or table")
+    validate.add_argument("path", nargs="?", help="YAML file or dynamodb://table")
+    validate.set_defaults(handler=rules_validate)
+    push = rule_commands.add_parser("push", help="copy a YAML rules file into DynamoDB")
+    push.add_argument("path", help="YAML rules file")
+    push.add_argument("--table", help="DynamoDB table (default: from INDICI_RULES)")
+    push.add_argument("--replace", action="store_true", help="delete rules not in the file")
+    push.set_defaults(handler=rules_push)
+    pull = rule_commands.add_parser("pull", help="copy the rules in DynamoDB into a YAML file")
+    pull.add_argument("--table", help="DynamoDB table (default: from INDICI_RULES)")
+    pull.add_argument("--output", "-o", default="rules.yaml", help="file to write")
+    pull.set_defaults(handler=rules_pull)
+
+    sample = commands.add_parser("sample-data", help="write fake indici files to landing")
+    sample.add_argument("--landing", help="where to write (default: INDICI_LANDING)")
+    sample.add_argument("--days", type=int, default=3, help="how many days of files")
+    sample.add_argument("--end-date", help="last day, YYYY-MM-DD (default: yesterday)")
+    sample.set_defaults(handler=sample_data)
+
+    history = commands.add_parser("audit", help="what happened to a file, step by step")
+    history.add_argument("file", help="file name, e.g. Patients_20261124_021503.parquet")
+    history.set_defaults(handler=audit)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the `indici` command."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args, Settings.from_env())
+    except RuleError as error:
+        print(f"invalid rules: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

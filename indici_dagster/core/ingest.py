@@ -1,0 +1,202 @@
+"""The pipeline's steps as plain functions: describe landed files, copy them, load them.
+
+Dagster assets call these; they can equally be called from a script or a test.
+"""
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from indici_dagster.core.audit import AuditEntry, Status, Step
+from indici_dagster.core.filenames import LandedFileName, parse_file_name, try_parse_file_name
+from indici_dagster.core.parquet import (
+    ParquetSummary,
+    UnreadableParquetError,
+    open_parquet,
+    summarise,
+)
+from indici_dagster.core.rules import Rule
+from indici_dagster.core.storage import Storage, StoredObject
+from indici_dagster.core.warehouse import FileLoadError, StagingResult, Warehouse
+
+
+@dataclass(frozen=True)
+class LandedFile:
+    """A landed object whose name parsed: where it is and what its name says."""
+
+    object: StoredObject
+    name: LandedFileName
+
+    @property
+    def partitioned_key(self) -> str:
+        """Its key in the date-partitioned copy: `dataset=<D>/date=<YYYY-MM-DD>/<file name>`."""
+        return partitioned_key(self.name.dataset, self.name.partition_key, self.name.file_name)
+
+
+@dataclass(frozen=True)
+class RawFileReport:
+    """What reading a landed file's footer found."""
+
+    file: LandedFile
+    summary: ParquetSummary | None
+    error: str | None = None
+
+    @property
+    def rows(self) -> int:
+        """Rows in the footer (0 if unreadable)."""
+        return self.summary.rows if self.summary else 0
+
+
+def partitioned_key(dataset: str, partition_key: str, file_name: str) -> str:
+    """The partitioned-copy key for a file; every part has been validated by the name parser."""
+    return f"dataset={dataset}/date={partition_key}/{file_name}"
+
+
+def landed_files_for(
+    storage: Storage, partition_keys: Iterable[str], timezone: str
+) -> list[LandedFile]:
+    """Every landed object whose name parses and whose date is one of `partition_keys`."""
+    wanted = set(partition_keys)
+    files = []
+    for obj in storage.list_objects():
+        name = try_parse_file_name(obj.key, timezone)
+        if name is not None and name.partition_key in wanted:
+            files.append(LandedFile(obj, name))
+    return sorted(files, key=lambda f: (f.name.source_ts, f.name.file_name, f.object.key))
+
+
+def describe_landed_file(storage: Storage, file: LandedFile) -> RawFileReport:
+    """Read one file's Parquet footer; an unreadable file is reported, never raised."""
+    try:
+        with storage.open_for_read(file.object.key) as handle:
+            return RawFileReport(file, summarise(open_parquet(handle)))
+    except UnreadableParquetError as error:
+        return RawFileReport(file, None, str(error))
+
+
+def copy_to_partitioned(
+    landing: Storage,
+    partitioned: Storage,
+    files: Iterable[LandedFile],
+    rules: Mapping[str, Rule],
+    *,
+    run_id: str,
+) -> tuple[list[AuditEntry], list[str]]:
+    """Copy each file byte for byte to its date-partitioned key; return audit rows and errors.
+
+    A copy already holding exactly this content is not copied again. Files of a dataset with no
+    rule are copied and get a `no_rule` staging audit row. A failed copy does not stop the others.
+    """
+    entries: list[AuditEntry] = []
+    errors: list[str] = []
+    for file in files:
+        base = dict(
+            source_file=file.name.file_name,
+            dataset=file.name.dataset,
+            partition_key=file.name.partition_key,
+            run_id=run_id,
+            source_key=file.object.key,
+            source_etag=file.object.etag,
+        )
+        try:
+            copied = landing.copy_object(file.object, partitioned, file.partitioned_key)
+        except Exception as error:
+            target = partitioned.display(file.partitioned_key)
+            message = f"copy to {target} failed: {type(error).__name__}"
+            entries.append(AuditEntry(Step.PARTITIONED, Status.ERROR, message=message, **base))
+            errors.append(f"{file.name.file_name}: {message}")
+            continue
+        note = "copied" if copied else "identical copy already present"
+        entries.append(AuditEntry(Step.PARTITIONED, Status.SUCCESS, message=note, **base))
+        if file.name.dataset not in rules:
+            entries.append(
+                AuditEntry(
+                    Step.STAGING,
+                    Status.NO_RULE,
+                    message=f"no rule for dataset {file.name.dataset}; waiting for one",
+                    **base,
+                )
+            )
+    return entries, errors
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    """One file's staging outcome: a result, or the error that stopped it."""
+
+    file_name: str
+    partition_key: str
+    result: StagingResult | None
+    error: str | None = None
+
+
+def load_partitions_into_staging(
+    partitioned: Storage,
+    warehouse: Warehouse,
+    rule: Rule,
+    partition_keys: Iterable[str],
+    *,
+    run_id: str,
+) -> list[FileOutcome]:
+    """Load every file of `rule`'s dataset copied for these dates into staging, file by file.
+
+    Each file is its own transaction; a file that fails is audited as `error` and the rest still
+    load. Files are read from the date-partitioned copy.
+    """
+    outcomes: list[FileOutcome] = []
+    for partition_key in sorted(set(partition_keys)):
+        prefix = f"dataset={rule.dataset}/date={partition_key}/"
+        for obj in partitioned.list_objects(prefix):
+            name = try_parse_file_name(obj.key, warehouse.timezone)
+            if name is None or name.dataset != rule.dataset or name.partition_key != partition_key:
+                continue
+            outcomes.append(_load_one(partitioned, warehouse, rule, obj, name, run_id))
+    return outcomes
+
+
+def _load_one(
+    storage: Storage,
+    warehouse: Warehouse,
+    rule: Rule,
+    obj: StoredObject,
+    name: LandedFileName,
+    run_id: str,
+) -> FileOutcome:
+    audit = AuditEntry(
+        Step.STAGING,
+        Status.ERROR,
+        name.file_name,
+        rule.dataset,
+        name.partition_key,
+        run_id,
+        source_key=storage.display(obj.key),
+        source_etag=obj.etag,
+    )
+    try:
+        with storage.open_for_read(obj.key, etag=obj.etag) as handle:
+            try:
+                parquet_file = open_parquet(handle)
+            except UnreadableParquetError as error:
+                warehouse.write_audit([_error(audit, str(error))])
+                return FileOutcome(name.file_name, name.partition_key, None, str(error))
+            result = warehouse.load_file_into_staging(
+                rule,
+                name,
+                parquet_file,
+                run_id=run_id,
+                source_key=storage.display(obj.key),
+                source_etag=obj.etag,
+            )
+    except FileLoadError as error:
+        return FileOutcome(name.file_name, name.partition_key, None, str(error))
+    return FileOutcome(name.file_name, name.partition_key, result)
+
+
+def _error(entry: AuditEntry, message: str) -> AuditEntry:
+    from dataclasses import replace
+
+    return replace(entry, rows_loaded=0, message=message)
+
+
+def partition_key_of_file(file_name: str, timezone: str) -> str:
+    """The partition key of a file name the pipeline has already accepted."""
+    return parse_file_name(file_name, timezone).partition_key

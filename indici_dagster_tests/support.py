@@ -1,0 +1,124 @@
+"""Helpers shared by the tests: Parquet files, test settings, and driving the sensor."""
+
+import io
+from collections.abc import Sequence
+from pathlib import Path
+
+import boto3
+import psycopg2
+import pyarrow as pa
+import pyarrow.parquet as pq
+from dagster import DagsterInstance, Definitions, SensorResult, build_sensor_context
+
+from indici_dagster.core.settings import Settings
+from indici_dagster.core.storage import parse_s3_url
+from indici_dagster.definitions import INGEST_JOB, build_definitions
+
+TIMEZONE = "Pacific/Auckland"
+
+TEST_RULES = """
+- dataset: Patients
+  primary_key: [PatientID]
+  columns:
+    PatientID: bigint
+    NHINumber: text
+    FamilyName: text
+    DateOfBirth: date
+    UpdatedAt: timestamp
+- dataset: InvoiceLines
+  primary_key: [InvoiceID, LineNumber]
+  columns:
+    InvoiceID: bigint
+    LineNumber: integer
+    Amount: numeric(12,2)
+- dataset: EthnicityCode
+"""
+
+
+def parquet_bytes(table: pa.Table | dict) -> bytes:
+    """Serialise a table (or a column dict) as Parquet."""
+    if isinstance(table, dict):
+        table = pa.table(table)
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    return sink.getvalue()
+
+
+def put_s3(url: str, name: str, data: bytes) -> None:
+    """Upload `data` as `name` under an s3:// URL's prefix."""
+    bucket, prefix = parse_s3_url(url)
+    boto3.client("s3").put_object(Bucket=bucket, Key=prefix + name, Body=data)
+
+
+def s3_keys(url: str) -> list[str]:
+    """Every key under an s3:// URL, relative to its prefix."""
+    bucket, prefix = parse_s3_url(url)
+    pages = (
+        boto3.client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    )
+    return sorted(o["Key"][len(prefix) :] for page in pages for o in page.get("Contents", []))
+
+
+def make_settings(
+    tmp_path: Path, dsn: str, landing: str, partitioned: str, rules: str = TEST_RULES
+) -> Settings:
+    """Settings for a test: its own rules file, database and locations."""
+    rules_path = tmp_path / "rules.yaml"
+    rules_path.write_text(rules)
+    return Settings(
+        landing=landing,
+        partitioned=partitioned,
+        rules=str(rules_path),
+        pg_dsn=dsn,
+        timezone=TIMEZONE,
+        start_date="2026-01-01",
+    )
+
+
+def tick(defs: Definitions, instance: DagsterInstance, cursor: str | None = None) -> SensorResult:
+    """Evaluate the landing sensor once, as the daemon would."""
+    sensor = defs.resolve_sensor_def("indici_landing_sensor")
+    with build_sensor_context(
+        instance=instance, definitions=defs, cursor=cursor, resources=defs.resources
+    ) as context:
+        return sensor.evaluate_tick(context)
+
+
+def execute_requests(
+    defs: Definitions,
+    instance: DagsterInstance,
+    result: SensorResult,
+    order: Sequence[int] | None = None,
+) -> list:
+    """Execute the sensor's run requests in process, in the given order; returns the results."""
+    job = defs.resolve_job_def(INGEST_JOB)
+    requests = result.run_requests or []
+    outcomes = []
+    for index in order if order is not None else range(len(requests)):
+        request = requests[index]
+        outcomes.append(
+            job.execute_in_process(
+                partition_key=request.partition_key,
+                asset_selection=list(request.asset_selection),
+                tags=request.tags,
+                instance=instance,
+                raise_on_error=False,
+            )
+        )
+    return outcomes
+
+
+def query(dsn: str, statement: str, params: Sequence | None = None) -> list[tuple]:
+    """Run one read-only query and return its rows."""
+    connection = psycopg2.connect(dsn)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(statement, params)
+            return cursor.fetchall()
+    finally:
+        connection.close()
+
+
+def build(settings: Settings) -> Definitions:
+    """The project's definitions for these settings."""
+    return build_definitions(settings)

