@@ -1,6 +1,14 @@
 """Assembles the indici pipeline: assets per layer, the landing sensor, resources."""
 
-from dagster import AssetSelection, Definitions, define_asset_job
+import warnings
+
+from dagster import (
+    AssetSelection,
+    BetaWarning,
+    Definitions,
+    define_asset_job,
+    in_process_executor,
+)
 
 from indici_dagster.assets.files import build_file_assets
 from indici_dagster.assets.tables import build_table_assets
@@ -17,12 +25,15 @@ def build_definitions(settings: Settings) -> Definitions:
     """Everything Dagster shows, for these settings and the rules they point at."""
     rules = load_rules(settings.rules)
     partitions = daily_partitions(settings)
-    assets = build_file_assets(partitions, rules, settings.timezone)
-    for rule in rules.values():
-        assets += build_table_assets(rule, partitions, settings.timezone)
+    with warnings.catch_warnings():
+        # BackfillPolicy is marked beta; range backfills rely on it deliberately
+        warnings.simplefilter("ignore", BetaWarning)
+        assets = build_file_assets(partitions, rules, settings.timezone)
+        for rule in rules.values():
+            assets += build_table_assets(rule, partitions, settings.timezone)
     ingest_job = define_asset_job(
         INGEST_JOB,
-        selection=AssetSelection.all(include_sources=False),
+        selection=AssetSelection.all(),
         partitions_def=partitions,
         description="Landed files of a date through every layer (launched by the landing sensor).",
     )
@@ -31,6 +42,8 @@ def build_definitions(settings: Settings) -> Definitions:
         jobs=[ingest_job],
         sensors=[build_landing_sensor(ingest_job, partitions, rules, settings.timezone)],
         resources=build_resources(settings),
+        # steps are short and database-bound: one process per run beats a process per step
+        executor=in_process_executor,
     )
 
 

@@ -162,6 +162,8 @@ class CsvCopyFeed(io.RawIOBase):
         self._batches = self._encoded_batches(batch_rows)
         self._buffer = memoryview(b"")
         self.rows = 0
+        self.error: Exception | None = None
+        """The exception a read raised: psycopg2 reports it only as a cancelled COPY."""
 
     def readable(self) -> bool:
         return True
@@ -194,7 +196,11 @@ class CsvCopyFeed(io.RawIOBase):
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         while not self._buffer:
-            chunk = next(self._batches, None)
+            try:
+                chunk = next(self._batches, None)
+            except Exception as error:
+                self.error = error
+                raise
             if chunk is None:
                 return 0
             self._buffer = memoryview(chunk)

