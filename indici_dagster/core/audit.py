@@ -5,6 +5,7 @@ from dataclasses import asdict, dataclass, fields
 from enum import StrEnum
 
 from psycopg2 import sql
+from psycopg2.extensions import cursor as Cursor  # noqa: N812 - the class, named as a type
 
 from indici_dagster.core.sql import AUDIT_TABLE, STAGING_SCHEMA, qualified
 
@@ -83,8 +84,8 @@ _INSERT = sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
 )
 
 
-def write_audit_entries(cursor: object, entries: Iterable[AuditEntry]) -> None:
+def write_audit_entries(cursor: Cursor, entries: Iterable[AuditEntry]) -> None:
     """Insert audit rows through `cursor`, inside the caller's transaction."""
     rows = [{**asdict(e), "step": str(e.step), "status": str(e.status)} for e in entries]
     if rows:
-        cursor.executemany(_INSERT, rows)  # type: ignore[attr-defined]
+        cursor.executemany(_INSERT, rows)

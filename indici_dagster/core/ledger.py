@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from psycopg2 import sql
+from psycopg2.extensions import cursor as Cursor  # noqa: N812 - the class, named as a type
 
 from indici_dagster.core.filenames import LandedFileName, UnrecognisedFileNameError, parse_file_name
 from indici_dagster.core.sql import LEDGER_TABLE, STAGING_SCHEMA, qualified
@@ -166,11 +167,11 @@ def _replace(entry: LedgerEntry, **changes: object) -> LedgerEntry:
     return replace(entry, **changes)  # type: ignore[arg-type]
 
 
-def find_unseen(cursor: object, objects: Sequence[StoredObject]) -> list[StoredObject]:
+def find_unseen(cursor: Cursor, objects: Sequence[StoredObject]) -> list[StoredObject]:
     """Return the objects whose key + ETag the ledger does not hold (one set-based query)."""
     if not objects:
         return []
-    cursor.execute(  # type: ignore[attr-defined]
+    cursor.execute(
         sql.SQL(
             "SELECT t.ordinality - 1 FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY "
             "AS t(source_key, etag, ordinality) WHERE NOT EXISTS (SELECT 1 FROM {} l "
@@ -178,25 +179,22 @@ def find_unseen(cursor: object, objects: Sequence[StoredObject]) -> list[StoredO
         ).format(LEDGER),
         ([o.key for o in objects], [o.etag for o in objects]),
     )
-    return [objects[index] for (index,) in cursor.fetchall()]  # type: ignore[attr-defined]
+    return [objects[index] for (index,) in cursor.fetchall()]
 
 
-def waiting_for_rule(cursor: object) -> list[LedgerEntry]:
+def waiting_for_rule(cursor: Cursor) -> list[LedgerEntry]:
     """Every recorded file whose dataset had no rule when it was handed over."""
-    cursor.execute(  # type: ignore[attr-defined]
+    cursor.execute(
         sql.SQL(
             "SELECT source_key, etag, size, outcome, file_name, dataset, partition_key "
             "FROM {} WHERE outcome = %s ORDER BY source_key"
         ).format(LEDGER),
         (str(Outcome.NO_RULE),),
     )
-    return [
-        LedgerEntry(k, e, s, Outcome(o), f, d, p)
-        for k, e, s, o, f, d, p in cursor.fetchall()  # type: ignore[attr-defined]
-    ]
+    return [LedgerEntry(k, e, s, Outcome(o), f, d, p) for k, e, s, o, f, d, p in cursor.fetchall()]
 
 
-def record(cursor: object, entries: Iterable[LedgerEntry]) -> None:
+def record(cursor: Cursor, entries: Iterable[LedgerEntry]) -> None:
     """Insert or update ledger rows for these object versions."""
     rows = [
         (
@@ -214,7 +212,7 @@ def record(cursor: object, entries: Iterable[LedgerEntry]) -> None:
     ]
     if not rows:
         return
-    cursor.executemany(  # type: ignore[attr-defined]
+    cursor.executemany(
         sql.SQL(
             "INSERT INTO {} (source_key, etag, size, file_name, dataset, partition_key, outcome, "
             "run_key, message) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "

@@ -17,8 +17,10 @@ from zoneinfo import ZoneInfo
 import psycopg2
 import psycopg2.errors
 import psycopg2.extensions
+import pyarrow as pa
 import pyarrow.parquet as pq
 from psycopg2 import sql
+from psycopg2.extensions import cursor as Cursor  # noqa: N812 - the class, named as a type
 
 from indici_dagster.core import sql as statements
 from indici_dagster.core.audit import (
@@ -87,15 +89,15 @@ class StagingPlan:
     """File columns the rule does not name (added to staging with a type from Parquet)."""
 
 
-def plan_staging_columns(rule: Rule, schema: "pq.ParquetSchema | object") -> StagingPlan:
+def plan_staging_columns(rule: Rule, schema: pa.Schema) -> StagingPlan:
     """Map a file's Arrow schema onto the rule's columns.
 
     File columns match rule columns by snake_case name. Raises `FileLoadError` for a file column
     that cannot become an identifier, that collides with another or with a metadata column, or
     whose type is unsupported; and for a keyed dataset whose file holds none of its columns.
     """
-    fields = list(schema)  # type: ignore[call-overload]
-    by_name: dict[str, object] = {}
+    fields = list(schema)
+    by_name: dict[str, pa.Field] = {}
     for field in fields:
         try:
             name = to_identifier(field.name)
@@ -106,13 +108,13 @@ def plan_staging_columns(rule: Rule, schema: "pq.ParquetSchema | object") -> Sta
         if name in by_name:
             raise FileLoadError(
                 f"columns {by_name[name].name!r} and {field.name!r} both map to {name!r}"
-            )  # type: ignore[attr-defined]
+            )
         by_name[name] = field
     targets: list[TargetColumn] = []
     missing: list[str] = []
     for column in rule.columns:
         field = by_name.get(column.name)
-        targets.append(TargetColumn(column.name, column.type, field.name if field else None))  # type: ignore[attr-defined]
+        targets.append(TargetColumn(column.name, column.type, field.name if field else None))
         if field is None:
             missing.append(column.source)
     if rule.columns and len(missing) == len(rule.columns):
@@ -123,12 +125,12 @@ def plan_staging_columns(rule: Rule, schema: "pq.ParquetSchema | object") -> Sta
         if name in known:
             continue
         try:
-            type_name = postgres_type_for(field.type)  # type: ignore[attr-defined]
+            type_name = postgres_type_for(field.type)
         except UnsupportedColumnTypeError as error:
-            raise FileLoadError(f"column {field.name!r}: {error}") from error  # type: ignore[attr-defined]
-        targets.append(TargetColumn(name, type_name, field.name))  # type: ignore[attr-defined]
+            raise FileLoadError(f"column {field.name!r}: {error}") from error
+        targets.append(TargetColumn(name, type_name, field.name))
         if not rule.is_static:
-            extra.append(field.name)  # type: ignore[attr-defined]
+            extra.append(field.name)
     return StagingPlan(tuple(targets), tuple(missing), tuple(extra))
 
 
@@ -297,16 +299,16 @@ class Warehouse:
         return FileLoadError(f"{audit.source_file}: {message}")
 
     def _ensure_staging_table(
-        self, cursor: object, table: str, columns: Sequence[TargetColumn]
+        self, cursor: Cursor, table: str, columns: Sequence[TargetColumn]
     ) -> None:
         pairs = [(c.name, c.type) for c in columns]
-        cursor.execute(statements.create_staging_table(table, pairs))  # type: ignore[attr-defined]
+        cursor.execute(statements.create_staging_table(table, pairs))
         existing = _existing_columns(cursor, statements.STAGING_SCHEMA, table)
         for name, type_name in pairs:
             if name not in existing:
                 cursor.execute(
                     statements.add_column(statements.STAGING_SCHEMA, table, name, type_name)
-                )  # type: ignore[attr-defined]
+                )
 
     def upsert_window_into_rpt(
         self,
@@ -375,10 +377,10 @@ class Warehouse:
             return results
 
     def _replace_static(
-        self, cursor: object, rule: Rule, start: datetime, end: datetime
+        self, cursor: Cursor, rule: Rule, start: datetime, end: datetime
     ) -> list[FileUpsert]:
         staging = statements.qualified(statements.STAGING_SCHEMA, rule.table)
-        cursor.execute(  # type: ignore[attr-defined]
+        cursor.execute(
             sql.SQL(
                 "SELECT _source_file, min(_source_ts), count(*) FROM {} "
                 "WHERE _source_ts >= %s AND _source_ts < %s GROUP BY _source_file "
@@ -386,7 +388,7 @@ class Warehouse:
             ).format(staging),
             (start, end),
         )
-        snapshots = cursor.fetchall()  # type: ignore[attr-defined]
+        snapshots = cursor.fetchall()
         if not snapshots:
             return []
         columns = [
@@ -396,53 +398,53 @@ class Warehouse:
             ).items()
             if name not in METADATA_COLUMNS
         ]
-        cursor.execute(statements.create_rpt_table(rule.table, columns, ()))  # type: ignore[attr-defined]
+        cursor.execute(statements.create_rpt_table(rule.table, columns, ()))
         existing = _existing_columns(cursor, statements.RPT_SCHEMA, rule.table)
         for name, type_name in columns:
             if name not in existing:
                 cursor.execute(
                     statements.add_column(statements.RPT_SCHEMA, rule.table, name, type_name)
-                )  # type: ignore[attr-defined]
+                )
         rpt = statements.qualified(statements.RPT_SCHEMA, rule.table)
-        cursor.execute(  # type: ignore[attr-defined]
+        cursor.execute(
             sql.SQL(
                 "SELECT _source_ts, _source_file FROM {} "
                 "ORDER BY _source_ts DESC, _source_file DESC LIMIT 1"
             ).format(rpt)
         )
-        current = cursor.fetchone()  # type: ignore[attr-defined]
+        current = cursor.fetchone()
         newest_file, newest_ts, newest_rows = snapshots[0]
         results = [FileUpsert(f, n, 0, 0, 0) for f, _, n in snapshots[1:]]
         if current is None or (newest_ts, newest_file) >= tuple(current):
             cursor.execute(
                 statements.replace_static_snapshot(rule.table, [c for c, _ in columns]),
                 (newest_file,),
-            )  # type: ignore[attr-defined]
+            )
             results.insert(0, FileUpsert(newest_file, newest_rows, 0, newest_rows, 0))
         else:
             results.insert(0, FileUpsert(newest_file, newest_rows, 0, 0, 0))
         return results
 
 
-def _lock(cursor: object, name: str) -> None:
+def _lock(cursor: Cursor, name: str) -> None:
     """Serialise work on one table (or the catalog) across processes until the transaction ends."""
-    cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"indici_dagster:{name}",))  # type: ignore[attr-defined]
+    cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"indici_dagster:{name}",))
 
 
-def _table_exists(cursor: object, schema: str, table: str) -> bool:
-    cursor.execute("SELECT to_regclass(%s) IS NOT NULL", (f'"{schema}"."{table}"',))  # type: ignore[attr-defined]
-    return bool(cursor.fetchone()[0])  # type: ignore[attr-defined]
+def _table_exists(cursor: Cursor, schema: str, table: str) -> bool:
+    cursor.execute("SELECT to_regclass(%s) IS NOT NULL", (f'"{schema}"."{table}"',))
+    return bool(cursor.fetchone()[0])
 
 
-def _existing_columns(cursor: object, schema: str, table: str) -> dict[str, str]:
-    cursor.execute(  # type: ignore[attr-defined]
+def _existing_columns(cursor: Cursor, schema: str, table: str) -> dict[str, str]:
+    cursor.execute(
         "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
         "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
         "WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped "
         "ORDER BY a.attnum",
         (schema, table),
     )
-    return dict(cursor.fetchall())  # type: ignore[attr-defined]
+    return dict(cursor.fetchall())
 
 
 def _with(entry: AuditEntry, **changes: object) -> AuditEntry:
