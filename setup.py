@@ -6,7 +6,7 @@ setup(
     description="Daily indici Parquet extracts from S3 into PostgreSQL, orchestrated by Dagster.",
     python_requires=">=3.11",
     packages=find_packages(exclude=["indici_dagster_tests", "indici_dagster_tests.*"]),
-    package_data={"indici_dagster": ["rules.yaml"]},
+    package_data={"indici_dagster": ["rules.yaml", "sql/*.sql"]},
     install_requires=[
         "dagster==1.13.27",
         "dagster-webserver==1.13.27",

@@ -5,6 +5,7 @@ import sys
 from collections.abc import Sequence
 from datetime import date
 
+from indici_dagster.core.queries import WarehouseQueries
 from indici_dagster.core.rules import RuleError, parse_rules
 from indici_dagster.core.rules_store import (
     DYNAMODB_SCHEME,
@@ -17,7 +18,7 @@ from indici_dagster.core.rules_store import (
 from indici_dagster.core.sample_data import write_sample_files
 from indici_dagster.core.settings import Settings
 from indici_dagster.core.storage import open_storage
-from indici_dagster.core.warehouse import Warehouse, WarehouseQueries, embedded_dsn
+from indici_dagster.core.warehouse import Warehouse, embedded_dsn
 
 
 def _rules_location(settings: Settings, given: str | None) -> str | None:
@@ -87,6 +88,43 @@ def audit(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def bootstrap(args: argparse.Namespace, settings: Settings) -> int:
+    """Create the least-privilege writer and reader roles and the schemas (as an administrator).
+
+    The admin DSN comes from --admin-dsn or INDICI_ADMIN_DSN, the passwords (optional) from
+    INDICI_WRITER_PASSWORD / INDICI_READER_PASSWORD; no password is ever printed.
+    """
+    import os
+
+    import psycopg2
+
+    from indici_dagster.core.bootstrap import BootstrapError, bootstrap_database
+    from indici_dagster.core.warehouse import mask_dsn
+
+    admin_dsn = args.admin_dsn or os.environ.get("INDICI_ADMIN_DSN", "").strip()
+    if not admin_dsn:
+        raise SystemExit("give the administrator's DSN with --admin-dsn or INDICI_ADMIN_DSN")
+    try:
+        actions = bootstrap_database(
+            admin_dsn,
+            writer=args.writer,
+            reader=args.reader,
+            writer_password=os.environ.get("INDICI_WRITER_PASSWORD") or None,
+            reader_password=os.environ.get("INDICI_READER_PASSWORD") or None,
+        )
+    except BootstrapError as error:
+        print(f"bootstrap refused: {error}", file=sys.stderr)
+        return 1
+    except psycopg2.Error as error:
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        print(f"bootstrap failed, nothing changed: {first}", file=sys.stderr)
+        return 1
+    for action in actions:
+        print(action)
+    print(f"bootstrapped {mask_dsn(admin_dsn)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     parser = argparse.ArgumentParser(prog="indici", description=__doc__)
@@ -116,6 +154,14 @@ def build_parser() -> argparse.ArgumentParser:
     history = commands.add_parser("audit", help="what happened to a file, step by step")
     history.add_argument("file", help="file name, e.g. Patients_20261124_021503.parquet")
     history.set_defaults(handler=audit)
+
+    setup = commands.add_parser(
+        "bootstrap", help="create least-privilege roles and schemas (run as an administrator)"
+    )
+    setup.add_argument("--admin-dsn", help="administrator's DSN (default: INDICI_ADMIN_DSN)")
+    setup.add_argument("--writer", default="indici_writer", help="the pipeline's role")
+    setup.add_argument("--reader", default="indici_reader", help="the reporting role (rpt only)")
+    setup.set_defaults(handler=bootstrap)
     return parser
 
 

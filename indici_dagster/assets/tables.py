@@ -1,9 +1,6 @@
 """The table layers, one pair of assets per dataset with a rule: `staging/<D>` and `rpt/<D>`."""
 
 from dagster import (
-    AssetCheckResult,
-    AssetCheckSeverity,
-    AssetCheckSpec,
     AssetExecutionContext,
     AssetMaterialization,
     AssetsDefinition,
@@ -17,17 +14,20 @@ from dagster import (
 )
 
 from indici_dagster.assets.keys import PARTITIONED, rpt_key, staging_key
+from indici_dagster.checks import (
+    evaluate_rpt_checks,
+    evaluate_staging_checks,
+    rpt_check_specs,
+    staging_check_specs,
+)
 from indici_dagster.core.audit import Step
 from indici_dagster.core.ingest import load_partitions_into_staging, partition_key_of_file
+from indici_dagster.core.queries import WarehouseQueries
 from indici_dagster.core.rules import Rule
 from indici_dagster.core.sql import RPT_SCHEMA, STAGING_SCHEMA
-from indici_dagster.core.warehouse import WarehouseQueries
 from indici_dagster.partitions import RANGE_BACKFILL
 from indici_dagster.resources import FileStorageResource, WarehouseResource
 from indici_dagster.retries import TRANSIENT_RETRY
-
-ROWS_MATCH_FILES = "rows_loaded_match_files"
-PRIMARY_KEY_VALID = "primary_key_unique_and_not_null"
 
 
 def _schema(columns: list[tuple[str, str]]) -> TableSchema:
@@ -66,13 +66,7 @@ def build_table_assets(
         retry_policy=TRANSIENT_RETRY,
         kinds={"postgres"},
         tags=tags,
-        check_specs=[
-            AssetCheckSpec(
-                ROWS_MATCH_FILES,
-                asset=staging_asset_key,
-                description="Rows staged for each file equal the rows in its Parquet footer.",
-            )
-        ],
+        check_specs=staging_check_specs(staging_asset_key, rule),
     )
     def staging(
         context: AssetExecutionContext,
@@ -85,42 +79,23 @@ def build_table_assets(
         )
         queries = WarehouseQueries(store)
         loaded = [o for o in outcomes if o.result is not None]
-        staged = queries.staged_rows_by_file(rule.table, [o.file_name for o in loaded])
-        mismatches = [
-            o.file_name
-            for o in loaded
-            if o.result.rows_loaded and staged.get(o.file_name, 0) != o.result.rows_read
-        ]
-        failed = [f"{o.file_name}: {o.error}" for o in outcomes if o.error]
-        for problem in failed:
-            context.log.error(problem)
-        for o in loaded:
-            if o.result.message:
+        for o in outcomes:
+            if o.error:
+                context.log.error(f"{o.file_name}: {o.error}")
+            elif o.result.message:
                 context.log.warning(f"{o.file_name}: {o.result.message}")
-        rows_loaded = sum(o.result.rows_loaded for o in loaded)
         return MaterializeResult(
             metadata={
                 "dagster/table_name": f"{STAGING_SCHEMA}.{rule.table}",
                 "dagster/column_schema": _schema(queries.table_columns(STAGING_SCHEMA, rule.table)),
-                "dagster/partition_row_count": rows_loaded,
+                "dagster/partition_row_count": sum(o.result.rows_loaded for o in loaded),
                 "dagster/row_count": queries.row_count(STAGING_SCHEMA, rule.table),
                 "files_loaded": MetadataValue.json(
                     {o.file_name: o.result.rows_loaded for o in loaded}
                 ),
-                "files_failed": MetadataValue.json(failed),
+                "files_failed": MetadataValue.json([o.file_name for o in outcomes if o.error]),
             },
-            check_results=[
-                AssetCheckResult(
-                    check_name=ROWS_MATCH_FILES,
-                    passed=not mismatches and not failed,
-                    severity=AssetCheckSeverity.ERROR,
-                    metadata={
-                        "files_checked": len(loaded),
-                        "count_mismatches": MetadataValue.json(mismatches),
-                        "files_not_loaded": MetadataValue.json(failed),
-                    },
-                )
-            ],
+            check_results=evaluate_staging_checks(queries, rule, outcomes),
         )
 
     @asset(
@@ -133,13 +108,7 @@ def build_table_assets(
         retry_policy=TRANSIENT_RETRY,
         kinds={"postgres"},
         tags=tags,
-        check_specs=[
-            AssetCheckSpec(
-                PRIMARY_KEY_VALID,
-                asset=rpt_asset_key,
-                description="Every rpt row has a complete primary key, held by no other row.",
-            )
-        ],
+        check_specs=rpt_check_specs(rpt_asset_key, rule),
     )
     def rpt(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
         store = warehouse.get_warehouse()
@@ -152,7 +121,6 @@ def build_table_assets(
             partition_key_of=lambda name: partition_key_of_file(name, timezone),
         )
         queries = WarehouseQueries(store)
-        duplicates, nulls = queries.primary_key_problems(rule)
         metadata = {
             "dagster/table_name": f"{RPT_SCHEMA}.{rule.table}",
             "dagster/column_schema": _schema(queries.table_columns(RPT_SCHEMA, rule.table)),
@@ -168,12 +136,7 @@ def build_table_assets(
                 }
             ),
         }
-        check = AssetCheckResult(
-            check_name=PRIMARY_KEY_VALID,
-            passed=duplicates == 0 and nulls == 0,
-            severity=AssetCheckSeverity.ERROR,
-            metadata={"rows_with_duplicate_key": duplicates, "rows_with_null_key": nulls},
-        )
+        checks = evaluate_rpt_checks(queries, rule, [r.source_file for r in results])
         errors = queries.audit_errors(context.run_id, rule.dataset, str(Step.STAGING))
         if errors:
             # the good files are applied; the run still fails so the broken ones are seen
@@ -186,6 +149,6 @@ def build_table_assets(
                 + "; ".join(f"{f}: {m}" for f, m in errors),
                 allow_retries=False,
             )
-        return MaterializeResult(metadata=metadata, check_results=[check])
+        return MaterializeResult(metadata=metadata, check_results=checks)
 
     return [staging, rpt]

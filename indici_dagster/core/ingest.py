@@ -3,6 +3,7 @@
 Dagster assets call these; they can equally be called from a script or a test.
 """
 
+import contextlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -188,6 +189,13 @@ def _load_one(
             )
     except FileLoadError as error:
         return FileOutcome(name.file_name, name.partition_key, None, str(error))
+    except Exception as error:
+        # infrastructure failed (database, storage): nothing of the file is committed; record
+        # the attempt if the database still answers, and let the step's retry policy take over
+        with contextlib.suppress(Exception):
+            message = f"load interrupted, will be retried: {type(error).__name__}"
+            warehouse.write_audit([_error(audit, message)])
+        raise
     return FileOutcome(name.file_name, name.partition_key, result)
 
 

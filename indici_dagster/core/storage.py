@@ -193,6 +193,13 @@ class S3Storage:
         self.client = client
 
     def _key(self, key: str) -> str:
+        # S3 keys are opaque: a listed key is read back exactly as listed, `..` and all
+        if not key:
+            raise UnsafeKeyError("empty key")
+        return self.prefix + key
+
+    def _write_key(self, key: str) -> str:
+        # written keys are always clean and stay under the prefix
         return self.prefix + normalise_key(key)
 
     def _describe(self, key: str, etag: str, size: int, last_modified: datetime) -> StoredObject:
@@ -238,7 +245,7 @@ class S3Storage:
         return io.BufferedReader(raw, buffer_size=_READ_BUFFER)  # type: ignore[return-value]
 
     def put_bytes(self, key: str, data: bytes) -> None:
-        self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+        self.client.put_object(Bucket=self.bucket, Key=self._write_key(key), Body=data)
 
     def put_copy(self, handle: BinaryIO, source: StoredObject, target_key: str) -> bool:
         """Upload the content of `handle` (a copy of `source`) unless an identical copy exists."""
@@ -247,7 +254,7 @@ class S3Storage:
         self.client.upload_fileobj(
             handle,
             self.bucket,
-            self._key(target_key),
+            self._write_key(target_key),
             ExtraArgs={"Metadata": {SOURCE_ETAG_METADATA: source.etag}},
         )
         return True
@@ -260,7 +267,7 @@ class S3Storage:
             target.client.copy(
                 {"Bucket": self.bucket, "Key": self._key(source.key)},
                 target.bucket,
-                target._key(target_key),
+                target._write_key(target_key),
                 ExtraArgs={
                     "Metadata": {SOURCE_ETAG_METADATA: source.etag},
                     "MetadataDirective": "REPLACE",

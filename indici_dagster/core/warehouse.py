@@ -303,7 +303,7 @@ class Warehouse:
     ) -> None:
         pairs = [(c.name, c.type) for c in columns]
         cursor.execute(statements.create_staging_table(table, pairs))
-        existing = _existing_columns(cursor, statements.STAGING_SCHEMA, table)
+        existing = existing_columns(cursor, statements.STAGING_SCHEMA, table)
         for name, type_name in pairs:
             if name not in existing:
                 cursor.execute(
@@ -336,7 +336,7 @@ class Warehouse:
             else:
                 columns = [(c.name, c.type) for c in rule.columns]
                 cursor.execute(statements.create_rpt_table(rule.table, columns, rule.primary_key))
-                existing = _existing_columns(cursor, statements.RPT_SCHEMA, rule.table)
+                existing = existing_columns(cursor, statements.RPT_SCHEMA, rule.table)
                 for name, type_name in columns:
                     if name not in existing:
                         cursor.execute(
@@ -393,13 +393,13 @@ class Warehouse:
             return []
         columns = [
             (name, canonical_type(type_name))
-            for name, type_name in _existing_columns(
+            for name, type_name in existing_columns(
                 cursor, statements.STAGING_SCHEMA, rule.table
             ).items()
             if name not in METADATA_COLUMNS
         ]
         cursor.execute(statements.create_rpt_table(rule.table, columns, ()))
-        existing = _existing_columns(cursor, statements.RPT_SCHEMA, rule.table)
+        existing = existing_columns(cursor, statements.RPT_SCHEMA, rule.table)
         for name, type_name in columns:
             if name not in existing:
                 cursor.execute(
@@ -436,7 +436,8 @@ def _table_exists(cursor: Cursor, schema: str, table: str) -> bool:
     return bool(cursor.fetchone()[0])
 
 
-def _existing_columns(cursor: Cursor, schema: str, table: str) -> dict[str, str]:
+def existing_columns(cursor: Cursor, schema: str, table: str) -> dict[str, str]:
+    """Column name -> type (as Postgres spells it) of `schema.table`, in order; {} if absent."""
     cursor.execute(
         "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
         "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
@@ -474,79 +475,3 @@ def _upsert_message(result: FileUpsert, status: Status) -> str | None:
     if result.rows_rejected:
         return f"{result.rows_rejected} rows with a NULL primary-key column kept out of rpt"
     return None
-
-
-class WarehouseQueries:
-    """Read-only questions the asset checks and metadata ask of the warehouse."""
-
-    def __init__(self, warehouse: Warehouse) -> None:
-        self._warehouse = warehouse
-
-    def _all(self, query: sql.Composable | str, params: object = None) -> list[tuple]:
-        with self._warehouse.connection() as connection, connection.cursor() as cursor:
-            cursor.execute(query, params)
-            return cursor.fetchall()
-
-    def table_columns(self, schema: str, table: str) -> list[tuple[str, str]]:
-        """(name, type) of each column of `schema.table`, in order; empty if it does not exist."""
-        with self._warehouse.connection() as connection, connection.cursor() as cursor:
-            return list(_existing_columns(cursor, schema, table).items())
-
-    def row_count(self, schema: str, table: str) -> int:
-        """Exact number of rows in `schema.table` (0 if it does not exist)."""
-        if not self.table_columns(schema, table):
-            return 0
-        return self._all(
-            sql.SQL("SELECT count(*) FROM {}").format(statements.qualified(schema, table))
-        )[0][0]
-
-    def staged_rows_by_file(self, table: str, file_names: Sequence[str]) -> dict[str, int]:
-        """Rows in `indici_staging.<table>` for each of these files."""
-        if not file_names or not self.table_columns(statements.STAGING_SCHEMA, table):
-            return {}
-        rows = self._all(
-            sql.SQL(
-                "SELECT _source_file, count(*) FROM {} WHERE _source_file = ANY(%s) GROUP BY 1"
-            ).format(statements.qualified(statements.STAGING_SCHEMA, table)),
-            (list(file_names),),
-        )
-        return dict(rows)
-
-    def primary_key_problems(self, rule: Rule) -> tuple[int, int]:
-        """(rows sharing a key with another row, rows with a NULL key column) in `rpt.<table>`."""
-        if rule.is_static or not self.table_columns(statements.RPT_SCHEMA, rule.table):
-            return 0, 0
-        key = sql.SQL(", ").join(sql.Identifier(k) for k in rule.primary_key)
-        any_null = sql.SQL(" OR ").join(
-            sql.SQL("{} IS NULL").format(sql.Identifier(k)) for k in rule.primary_key
-        )
-        query = sql.SQL(
-            "SELECT coalesce(sum(n) FILTER (WHERE n > 1), 0), "
-            "coalesce(sum(n) FILTER (WHERE has_null), 0) FROM ("
-            "SELECT count(*) AS n, bool_or({any_null}) AS has_null FROM {rpt} GROUP BY {key}) k"
-        ).format(
-            any_null=any_null, rpt=statements.qualified(statements.RPT_SCHEMA, rule.table), key=key
-        )
-        duplicates, nulls = self._all(query)[0]
-        return int(duplicates), int(nulls)
-
-    def audit_errors(self, run_id: str, dataset: str, step: str) -> list[tuple[str, str]]:
-        """(file, message) of every error this run audited for a dataset and step."""
-        return self._all(
-            sql.SQL(
-                "SELECT source_file, message FROM {} WHERE run_id = %s AND dataset = %s "
-                "AND step = %s AND status = 'error' ORDER BY id"
-            ).format(statements.qualified(statements.STAGING_SCHEMA, statements.AUDIT_TABLE)),
-            (run_id, dataset, step),
-        )
-
-    def file_history(self, file_name: str) -> list[tuple]:
-        """Every audit row for a file (by base name or key), oldest first."""
-        return self._all(
-            sql.SQL(
-                "SELECT logged_at, step, status, partition_key, rows_read, rows_loaded, "
-                "rows_inserted, rows_updated, rows_rejected, run_id, message FROM {} "
-                "WHERE source_file = %s OR source_key = %s ORDER BY id"
-            ).format(statements.qualified(statements.STAGING_SCHEMA, statements.AUDIT_TABLE)),
-            (file_name, file_name),
-        )

@@ -1,0 +1,164 @@
+"""Read-only questions that asset checks, metadata and the CLI ask of the warehouse."""
+
+from collections.abc import Iterator, Sequence
+
+from psycopg2 import sql
+
+from indici_dagster.core import sql as statements
+from indici_dagster.core.rules import METADATA_COLUMNS, Rule
+from indici_dagster.core.warehouse import Warehouse, existing_columns
+
+AUDIT = statements.qualified(statements.STAGING_SCHEMA, statements.AUDIT_TABLE)
+
+
+class WarehouseQueries:
+    """Read-only questions the asset checks and metadata ask of the warehouse."""
+
+    def __init__(self, warehouse: Warehouse) -> None:
+        self._warehouse = warehouse
+
+    def _all(self, query: sql.Composable | str, params: object = None) -> list[tuple]:
+        with self._warehouse.connection() as connection, connection.cursor() as cursor:
+            cursor.execute(query, params)
+            return cursor.fetchall()
+
+    def table_columns(self, schema: str, table: str) -> list[tuple[str, str]]:
+        """(name, type) of each column of `schema.table`, in order; empty if it does not exist."""
+        with self._warehouse.connection() as connection, connection.cursor() as cursor:
+            return list(existing_columns(cursor, schema, table).items())
+
+    def row_count(self, schema: str, table: str) -> int:
+        """Exact number of rows in `schema.table` (0 if it does not exist)."""
+        if not self.table_columns(schema, table):
+            return 0
+        return self._all(
+            sql.SQL("SELECT count(*) FROM {}").format(statements.qualified(schema, table))
+        )[0][0]
+
+    def staged_rows_by_file(self, table: str, file_names: Sequence[str]) -> dict[str, int]:
+        """Rows in `indici_staging.<table>` for each of these files."""
+        if not file_names or not self.table_columns(statements.STAGING_SCHEMA, table):
+            return {}
+        rows = self._all(
+            sql.SQL(
+                "SELECT _source_file, count(*) FROM {} WHERE _source_file = ANY(%s) GROUP BY 1"
+            ).format(statements.qualified(statements.STAGING_SCHEMA, table)),
+            (list(file_names),),
+        )
+        return dict(rows)
+
+    def primary_key_problems(self, rule: Rule) -> tuple[int, int]:
+        """(rows sharing a key with another row, rows with a NULL key column) in `rpt.<table>`."""
+        if rule.is_static or not self.table_columns(statements.RPT_SCHEMA, rule.table):
+            return 0, 0
+        key = sql.SQL(", ").join(sql.Identifier(k) for k in rule.primary_key)
+        any_null = sql.SQL(" OR ").join(
+            sql.SQL("{} IS NULL").format(sql.Identifier(k)) for k in rule.primary_key
+        )
+        query = sql.SQL(
+            "SELECT coalesce(sum(n) FILTER (WHERE n > 1), 0), "
+            "coalesce(sum(n) FILTER (WHERE has_null), 0) FROM ("
+            "SELECT count(*) AS n, bool_or({any_null}) AS has_null FROM {rpt} GROUP BY {key}) k"
+        ).format(
+            any_null=any_null, rpt=statements.qualified(statements.RPT_SCHEMA, rule.table), key=key
+        )
+        duplicates, nulls = self._all(query)[0]
+        return int(duplicates), int(nulls)
+
+    def audit_errors(self, run_id: str, dataset: str, step: str) -> list[tuple[str, str]]:
+        """(file, message) of every error this run audited for a dataset and step."""
+        return self._all(
+            sql.SQL(
+                "SELECT source_file, message FROM {} WHERE run_id = %s AND dataset = %s "
+                "AND step = %s AND status = 'error' ORDER BY id"
+            ).format(statements.qualified(statements.STAGING_SCHEMA, statements.AUDIT_TABLE)),
+            (run_id, dataset, step),
+        )
+
+    def file_history(self, file_name: str) -> list[tuple]:
+        """Every audit row for a file (by base name or key), oldest first."""
+        return self._all(
+            sql.SQL(
+                "SELECT logged_at, step, status, partition_key, rows_read, rows_loaded, "
+                "rows_inserted, rows_updated, rows_rejected, run_id, message FROM {} "
+                "WHERE source_file = %s OR source_key = %s ORDER BY id"
+            ).format(statements.qualified(statements.STAGING_SCHEMA, statements.AUDIT_TABLE)),
+            (file_name, file_name),
+        )
+
+    def null_key_rows_by_file(self, rule: Rule, file_names: Sequence[str]) -> dict[str, int]:
+        """Rows of these files in staging with a NULL primary-key column, by file (keyed rules)."""
+        if rule.is_static or not file_names:
+            return {}
+        if not self.table_columns(statements.STAGING_SCHEMA, rule.table):
+            return {}
+        any_null = sql.SQL(" OR ").join(
+            sql.SQL("{} IS NULL").format(sql.Identifier(k)) for k in rule.primary_key
+        )
+        rows = self._all(
+            sql.SQL(
+                "SELECT _source_file, count(*) FROM {} WHERE _source_file = ANY(%s) AND ({}) "
+                "GROUP BY 1"
+            ).format(statements.qualified(statements.STAGING_SCHEMA, rule.table), any_null),
+            (list(file_names),),
+        )
+        return dict(rows)
+
+    def columns_not_in_rule(self, rule: Rule) -> list[str]:
+        """Staging columns that came from files but that the rule does not name (schema drift)."""
+        if rule.is_static:
+            return []
+        named = {c.name for c in rule.columns} | set(METADATA_COLUMNS)
+        return [
+            name
+            for name, _ in self.table_columns(statements.STAGING_SCHEMA, rule.table)
+            if name not in named
+        ]
+
+    def latest_audit_by_file(self, dataset: str, step: str, file_names: Sequence[str]) -> dict:
+        """The newest audit row of `step` for each of these files of `dataset`, by file name.
+
+        Each value maps column name to value (`status`, `rows_read`, `rows_loaded`,
+        `rows_inserted`, `rows_updated`, `rows_unchanged`, `rows_rejected`).
+        """
+        if not file_names:
+            return {}
+        columns = [
+            "status",
+            "rows_read",
+            "rows_loaded",
+            "rows_inserted",
+            "rows_updated",
+            "rows_unchanged",
+            "rows_rejected",
+        ]
+        rows = self._all(
+            sql.SQL(
+                "SELECT DISTINCT ON (source_file) source_file, {} FROM {} "
+                "WHERE dataset = %s AND step = %s AND source_file = ANY(%s) "
+                "ORDER BY source_file, id DESC"
+            ).format(sql.SQL(", ").join(sql.Identifier(c) for c in columns), AUDIT),
+            (dataset, step, list(file_names)),
+        )
+        return {row[0]: dict(zip(columns, row[1:], strict=True)) for row in rows}
+
+    def column_values(self, table: str, column: str, file_names: Sequence[str]) -> Iterator:
+        """Stream one staging column's values for these files, without holding them all.
+
+        For in-process checks only: callers count or classify values, never log them.
+        """
+        if not file_names:
+            return
+        with self._warehouse.connection() as connection:
+            with connection.cursor(name="indici_column_values") as cursor:
+                cursor.itersize = 50_000
+                cursor.execute(
+                    sql.SQL("SELECT {} FROM {} WHERE _source_file = ANY(%s)").format(
+                        sql.Identifier(column),
+                        statements.qualified(statements.STAGING_SCHEMA, table),
+                    ),
+                    (list(file_names),),
+                )
+                for (value,) in cursor:
+                    yield value
+            connection.rollback()
