@@ -64,20 +64,20 @@ def _identifiers(names: Sequence[str], prefix: str | None = None) -> sql.Compose
     return sql.SQL(", ").join(parts)
 
 
-def create_staging_table(table: str, columns: Sequence[tuple[str, str]]) -> sql.Composed:
-    """CREATE TABLE IF NOT EXISTS for a staging table: data columns plus load metadata."""
+def create_staging_table(table: str, columns: Sequence[tuple[str, str]]) -> list[sql.Composed]:
+    """CREATE TABLE IF NOT EXISTS for a staging table (data columns plus load metadata), with
+    indexes on `_source_file` and `_source_ts`; one statement per list item."""
     target = qualified(STAGING_SCHEMA, table)
     body = _column_definitions(columns) + _metadata_definitions(STAGING_METADATA)
-    return sql.SQL(
-        "CREATE TABLE IF NOT EXISTS {target} ({body}); "
-        "CREATE INDEX IF NOT EXISTS {file_index} ON {target} (_source_file); "
-        "CREATE INDEX IF NOT EXISTS {ts_index} ON {target} (_source_ts)"
-    ).format(
-        target=target,
-        body=sql.SQL(", ").join(body),
-        file_index=sql.Identifier(validate_identifier(f"{table[:45]}__source_file_idx")),
-        ts_index=sql.Identifier(validate_identifier(f"{table[:45]}__source_ts_idx")),
-    )
+    return [
+        sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(target, sql.SQL(", ").join(body)),
+        sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (_source_file)").format(
+            sql.Identifier(validate_identifier(f"{table[:45]}__source_file_idx")), target
+        ),
+        sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (_source_ts)").format(
+            sql.Identifier(validate_identifier(f"{table[:45]}__source_ts_idx")), target
+        ),
+    ]
 
 
 def create_rpt_table(

@@ -22,7 +22,9 @@ import pyarrow.parquet as pq
 from psycopg2 import sql
 from psycopg2.extensions import cursor as Cursor  # noqa: N812 - the class, named as a type
 
+from indici_dagster.core import adbc
 from indici_dagster.core import sql as statements
+from indici_dagster.core.arrow_batches import StagingBatches, binary_type_for
 from indici_dagster.core.audit import (
     CREATE_AUDIT_TABLE,
     AuditEntry,
@@ -162,11 +164,12 @@ class FileUpsert:
         return self.rows_staged - self.rows_rejected - self.rows_inserted - self.rows_updated
 
 
-def _describe_database_error(error: psycopg2.Error, plan: StagingPlan | None) -> str:
+def _describe_database_error(
+    sqlstate: str | None, context: str | None, primary: str | None, plan: StagingPlan | None
+) -> str:
     """A message for a database error that names columns and rows but never a value."""
-    diag = error.diag
-    if error.pgcode and error.pgcode.startswith("22") and diag.context:
-        match = re.search(r"line (\d+)(?:, column (\w+))?", diag.context)
+    if sqlstate and sqlstate.startswith("22") and context:
+        match = re.search(r"line (\d+)(?:, column (\w+))?", context)
         if match and match.group(2) and plan is not None:
             column = next((c for c in plan.columns if c.name == match.group(2)), None)
             if column is not None:
@@ -174,9 +177,9 @@ def _describe_database_error(error: psycopg2.Error, plan: StagingPlan | None) ->
                     ValueCastError(column.source or column.name, column.type, int(match.group(1)))
                 )
         if match:
-            return f"row {match.group(1)}: a value does not fit its column type ({error.pgcode})"
-    primary = (diag.message_primary or type(error).__name__).split(":")[0]
-    return f"database error {error.pgcode or ''}: {primary}".strip()
+            return f"row {match.group(1)}: a value does not fit its column type ({sqlstate})"
+    first = (primary or "unknown error").split(":")[0]
+    return f"database error {sqlstate or ''}: {first}".strip()
 
 
 class Warehouse:
@@ -261,38 +264,101 @@ class Warehouse:
         plan = None
         try:
             plan = plan_staging_columns(rule, parquet_file.schema_arrow)
-            with self.connection() as connection, connection.cursor() as cursor:
-                _lock(cursor, rule.table)
-                self._ensure_staging_table(cursor, rule.table, plan.columns)
-                cursor.execute(statements.delete_file_rows(rule.table), (landed.file_name,))
-                feed = CsvCopyFeed(
-                    parquet_file,
-                    plan.columns,
-                    constants=(landed.file_name, landed.source_ts.isoformat(), run_id),
-                    timezone=self.timezone,
-                )
-                copy = statements.copy_into_staging(rule.table, [c.name for c in plan.columns])
-                try:
-                    cursor.copy_expert(copy, feed, size=1 << 20)
-                except psycopg2.Error:
-                    if feed.error is not None:  # raised while reading the file, not by Postgres
-                        raise feed.error from None
-                    raise
-                status = Status.STATIC if rule.is_static else Status.SUCCESS
-                message = _drift_message(plan)
-                write_audit_entries(
-                    cursor, [_with(audit, status=status, rows_loaded=feed.rows, message=message)]
-                )
-                connection.commit()
+            status = Status.STATIC if rule.is_static else Status.SUCCESS
+            done = _with(audit, status=status, message=_drift_message(plan))
+            source_types = {f.name: f.type for f in parquet_file.schema_arrow}
+            targets = [binary_type_for(c.type, source_types.get(c.source)) for c in plan.columns]
+            if all(t is not None for t in targets):
+                rows = self._load_binary(rule, landed, parquet_file, plan, targets, done)
+            else:
+                rows = self._load_csv(rule, landed, parquet_file, plan, done)
         except (FileLoadError, ValueCastError, UnsupportedColumnTypeError, RuleError) as error:
             raise self._failed(audit, str(error)) from None
         except psycopg2.DataError as error:
-            raise self._failed(audit, _describe_database_error(error, plan)) from None
-        except (OSError, ValueError) as error:  # pyarrow decode errors surface mid-COPY
+            message = _describe_database_error(
+                error.pgcode, error.diag.context, error.diag.message_primary, plan
+            )
+            raise self._failed(audit, message) from None
+        except adbc.AdbcDataError as error:
+            message = _describe_database_error(
+                error.sqlstate,
+                adbc.diagnostic(error, b"PG_DIAG_CONTEXT"),
+                adbc.diagnostic(error, b"PG_DIAG_MESSAGE_PRIMARY"),
+                plan,
+            )
+            raise self._failed(audit, message) from None
+        except (OSError, ValueError, pa.ArrowException) as error:  # decode errors mid-COPY
             raise self._failed(
                 audit, f"the file could not be decoded: {_first_line(error)}"
             ) from None
-        return StagingResult(status, rows_read, feed.rows, message, plan.missing, plan.extra)
+        return StagingResult(status, rows_read, rows, done.message, plan.missing, plan.extra)
+
+    def _replace_file_rows(
+        self, cursor: Cursor, table: str, file_name: str, plan: StagingPlan
+    ) -> None:
+        """Inside the caller's transaction: lock the table, shape it, drop the file's old rows."""
+        _lock(cursor, table)
+        self._ensure_staging_table(cursor, table, plan.columns)
+        cursor.execute(statements.delete_file_rows(table), (file_name,))
+
+    def _load_binary(
+        self,
+        rule: Rule,
+        landed: LandedFileName,
+        parquet_file: pq.ParquetFile,
+        plan: StagingPlan,
+        targets: list,
+        done: AuditEntry,
+    ) -> int:
+        """Binary COPY (Arrow in, through ADBC): the fast path for every Arrow-native type."""
+        with self.connection() as quoting, contextlib.closing(adbc.connect(self._dsn)) as conn:
+            cursor = adbc.AdbcCursor(conn, quoting)
+            cursor.execute("SELECT set_config('TimeZone', %s, false)", (self.timezone,))
+            self._replace_file_rows(cursor, rule.table, landed.file_name, plan)
+            batches = StagingBatches(
+                parquet_file,
+                plan.columns,
+                targets,
+                constants=(landed.file_name, landed.source_ts, done.run_id or ""),
+                timezone=self.timezone,
+            )
+            try:
+                cursor.copy_batches(statements.STAGING_SCHEMA, rule.table, batches.reader())
+            except adbc.AdbcError:
+                if batches.error is not None:  # raised while reading the file, not by Postgres
+                    raise batches.error from None
+                raise
+            write_audit_entries(cursor, [_with(done, rows_loaded=batches.rows)])
+            conn.commit()
+            return batches.rows
+
+    def _load_csv(
+        self,
+        rule: Rule,
+        landed: LandedFileName,
+        parquet_file: pq.ParquetFile,
+        plan: StagingPlan,
+        done: AuditEntry,
+    ) -> int:
+        """CSV COPY through psycopg2: for types only Postgres's text input reads (uuid, json)."""
+        with self.connection() as connection, connection.cursor() as cursor:
+            self._replace_file_rows(cursor, rule.table, landed.file_name, plan)
+            feed = CsvCopyFeed(
+                parquet_file,
+                plan.columns,
+                constants=(landed.file_name, landed.source_ts.isoformat(), done.run_id or ""),
+                timezone=self.timezone,
+            )
+            copy = statements.copy_into_staging(rule.table, [c.name for c in plan.columns])
+            try:
+                cursor.copy_expert(copy, feed, size=1 << 20)
+            except psycopg2.Error:
+                if feed.error is not None:  # raised while reading the file, not by Postgres
+                    raise feed.error from None
+                raise
+            write_audit_entries(cursor, [_with(done, rows_loaded=feed.rows)])
+            connection.commit()
+            return feed.rows
 
     def _failed(self, audit: AuditEntry, message: str) -> FileLoadError:
         self.write_audit([_with(audit, status=Status.ERROR, rows_loaded=0, message=message)])
@@ -302,7 +368,8 @@ class Warehouse:
         self, cursor: Cursor, table: str, columns: Sequence[TargetColumn]
     ) -> None:
         pairs = [(c.name, c.type) for c in columns]
-        cursor.execute(statements.create_staging_table(table, pairs))
+        for statement in statements.create_staging_table(table, pairs):
+            cursor.execute(statement)
         existing = existing_columns(cursor, statements.STAGING_SCHEMA, table)
         for name, type_name in pairs:
             if name not in existing:

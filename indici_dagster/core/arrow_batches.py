@@ -1,0 +1,223 @@
+"""Record batches shaped exactly like a staging table, for binary COPY through ADBC.
+
+Each file column is converted to the Arrow type whose PostgreSQL binary form is the target
+column's type, so the ADBC driver can `COPY ... (FORMAT binary)` it without any text parsing.
+Conversion happens one record batch at a time; a value that does not fit is reported with its
+column, type and row number, never the value itself.
+"""
+
+import re
+from collections.abc import Callable, Iterator, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from indici_dagster.core.parquet import (
+    BATCH_ROWS,
+    TargetColumn,
+    UnsupportedColumnTypeError,
+    ValueCastError,
+)
+
+_FIXED_TYPES: dict[str, pa.DataType] = {
+    "bigint": pa.int64(),
+    "integer": pa.int32(),
+    "smallint": pa.int16(),
+    "real": pa.float32(),
+    "double precision": pa.float64(),
+    "boolean": pa.bool_(),
+    "text": pa.string(),
+    "date": pa.date32(),
+    "timestamp": pa.timestamp("us"),
+    "timestamptz": pa.timestamp("us", tz="UTC"),
+    "time": pa.time64("us"),
+}
+_NUMERIC = re.compile(r"numeric\((\d+),?(\d+)?\)")
+_TEXT = re.compile(r"(?:varchar|char)\(\d+\)")
+
+METADATA_SCHEMA = pa.schema(
+    [
+        ("_source_file", pa.string()),
+        ("_source_ts", pa.timestamp("us", tz="UTC")),
+        ("_run_id", pa.string()),
+        ("_row_number", pa.int64()),
+    ]
+)
+
+
+def binary_type_for(pg_type: str, source: pa.DataType | None) -> pa.DataType | None:
+    """The Arrow type to send for a column of `pg_type` fed from `source`; None if there is none.
+
+    None means the column needs Postgres's text input (uuid, json, a float into plain numeric),
+    and the file takes the CSV path instead.
+    """
+    if source is not None and pa.types.is_dictionary(source):
+        source = source.value_type
+    if pg_type in _FIXED_TYPES:
+        return _FIXED_TYPES[pg_type]
+    if _TEXT.fullmatch(pg_type):
+        return pa.string()
+    match = _NUMERIC.fullmatch(pg_type)
+    if match and int(match.group(1)) <= 38:
+        return pa.decimal128(int(match.group(1)), int(match.group(2) or 0))
+    if pg_type == "numeric" and source is not None:
+        if pa.types.is_decimal(source) and source.precision <= 38:
+            return pa.decimal128(source.precision, source.scale)
+        if pa.types.is_integer(source) or pa.types.is_null(source):
+            return pa.decimal128(38, 0)
+    return None
+
+
+def _cast(array: pa.Array, target: pa.DataType, safe: bool = True) -> pa.Array:
+    return pc.cast(array, target, safe=safe)
+
+
+def _first_failing_row(array: pa.Array, convert: Callable[[pa.Array], pa.Array]) -> int:
+    """0-based index of the first element `convert` rejects (binary search over slices)."""
+    low, high = 0, len(array)
+    while high - low > 1:
+        middle = (low + high) // 2
+        try:
+            convert(array.slice(low, middle - low))
+            low = middle
+        except (pa.ArrowException, ValueError, ValueCastError):
+            high = middle
+    return low
+
+
+def conform(
+    array: pa.Array, column: TargetColumn, target: pa.DataType, timezone: str, first_row: int
+) -> pa.Array:
+    """Convert one file column to `target`, or raise `ValueCastError` naming its first bad row."""
+    if pa.types.is_dictionary(array.type):
+        array = array.dictionary_decode()
+    if pa.types.is_binary(array.type) or pa.types.is_large_binary(array.type):
+        raise UnsupportedColumnTypeError(
+            f"column {column.source!r}: binary Parquet values are not supported"
+        )
+    if pa.types.is_nested(array.type):
+        raise UnsupportedColumnTypeError(
+            f"column {column.source!r}: nested Parquet type {array.type} is not supported"
+        )
+
+    def convert(values: pa.Array) -> pa.Array:
+        return _convert(values, target, timezone)
+
+    try:
+        return convert(array)
+    except (pa.ArrowException, ValueError) as error:
+        index = _first_failing_row(array, convert)
+        raise ValueCastError(column.source or column.name, column.type, first_row + index) from (
+            error
+        )
+
+
+def _convert(array: pa.Array, target: pa.DataType, timezone: str) -> pa.Array:
+    source = array.type
+    if source == target:
+        return array
+    if pa.types.is_null(source):
+        return pa.nulls(len(array), target)
+    if pa.types.is_timestamp(target):
+        if pa.types.is_timestamp(source):
+            if source.tz and not target.tz:
+                # an instant lands as wall-clock time in the pipeline's zone
+                array = pc.local_timestamp(_cast(array, pa.timestamp(source.unit, tz=timezone)))
+            elif not source.tz and target.tz:
+                # a wall-clock time is read in the pipeline's zone
+                array = pc.assume_timezone(
+                    array, timezone, ambiguous="earliest", nonexistent="earliest"
+                )
+            return _cast(array, target, safe=False)  # nanoseconds: Postgres keeps microseconds
+        if pa.types.is_date(source) and target.tz:
+            return _convert(_cast(array, pa.timestamp("us")), target, timezone)
+    if pa.types.is_date(target) and pa.types.is_timestamp(source):
+        if source.tz:
+            array = pc.local_timestamp(_cast(array, pa.timestamp(source.unit, tz=timezone)))
+        return _cast(array, target, safe=False)
+    if pa.types.is_integer(target) and pa.types.is_floating(source):
+        whole = pc.fill_null(pc.equal(pc.floor(array), array), True)
+        if not pc.all(whole).as_py():
+            raise ValueError("a float with a fraction cannot become an integer")
+        return _cast(array, target, safe=False) if _fits(array, target) else _cast(array, target)
+    if pa.types.is_decimal(target) and pa.types.is_decimal(source) and source.scale > target.scale:
+        array = pc.round(array, ndigits=target.scale)  # Postgres rounds to the column's scale
+    if pa.types.is_decimal(target) and pa.types.is_floating(source):
+        array = pc.round(array, ndigits=target.scale)
+    if pa.types.is_string(target) and pa.types.is_timestamp(source):
+        return _cast(_cast(array, pa.timestamp("us", tz=source.tz), safe=False), target)
+    return _cast(array, target)
+
+
+def _fits(array: pa.Array, target: pa.DataType) -> bool:
+    info = np.iinfo(target.to_pandas_dtype())
+    low, high = pc.min_max(array).values()
+    return low.as_py() is None or (info.min <= low.as_py() and high.as_py() <= info.max)
+
+
+class StagingBatches:
+    """The file's rows as record batches matching a staging table, plus load metadata.
+
+    Iterate once (`reader()`); `rows` counts rows produced so far, and `error` holds an exception
+    raised while producing them (the ADBC driver reports such errors only as a failed stream).
+    """
+
+    def __init__(
+        self,
+        parquet_file: pq.ParquetFile,
+        columns: Sequence[TargetColumn],
+        targets: Sequence[pa.DataType],
+        constants: tuple[str, object, str],
+        timezone: str,
+        batch_rows: int = BATCH_ROWS,
+    ) -> None:
+        self._file = parquet_file
+        self._columns = list(columns)
+        self._targets = list(targets)
+        self._constants = constants
+        self._timezone = timezone
+        self._batch_rows = batch_rows
+        self.schema = pa.schema(
+            [pa.field(c.name, t) for c, t in zip(columns, targets, strict=True)]
+            + list(METADATA_SCHEMA)
+        )
+        self.rows = 0
+        self.error: Exception | None = None
+
+    def reader(self) -> pa.RecordBatchReader:
+        """A one-pass reader over the converted batches."""
+        return pa.RecordBatchReader.from_batches(self.schema, self._batches())
+
+    def _batches(self) -> Iterator[pa.RecordBatch]:
+        try:
+            yield from self._convert_batches()
+        except Exception as error:
+            self.error = error
+            raise
+
+    def _convert_batches(self) -> Iterator[pa.RecordBatch]:
+        sources = sorted({c.source for c in self._columns if c.source is not None})
+        file_name, source_ts, run_id = self._constants
+        constants = [
+            pa.scalar(file_name, pa.string()),
+            pa.scalar(source_ts, pa.timestamp("us", tz="UTC")),
+            pa.scalar(run_id, pa.string()),
+        ]
+        for batch in self._file.iter_batches(batch_size=self._batch_rows, columns=sources):
+            size = batch.num_rows
+            if size == 0:
+                continue
+            first_row = self.rows + 1
+            arrays = []
+            for column, target in zip(self._columns, self._targets, strict=True):
+                if column.source is None:
+                    arrays.append(pa.nulls(size, target))
+                else:
+                    raw = batch.column(batch.schema.get_field_index(column.source))
+                    arrays.append(conform(raw, column, target, self._timezone, first_row))
+            arrays += [pa.repeat(constant, size) for constant in constants]
+            arrays.append(pa.array(np.arange(first_row, first_row + size, dtype=np.int64)))
+            self.rows += size
+            yield pa.RecordBatch.from_arrays(arrays, schema=self.schema)
