@@ -113,7 +113,7 @@ def bootstrap(args: argparse.Namespace, settings: Settings) -> int:
             reader_password=os.environ.get("INDICI_READER_PASSWORD") or None,
         )
     except BootstrapError as error:
-        print(f"bootstrap refused: {error}", file=sys.stderr)
+        print(f"bootstrap stopped, nothing changed: {error}", file=sys.stderr)
         return 1
     except psycopg2.Error as error:
         first = (str(error).strip().splitlines() or [type(error).__name__])[0]

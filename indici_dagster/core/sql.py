@@ -115,7 +115,9 @@ def copy_into_staging(table: str, columns: Sequence[str]) -> sql.Composed:
     )
 
 
-def upsert_into_rpt(table: str, columns: Sequence[str], primary_key: Sequence[str]) -> sql.Composed:
+def upsert_into_rpt(
+    table: str, columns: Sequence[str], primary_key: Sequence[str], *, target_is_empty: bool = False
+) -> sql.Composed:
     """One set-based upsert of the staged rows in a time window into `rpt.<table>`.
 
     Parameters: `start` and `end` (timestamptz) bound `_source_ts`. Among staged rows with a
@@ -123,6 +125,10 @@ def upsert_into_rpt(table: str, columns: Sequence[str], primary_key: Sequence[st
     name); it replaces the rpt row only if it is at least as new and differs from it, so a late
     file never overwrites newer data and a replay changes nothing. Returns one row per source
     file: file, rows staged, rows rejected (NULL key), rows inserted, rows updated.
+
+    With `target_is_empty` (the caller holds the table's lock and saw no rows) the statement is
+    a plain insert: with one row per key there is nothing to conflict with, and Postgres skips
+    the per-row conflict checks.
     """
     key = _identifiers(primary_key)
     all_columns = [*columns, "_source_file", "_source_ts", "_row_number", "_loaded_at"]
@@ -137,6 +143,17 @@ def upsert_into_rpt(table: str, columns: Sequence[str], primary_key: Sequence[st
         sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c))
         for c in all_columns
         if c not in primary_key
+    )
+    on_conflict = sql.SQL(
+        """ON CONFLICT ({key}) DO UPDATE SET {updates}
+            WHERE (current._source_ts, current._row_number, current._source_file)
+                  <= (EXCLUDED._source_ts, EXCLUDED._row_number, EXCLUDED._source_file)
+              AND ({current_compared}) IS DISTINCT FROM ({excluded_compared})"""
+    ).format(
+        key=key,
+        updates=updates,
+        current_compared=_identifiers(compared, "current"),
+        excluded_compared=_identifiers(compared, "excluded"),
     )
     return sql.SQL(
         """
@@ -153,10 +170,7 @@ def upsert_into_rpt(table: str, columns: Sequence[str], primary_key: Sequence[st
         ), applied AS (
             INSERT INTO {rpt} AS current ({all_columns})
             SELECT {all_columns} FROM newest
-            ON CONFLICT ({key}) DO UPDATE SET {updates}
-            WHERE (current._source_ts, current._row_number, current._source_file)
-                  <= (EXCLUDED._source_ts, EXCLUDED._row_number, EXCLUDED._source_file)
-              AND ({current_compared}) IS DISTINCT FROM ({excluded_compared})
+            {on_conflict}
             RETURNING current._source_file AS source_file, (xmax = 0) AS inserted
         )
         SELECT staged._source_file, staged.staged, staged.rejected,
@@ -173,9 +187,7 @@ def upsert_into_rpt(table: str, columns: Sequence[str], primary_key: Sequence[st
         key_present=key_present,
         key_missing=key_missing,
         all_columns=_identifiers(all_columns),
-        updates=updates,
-        current_compared=_identifiers(compared, "current"),
-        excluded_compared=_identifiers(compared, "excluded"),
+        on_conflict=sql.SQL("") if target_is_empty else on_conflict,
     )
 
 

@@ -185,9 +185,10 @@ def _describe_database_error(
 class Warehouse:
     """A Postgres database holding `indici_staging` and `rpt`."""
 
-    def __init__(self, dsn: str, timezone: str) -> None:
+    def __init__(self, dsn: str, timezone: str, *, upsert_work_mem: str = "256MB") -> None:
         self._dsn = dsn
         self.timezone = ZoneInfo(timezone).key  # validates the zone name
+        self.upsert_work_mem = upsert_work_mem
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[psycopg2.extensions.connection]:
@@ -328,6 +329,7 @@ class Warehouse:
                 if batches.error is not None:  # raised while reading the file, not by Postgres
                     raise batches.error from None
                 raise
+            _analyze_if_large(cursor, rule.table, batches.rows)
             write_audit_entries(cursor, [_with(done, rows_loaded=batches.rows)])
             conn.commit()
             return batches.rows
@@ -356,6 +358,7 @@ class Warehouse:
                 if feed.error is not None:  # raised while reading the file, not by Postgres
                     raise feed.error from None
                 raise
+            _analyze_if_large(cursor, rule.table, feed.rows)
             write_audit_entries(cursor, [_with(done, rows_loaded=feed.rows)])
             connection.commit()
             return feed.rows
@@ -412,8 +415,19 @@ class Warehouse:
                             )
                         )
                 cursor.execute(
+                    sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(
+                        statements.qualified(statements.RPT_SCHEMA, rule.table)
+                    )
+                )
+                (target_is_empty,) = cursor.fetchone()
+                # the DISTINCT ON sort of a big window should stay in memory
+                cursor.execute("SET LOCAL work_mem = %s", (self.upsert_work_mem,))
+                cursor.execute(
                     statements.upsert_into_rpt(
-                        rule.table, [c.name for c in rule.columns], rule.primary_key
+                        rule.table,
+                        [c.name for c in rule.columns],
+                        rule.primary_key,
+                        target_is_empty=target_is_empty,
                     ),
                     {"start": start, "end": end},
                 )
@@ -496,6 +510,17 @@ class Warehouse:
 def _lock(cursor: Cursor, name: str) -> None:
     """Serialise work on one table (or the catalog) across processes until the transaction ends."""
     cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"indici_dagster:{name}",))
+
+
+ANALYZE_AFTER_ROWS = 100_000
+"""A load this big changes the table's statistics enough to re-plan the rpt upsert."""
+
+
+def _analyze_if_large(cursor: Cursor, table: str, rows: int) -> None:
+    if rows >= ANALYZE_AFTER_ROWS:
+        cursor.execute(
+            sql.SQL("ANALYZE {}").format(statements.qualified(statements.STAGING_SCHEMA, table))
+        )
 
 
 def _table_exists(cursor: Cursor, schema: str, table: str) -> bool:
