@@ -5,10 +5,13 @@ from collections.abc import Iterator, Sequence
 from psycopg2 import sql
 
 from indici_dagster.core import sql as statements
+from indici_dagster.core.filenames import parse_file_name
 from indici_dagster.core.rules import METADATA_COLUMNS, Rule
 from indici_dagster.core.warehouse import Warehouse, existing_columns
 
 AUDIT = statements.qualified(statements.STAGING_SCHEMA, statements.AUDIT_TABLE)
+_OF_FILES = sql.SQL("_source_ts BETWEEN %s AND %s AND _source_file = ANY(%s)")
+"""Rows of some files; the timestamp bounds let the `_source_ts` index find them."""
 
 
 class WarehouseQueries:
@@ -21,6 +24,10 @@ class WarehouseQueries:
         with self._warehouse.connection() as connection, connection.cursor() as cursor:
             cursor.execute(query, params)
             return cursor.fetchall()
+
+    def _files(self, file_names: Sequence[str]) -> tuple:
+        stamps = [parse_file_name(name, self._warehouse.timezone).source_ts for name in file_names]
+        return min(stamps), max(stamps), list(file_names)
 
     def table_columns(self, schema: str, table: str) -> list[tuple[str, str]]:
         """(name, type) of each column of `schema.table`, in order; empty if it does not exist."""
@@ -40,10 +47,10 @@ class WarehouseQueries:
         if not file_names or not self.table_columns(statements.STAGING_SCHEMA, table):
             return {}
         rows = self._all(
-            sql.SQL(
-                "SELECT _source_file, count(*) FROM {} WHERE _source_file = ANY(%s) GROUP BY 1"
-            ).format(statements.qualified(statements.STAGING_SCHEMA, table)),
-            (list(file_names),),
+            sql.SQL("SELECT _source_file, count(*) FROM {} WHERE {} GROUP BY 1").format(
+                statements.qualified(statements.STAGING_SCHEMA, table), _OF_FILES
+            ),
+            self._files(file_names),
         )
         return dict(rows)
 
@@ -96,11 +103,10 @@ class WarehouseQueries:
             sql.SQL("{} IS NULL").format(sql.Identifier(k)) for k in rule.primary_key
         )
         rows = self._all(
-            sql.SQL(
-                "SELECT _source_file, count(*) FROM {} WHERE _source_file = ANY(%s) AND ({}) "
-                "GROUP BY 1"
-            ).format(statements.qualified(statements.STAGING_SCHEMA, rule.table), any_null),
-            (list(file_names),),
+            sql.SQL("SELECT _source_file, count(*) FROM {} WHERE {} AND ({}) GROUP BY 1").format(
+                statements.qualified(statements.STAGING_SCHEMA, rule.table), _OF_FILES, any_null
+            ),
+            self._files(file_names),
         )
         return dict(rows)
 
@@ -153,11 +159,12 @@ class WarehouseQueries:
             with connection.cursor(name="indici_column_values") as cursor:
                 cursor.itersize = 50_000
                 cursor.execute(
-                    sql.SQL("SELECT {} FROM {} WHERE _source_file = ANY(%s)").format(
+                    sql.SQL("SELECT {} FROM {} WHERE {}").format(
                         sql.Identifier(column),
                         statements.qualified(statements.STAGING_SCHEMA, table),
+                        _OF_FILES,
                     ),
-                    (list(file_names),),
+                    self._files(file_names),
                 )
                 for (value,) in cursor:
                     yield value

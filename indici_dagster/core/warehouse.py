@@ -295,12 +295,12 @@ class Warehouse:
         return StagingResult(status, rows_read, rows, done.message, plan.missing, plan.extra)
 
     def _replace_file_rows(
-        self, cursor: Cursor, table: str, file_name: str, plan: StagingPlan
+        self, cursor: Cursor, table: str, landed: LandedFileName, plan: StagingPlan
     ) -> None:
         """Inside the caller's transaction: lock the table, shape it, drop the file's old rows."""
         _lock(cursor, table)
         self._ensure_staging_table(cursor, table, plan.columns)
-        cursor.execute(statements.delete_file_rows(table), (file_name,))
+        cursor.execute(statements.delete_file_rows(table), (landed.source_ts, landed.file_name))
 
     def _load_binary(
         self,
@@ -315,7 +315,7 @@ class Warehouse:
         with self.connection() as quoting, contextlib.closing(adbc.connect(self._dsn)) as conn:
             cursor = adbc.AdbcCursor(conn, quoting)
             cursor.execute("SELECT set_config('TimeZone', %s, false)", (self.timezone,))
-            self._replace_file_rows(cursor, rule.table, landed.file_name, plan)
+            self._replace_file_rows(cursor, rule.table, landed, plan)
             batches = StagingBatches(
                 parquet_file,
                 plan.columns,
@@ -344,7 +344,7 @@ class Warehouse:
     ) -> int:
         """CSV COPY through psycopg2: for types only Postgres's text input reads (uuid, json)."""
         with self.connection() as connection, connection.cursor() as cursor:
-            self._replace_file_rows(cursor, rule.table, landed.file_name, plan)
+            self._replace_file_rows(cursor, rule.table, landed, plan)
             feed = CsvCopyFeed(
                 parquet_file,
                 plan.columns,
@@ -499,7 +499,7 @@ class Warehouse:
         if current is None or (newest_ts, newest_file) >= tuple(current):
             cursor.execute(
                 statements.replace_static_snapshot(rule.table, [c for c, _ in columns]),
-                (newest_file,),
+                (newest_ts, newest_file),
             )
             results.insert(0, FileUpsert(newest_file, newest_rows, 0, newest_rows, 0))
         else:
