@@ -156,15 +156,16 @@ def upsert_into_rpt(
     )
     return sql.SQL(
         """
-        WITH window_rows AS (
-            SELECT * FROM {staging} WHERE _source_ts >= %(start)s AND _source_ts < %(end)s
-        ), staged AS (
+        WITH staged AS (
             SELECT _source_file, count(*) AS staged,
                    count(*) FILTER (WHERE {key_missing}) AS rejected
-            FROM window_rows GROUP BY _source_file
+            FROM {staging} WHERE _source_ts >= %(start)s AND _source_ts < %(end)s
+            GROUP BY _source_file
         ), newest AS (
+            -- scanned again rather than shared: a shared CTE would be materialised in full
             SELECT DISTINCT ON ({key}) {all_columns}
-            FROM window_rows WHERE {key_present}
+            FROM {staging}
+            WHERE _source_ts >= %(start)s AND _source_ts < %(end)s AND {key_present}
             ORDER BY {key}, _source_ts DESC, _row_number DESC, _source_file DESC
         ), applied AS (
             INSERT INTO {rpt} AS current ({all_columns})
