@@ -7,13 +7,13 @@ from dagster import (
     BetaWarning,
     Definitions,
     define_asset_job,
-    in_process_executor,
 )
 
 from indici_dagster.assets.files import build_file_assets
 from indici_dagster.assets.tables import build_table_assets
 from indici_dagster.core.rules_store import load_rules
 from indici_dagster.core.settings import Settings
+from indici_dagster.execution import build_executor
 from indici_dagster.partitions import daily_partitions
 from indici_dagster.resources import build_resources
 from indici_dagster.sensors import build_landing_sensor
@@ -42,8 +42,7 @@ def build_definitions(settings: Settings) -> Definitions:
         jobs=[ingest_job],
         sensors=[build_landing_sensor(ingest_job, partitions, rules, settings.timezone)],
         resources=build_resources(settings),
-        # steps are short and database-bound: one process per run beats a process per step
-        executor=in_process_executor,
+        executor=build_executor(settings),
     )
 
 

@@ -11,6 +11,7 @@ PG_DSN = "INDICI_PG_DSN"
 TIMEZONE = "INDICI_TIMEZONE"
 START_DATE = "INDICI_START_DATE"
 PG_DIR = "INDICI_PG_DIR"
+MAX_CONCURRENT = "INDICI_MAX_CONCURRENT"
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,8 @@ class Settings:
     timezone: str = "Pacific/Auckland"
     start_date: str = "2020-01-01"
     pg_dir: str = "./.indici/pg"
+    max_concurrent: int = 1
+    """Steps of one run executed at once; above 1, datasets load in parallel processes."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -45,4 +48,5 @@ class Settings:
             timezone=get(TIMEZONE, defaults.timezone),  # type: ignore[arg-type]
             start_date=get(START_DATE, defaults.start_date),  # type: ignore[arg-type]
             pg_dir=get(PG_DIR, defaults.pg_dir),  # type: ignore[arg-type]
+            max_concurrent=int(get(MAX_CONCURRENT, None) or defaults.max_concurrent),
         )
