@@ -195,31 +195,33 @@ def waiting_for_rule(cursor: Cursor) -> list[LedgerEntry]:
 
 
 def record(cursor: Cursor, entries: Iterable[LedgerEntry]) -> None:
-    """Insert or update ledger rows for these object versions."""
-    rows = [
-        (
-            e.source_key,
-            e.etag,
-            e.size,
-            e.file_name,
-            e.dataset,
-            e.partition_key,
-            str(e.outcome),
-            e.run_key,
-            e.message,
-        )
-        for e in entries
-    ]
+    """Insert or update ledger rows for these object versions (one statement, any number)."""
+    rows = list(entries)
     if not rows:
         return
-    cursor.executemany(
+    columns = [
+        ("source_key", "text", [e.source_key for e in rows]),
+        ("etag", "text", [e.etag for e in rows]),
+        ("size", "bigint", [e.size for e in rows]),
+        ("file_name", "text", [e.file_name for e in rows]),
+        ("dataset", "text", [e.dataset for e in rows]),
+        ("partition_key", "text", [e.partition_key for e in rows]),
+        ("outcome", "text", [str(e.outcome) for e in rows]),
+        ("run_key", "text", [e.run_key for e in rows]),
+        ("message", "text", [e.message for e in rows]),
+    ]
+    cursor.execute(
         sql.SQL(
-            "INSERT INTO {} (source_key, etag, size, file_name, dataset, partition_key, outcome, "
-            "run_key, message) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            "INSERT INTO {ledger} ({names}) SELECT * FROM unnest({arrays}) "
             "ON CONFLICT (source_key, etag) DO UPDATE SET outcome = EXCLUDED.outcome, "
             "run_key = EXCLUDED.run_key, message = EXCLUDED.message, updated_at = now()"
-        ).format(LEDGER),
-        rows,
+        ).format(
+            ledger=LEDGER,
+            names=sql.SQL(", ").join(sql.Identifier(name) for name, _, _ in columns),
+            # the array types are constants of this function, never input
+            arrays=sql.SQL(", ").join(sql.SQL(f"%s::{kind}[]") for _, kind, _ in columns),
+        ),
+        [values for _, _, values in columns],
     )
 
 
