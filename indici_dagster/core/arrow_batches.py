@@ -107,11 +107,10 @@ def conform(
 
     try:
         return convert(array)
-    except (pa.ArrowException, ValueError) as error:
+    except (pa.ArrowException, ValueError):
         index = _first_failing_row(array, convert)
-        raise ValueCastError(column.source or column.name, column.type, first_row + index) from (
-            error
-        )
+        # not chained: Arrow's own message quotes the offending value
+        raise ValueCastError(column.source or column.name, column.type, first_row + index) from None
 
 
 def _convert(array: pa.Array, target: pa.DataType, timezone: str) -> pa.Array:
