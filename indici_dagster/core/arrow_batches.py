@@ -17,8 +17,8 @@ import pyarrow.parquet as pq
 from indici_dagster.core.parquet import (
     BATCH_ROWS,
     TargetColumn,
-    UnsupportedColumnTypeError,
     ValueCastError,
+    reject_unsupported,
 )
 
 _FIXED_TYPES: dict[str, pa.DataType] = {
@@ -93,14 +93,7 @@ def conform(
     """Convert one file column to `target`, or raise `ValueCastError` naming its first bad row."""
     if pa.types.is_dictionary(array.type):
         array = array.dictionary_decode()
-    if pa.types.is_binary(array.type) or pa.types.is_large_binary(array.type):
-        raise UnsupportedColumnTypeError(
-            f"column {column.source!r}: binary Parquet values are not supported"
-        )
-    if pa.types.is_nested(array.type):
-        raise UnsupportedColumnTypeError(
-            f"column {column.source!r}: nested Parquet type {array.type} is not supported"
-        )
+    reject_unsupported(array, column)
 
     def convert(values: pa.Array) -> pa.Array:
         return _convert(values, target, timezone)

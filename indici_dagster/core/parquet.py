@@ -129,6 +129,12 @@ def _prepare(array: pa.Array, column: TargetColumn, timezone: str, first_row: in
             index = pc.index(bad, True).as_py()
             raise ValueCastError(column.source or column.name, column.type, first_row + index)
         array = array.cast(pa.int64(), safe=False)
+    reject_unsupported(array, column)
+    return array
+
+
+def reject_unsupported(array: pa.Array, column: TargetColumn) -> None:
+    """Raise `UnsupportedColumnTypeError` for values no staging column can hold (binary, nested)."""
     if pa.types.is_binary(array.type) or pa.types.is_large_binary(array.type):
         raise UnsupportedColumnTypeError(
             f"column {column.source!r}: binary Parquet values are not supported"
@@ -137,7 +143,6 @@ def _prepare(array: pa.Array, column: TargetColumn, timezone: str, first_row: in
         raise UnsupportedColumnTypeError(
             f"column {column.source!r}: nested Parquet type {array.type} is not supported"
         )
-    return array
 
 
 class CsvCopyFeed(io.RawIOBase):

@@ -215,25 +215,25 @@ class S3Storage:
                     continue
                 yield self._describe(key, item["ETag"], item["Size"], item["LastModified"])
 
-    def head(self, key: str) -> StoredObject | None:
+    def _head_object(self, key: str) -> dict | None:
         try:
-            response = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+            return self.client.head_object(Bucket=self.bucket, Key=self._key(key))
         except self.client.exceptions.ClientError as error:
             if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return None
             raise
+
+    def head(self, key: str) -> StoredObject | None:
+        response = self._head_object(key)
+        if response is None:
+            return None
         return self._describe(
             key, response["ETag"], response["ContentLength"], response["LastModified"]
         )
 
     def _source_etag(self, key: str) -> str | None:
-        try:
-            response = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
-        except self.client.exceptions.ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return None
-            raise
-        return response.get("Metadata", {}).get(SOURCE_ETAG_METADATA)
+        response = self._head_object(key)
+        return None if response is None else response.get("Metadata", {}).get(SOURCE_ETAG_METADATA)
 
     def open_for_read(self, key: str, etag: str | None = None) -> BinaryIO:
         head = self.head(key)
