@@ -197,7 +197,11 @@ class StagingBatches:
             pa.scalar(source_ts, pa.timestamp("us", tz="UTC")),
             pa.scalar(run_id, pa.string()),
         ]
-        for batch in self._file.iter_batches(batch_size=self._batch_rows, columns=sources):
+        # one column at a time: Postgres has the other core, and memory stays flat
+        batches = self._file.iter_batches(
+            batch_size=self._batch_rows, columns=sources, use_threads=False
+        )
+        for batch in batches:
             size = batch.num_rows
             if size == 0:
                 continue

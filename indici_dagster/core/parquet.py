@@ -16,6 +16,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 BATCH_ROWS = 65_536
+READ_BUFFER_BYTES = 1 << 20
 _INTEGER_TYPES = {"smallint", "integer", "bigint"}
 
 
@@ -54,7 +55,8 @@ def open_parquet(handle: BinaryIO) -> pq.ParquetFile:
     Raises `UnreadableParquetError` for anything that is not a Parquet file with columns.
     """
     try:
-        parquet_file = pq.ParquetFile(handle)
+        # a buffered stream decodes column chunks piece by piece instead of whole row groups
+        parquet_file = pq.ParquetFile(handle, buffer_size=READ_BUFFER_BYTES, pre_buffer=False)
     except (pa.ArrowException, OSError, ValueError) as error:
         raise UnreadableParquetError(f"not a readable Parquet file: {error}") from error
     if len(parquet_file.schema_arrow) == 0:
@@ -176,7 +178,9 @@ class CsvCopyFeed(io.RawIOBase):
     def _encoded_batches(self, batch_rows: int) -> Iterator[bytes]:
         sources = sorted({c.source for c in self._columns if c.source is not None})
         options = pa_csv.WriteOptions(include_header=False, quoting_style="all_valid")
-        for batch in self._file.iter_batches(batch_size=batch_rows, columns=sources):
+        # one column at a time: Postgres has the other core, and memory stays flat
+        batches = self._file.iter_batches(batch_size=batch_rows, columns=sources, use_threads=False)
+        for batch in batches:
             size = batch.num_rows
             if size == 0:
                 continue
