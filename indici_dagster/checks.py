@@ -84,7 +84,8 @@ def evaluate_staging_checks(
     queries: WarehouseQueries, rule: Rule, outcomes: Sequence[FileOutcome]
 ) -> list[AssetCheckResult]:
     """Results for every check in `staging_check_specs(rule)`, for the files just processed."""
-    loaded = [o for o in outcomes if o.result is not None and o.result.rows_loaded]
+    # every file with rows in its footer: one that loaded none of them is a mismatch too
+    loaded = [o for o in outcomes if o.result is not None and o.result.rows_read]
     files = [o.file_name for o in loaded]
     staged = queries.staged_rows_by_file(rule.table, files)
     mismatches = [o.file_name for o in loaded if staged.get(o.file_name, 0) != o.result.rows_read]

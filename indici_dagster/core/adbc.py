@@ -17,6 +17,7 @@ from psycopg2.extensions import connection as PsycopgConnection  # noqa: N812
 
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s|%s")
 
+Connection = adbc_dbapi.Connection
 AdbcError = adbc_driver_manager.Error
 AdbcDataError = adbc_driver_manager.DataError
 

@@ -144,13 +144,17 @@ def load_partitions_into_staging(
     load. Files are read from the date-partitioned copy.
     """
     outcomes: list[FileOutcome] = []
-    for partition_key in sorted(set(partition_keys)):
-        prefix = f"dataset={rule.dataset}/date={partition_key}/"
-        for obj in partitioned.list_objects(prefix):
-            name = try_parse_file_name(obj.key, warehouse.timezone)
-            if name is None or name.dataset != rule.dataset or name.partition_key != partition_key:
-                continue
-            outcomes.append(_load_one(partitioned, warehouse, rule, obj, name, run_id))
+    with warehouse.reusing_connections():
+        for partition_key in sorted(set(partition_keys)):
+            prefix = f"dataset={rule.dataset}/date={partition_key}/"
+            for obj in partitioned.list_objects(prefix):
+                name = try_parse_file_name(obj.key, warehouse.timezone)
+                if name is None or (name.dataset, name.partition_key) != (
+                    rule.dataset,
+                    partition_key,
+                ):
+                    continue
+                outcomes.append(_load_one(partitioned, warehouse, rule, obj, name, run_id))
     return outcomes
 
 

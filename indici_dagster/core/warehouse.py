@@ -7,6 +7,7 @@ can never leave half a file or a doubled row behind.
 
 import contextlib
 import re
+import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ from indici_dagster.core.parquet import (
 from indici_dagster.core.rules import METADATA_COLUMNS, Rule, RuleError, canonical_type
 
 EMBEDDED_DATABASE = "indici"
+APPLICATION_NAME = "indici-dagster"
 
 
 class FileLoadError(RuntimeError):
@@ -187,25 +189,80 @@ class Warehouse:
 
     def __init__(self, dsn: str, timezone: str, *, upsert_work_mem: str = "256MB") -> None:
         self._dsn = dsn
+        self._sessions = threading.local()
         self.timezone = ZoneInfo(timezone).key  # validates the zone name
         self.upsert_work_mem = upsert_work_mem
 
-    @contextlib.contextmanager
-    def connection(self) -> Iterator[psycopg2.extensions.connection]:
-        """A connection in the pipeline's time zone, closed afterwards; commit is the caller's."""
+    def _connect(self) -> psycopg2.extensions.connection:
         try:
-            connection = psycopg2.connect(self._dsn, application_name="indici-dagster")
+            connection = psycopg2.connect(self._dsn, application_name=APPLICATION_NAME)
         except psycopg2.OperationalError as error:
             raise psycopg2.OperationalError(
                 f"cannot connect to {mask_dsn(self._dsn)}: {_first_line(error)}"
             ) from None
+        with connection.cursor() as cursor:
+            cursor.execute("SET TIME ZONE %s", (self.timezone,))
+        connection.commit()
+        return connection
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[psycopg2.extensions.connection]:
+        """A connection in the pipeline's time zone, closed afterwards; commit is the caller's."""
+        connection = self._connect()
         try:
-            with connection.cursor() as cursor:
-                cursor.execute("SET TIME ZONE %s", (self.timezone,))
-            connection.commit()
             yield connection
         finally:
             connection.close()
+
+    @contextlib.contextmanager
+    def reusing_connections(self) -> Iterator[None]:
+        """Within this block, consecutive staging loads on this thread share one connection.
+
+        Opening an ADBC connection costs more than a small daily file takes to load; a step
+        loading many files opens one. It is closed when the block ends or after any error.
+        """
+        self._sessions.reuse = True
+        try:
+            yield
+        finally:
+            self._sessions.reuse = False
+            self._close_binary_session()
+
+    def _close_binary_session(self) -> None:
+        session, self._sessions.binary = getattr(self._sessions, "binary", None), None
+        for closeable in session or ():
+            with contextlib.suppress(Exception):
+                closeable.close()
+
+    def _open_binary_session(self) -> tuple:
+        quoting = self._connect()
+        try:
+            conn = adbc.connect(
+                psycopg2.extensions.make_dsn(self._dsn, application_name=APPLICATION_NAME)
+            )
+        except adbc.AdbcError as error:
+            quoting.close()
+            raise psycopg2.OperationalError(
+                f"cannot connect to {mask_dsn(self._dsn)}: {type(error).__name__}"
+            ) from None
+        cursor = adbc.AdbcCursor(conn, quoting)
+        cursor.execute("SELECT set_config('TimeZone', %s, false)", (self.timezone,))
+        conn.commit()
+        return cursor, conn, quoting
+
+    @contextlib.contextmanager
+    def _binary_session(self) -> Iterator[tuple[adbc.Connection, adbc.AdbcCursor]]:
+        """An ADBC connection (and a psycopg2 one to quote identifiers) in a fresh transaction."""
+        if getattr(self._sessions, "binary", None) is None:
+            self._sessions.binary = self._open_binary_session()
+        cursor, conn, _ = self._sessions.binary
+        try:
+            yield conn, cursor
+        except BaseException:
+            self._close_binary_session()
+            raise
+        if not getattr(self._sessions, "reuse", False):
+            self._close_binary_session()
 
     def ensure_catalog(self) -> None:
         """Create the schemas, the audit log and the landing ledger if they do not exist."""
@@ -312,9 +369,7 @@ class Warehouse:
         done: AuditEntry,
     ) -> int:
         """Binary COPY (Arrow in, through ADBC): the fast path for every Arrow-native type."""
-        with self.connection() as quoting, contextlib.closing(adbc.connect(self._dsn)) as conn:
-            cursor = adbc.AdbcCursor(conn, quoting)
-            cursor.execute("SELECT set_config('TimeZone', %s, false)", (self.timezone,))
+        with self._binary_session() as (conn, cursor):
             self._replace_file_rows(cursor, rule.table, landed, plan)
             batches = StagingBatches(
                 parquet_file,
@@ -329,7 +384,6 @@ class Warehouse:
                 if batches.error is not None:  # raised while reading the file, not by Postgres
                     raise batches.error from None
                 raise
-            _analyze_if_large(cursor, rule.table, batches.rows)
             write_audit_entries(cursor, [_with(done, rows_loaded=batches.rows)])
             conn.commit()
             return batches.rows
@@ -358,7 +412,6 @@ class Warehouse:
                 if feed.error is not None:  # raised while reading the file, not by Postgres
                     raise feed.error from None
                 raise
-            _analyze_if_large(cursor, rule.table, feed.rows)
             write_audit_entries(cursor, [_with(done, rows_loaded=feed.rows)])
             connection.commit()
             return feed.rows
@@ -510,17 +563,6 @@ class Warehouse:
 def _lock(cursor: Cursor, name: str) -> None:
     """Serialise work on one table (or the catalog) across processes until the transaction ends."""
     cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"indici_dagster:{name}",))
-
-
-ANALYZE_AFTER_ROWS = 100_000
-"""A load this big changes the table's statistics enough to re-plan the rpt upsert."""
-
-
-def _analyze_if_large(cursor: Cursor, table: str, rows: int) -> None:
-    if rows >= ANALYZE_AFTER_ROWS:
-        cursor.execute(
-            sql.SQL("ANALYZE {}").format(statements.qualified(statements.STAGING_SCHEMA, table))
-        )
 
 
 def _table_exists(cursor: Cursor, schema: str, table: str) -> bool:
