@@ -91,9 +91,10 @@ def build_landing_sensor(
             e for r in requests for e in r.entries if e.outcome is ledger.Outcome.NO_RULE
         ]
         for dataset, dates in ledger.summarise_waiting(still_waiting).items():
+            span = dates[0] if len(dates) == 1 else f"{len(dates)} dates, {dates[0]} to {dates[-1]}"
             context.log.warning(
-                f"dataset {dataset} has no rule: files for {', '.join(dates)} are copied and "
-                "audited, and will load once a rule exists"
+                f"dataset {dataset} has no rule: its files ({span}) are copied and audited, "
+                "and will load once a rule exists"
             )
         if plan.not_yet:
             context.log.info(f"{len(plan.not_yet)} file(s) dated after today wait for their date")
