@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pyarrow as pa
 import pytest
-from dagster import DagsterInstance
+from dagster import DagsterEventType, DagsterInstance
 
 from indici_dagster_tests.support import (
     build,
@@ -89,6 +89,23 @@ def test_sensor_driven_runs_give_exact_rpt_staging_partitioned_and_audit(
     assert all(r.success for r in execute_requests(defs, instance, second))
     third = tick(defs, instance, second.cursor)
     assert not third.run_requests
+    evaluations = [
+        entry.dagster_event.event_specific_data
+        for run in instance.get_runs()
+        for entry in instance.all_logs(run.run_id)
+        if entry.dagster_event
+        and entry.dagster_event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION
+    ]
+    failed = [(e.asset_key.to_user_string(), e.check_name) for e in evaluations if not e.passed]
+    # only the raw layer's WARN check notices the empty file; everything else reconciles
+    assert failed == [("indici/raw", "files_readable_and_not_empty")]
+    assert {e.check_name for e in evaluations} >= {
+        "rows_loaded_match_files",
+        "primary_key_not_null",
+        "columns_match_rule",
+        "primary_key_unique_and_not_null",
+        "row_counts_reconcile",
+    }
 
     assert query(
         database,

@@ -120,19 +120,22 @@ def build_file_assets(
         """Every landed file of the date, copied byte for byte to `dataset=<D>/date=<date>/`."""
         source, target = landing.get_storage(), partitioned.get_storage()
         files = landed_files_for(source, context.partition_keys, timezone)
-        entries, errors = copy_to_partitioned(source, target, files, rules, run_id=context.run_id)
-        warehouse.get_warehouse().write_audit(entries)
+        report = copy_to_partitioned(source, target, files, rules, run_id=context.run_id)
+        warehouse.get_warehouse().write_audit(report.entries)
         waiting = sorted({f.name.dataset for f in files if f.name.dataset not in rules})
         if waiting:
             context.log.warning(f"no rule yet for datasets {waiting}: copied and audited only")
-        if errors:
-            raise Failure("; ".join(errors))
-        copied = sum(1 for e in entries if e.step == "partitioned" and e.message == "copied")
+        if report.failed or report.clashes:
+            raise Failure(
+                "; ".join(report.clashes + report.failed),
+                # a clash of names needs a person; a failed copy may succeed on the next attempt
+                allow_retries=not report.clashes,
+            )
         return MaterializeResult(
             metadata={
                 "file_count": len(files),
-                "copied": copied,
-                "already_present": len(files) - copied,
+                "copied": report.copied,
+                "already_present": len(files) - report.copied,
                 "datasets_without_rule": MetadataValue.json(waiting),
                 "partitioned": target.url,
             }

@@ -4,8 +4,9 @@ Dagster assets call these; they can equally be called from a script or a test.
 """
 
 import contextlib
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from indici_dagster.core.audit import AuditEntry, Status, Step
 from indici_dagster.core.filenames import LandedFileName, parse_file_name, try_parse_file_name
@@ -81,14 +82,18 @@ def copy_to_partitioned(
     rules: Mapping[str, Rule],
     *,
     run_id: str,
-) -> tuple[list[AuditEntry], list[str]]:
-    """Copy each file byte for byte to its date-partitioned key; return audit rows and errors.
+) -> "CopyReport":
+    """Copy each file byte for byte to its date-partitioned key; report what happened.
 
     A copy already holding exactly this content is not copied again. Files of a dataset with no
     rule are copied and get a `no_rule` staging audit row. A failed copy does not stop the others.
+    Two objects with one file name (in different folders) are both refused, never overwritten.
     """
-    entries: list[AuditEntry] = []
-    errors: list[str] = []
+    report = CopyReport()
+    files = list(files)
+    keys_by_target: dict[str, list[str]] = defaultdict(list)
+    for file in files:
+        keys_by_target[file.partitioned_key].append(file.object.key)
     for file in files:
         base = dict(
             source_file=file.name.file_name,
@@ -98,18 +103,33 @@ def copy_to_partitioned(
             source_key=file.object.key,
             source_etag=file.object.etag,
         )
+        clashing = [k for k in keys_by_target[file.partitioned_key] if k != file.object.key]
+        if clashing:
+            # one name, two objects: copying both would let one silently replace the other
+            message = (
+                f"the same file name also landed as {', '.join(sorted(clashing))}; not copied: "
+                "remove or rename one"
+            )
+            report.entries.append(
+                AuditEntry(Step.PARTITIONED, Status.ERROR, message=message, **base)
+            )
+            report.clashes.append(f"{file.object.key}: {message}")
+            continue
         try:
             copied = landing.copy_object(file.object, partitioned, file.partitioned_key)
         except Exception as error:
             target = partitioned.display(file.partitioned_key)
             message = f"copy to {target} failed: {type(error).__name__}"
-            entries.append(AuditEntry(Step.PARTITIONED, Status.ERROR, message=message, **base))
-            errors.append(f"{file.name.file_name}: {message}")
+            report.entries.append(
+                AuditEntry(Step.PARTITIONED, Status.ERROR, message=message, **base)
+            )
+            report.failed.append(f"{file.name.file_name}: {message}")
             continue
+        report.copied += int(copied)
         note = "copied" if copied else "identical copy already present"
-        entries.append(AuditEntry(Step.PARTITIONED, Status.SUCCESS, message=note, **base))
+        report.entries.append(AuditEntry(Step.PARTITIONED, Status.SUCCESS, message=note, **base))
         if file.name.dataset not in rules:
-            entries.append(
+            report.entries.append(
                 AuditEntry(
                     Step.STAGING,
                     Status.NO_RULE,
@@ -117,7 +137,19 @@ def copy_to_partitioned(
                     **base,
                 )
             )
-    return entries, errors
+    return report
+
+
+@dataclass
+class CopyReport:
+    """What `copy_to_partitioned` did: audit rows, copies made, and files it could not copy."""
+
+    entries: list[AuditEntry] = field(default_factory=list)
+    copied: int = 0
+    failed: list[str] = field(default_factory=list)
+    """Copies that failed (storage errors: a retry may succeed)."""
+    clashes: list[str] = field(default_factory=list)
+    """Files refused because another object has the same name (a person must resolve it)."""
 
 
 @dataclass(frozen=True)

@@ -384,6 +384,7 @@ class Warehouse:
                 if batches.error is not None:  # raised while reading the file, not by Postgres
                     raise batches.error from None
                 raise
+            _check_complete(done, batches.rows)
             write_audit_entries(cursor, [_with(done, rows_loaded=batches.rows)])
             conn.commit()
             return batches.rows
@@ -412,6 +413,7 @@ class Warehouse:
                 if feed.error is not None:  # raised while reading the file, not by Postgres
                     raise feed.error from None
                 raise
+            _check_complete(done, feed.rows)
             write_audit_entries(cursor, [_with(done, rows_loaded=feed.rows)])
             connection.commit()
             return feed.rows
@@ -563,6 +565,15 @@ class Warehouse:
 def _lock(cursor: Cursor, name: str) -> None:
     """Serialise work on one table (or the catalog) across processes until the transaction ends."""
     cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"indici_dagster:{name}",))
+
+
+def _check_complete(audit: AuditEntry, rows: int) -> None:
+    """Refuse to commit a file whose pages held a different number of rows than its footer."""
+    if rows != audit.rows_read:
+        raise FileLoadError(
+            f"the file's pages hold {rows} rows but its footer says {audit.rows_read}; "
+            "the file is damaged"
+        )
 
 
 def _table_exists(cursor: Cursor, schema: str, table: str) -> bool:
