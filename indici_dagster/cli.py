@@ -5,6 +5,7 @@ import sys
 from collections.abc import Sequence
 from datetime import date
 
+from indici_dagster.core.embedded import embedded_dsn
 from indici_dagster.core.queries import WarehouseQueries
 from indici_dagster.core.rules import RuleError, parse_rules
 from indici_dagster.core.rules_store import (
@@ -18,7 +19,7 @@ from indici_dagster.core.rules_store import (
 from indici_dagster.core.sample_data import write_sample_files
 from indici_dagster.core.settings import Settings
 from indici_dagster.core.storage import open_storage
-from indici_dagster.core.warehouse import Warehouse, embedded_dsn
+from indici_dagster.core.warehouse import Warehouse
 
 
 def _rules_location(settings: Settings, given: str | None) -> str | None:

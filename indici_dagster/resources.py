@@ -7,9 +7,10 @@ from dagster_aws.s3 import S3Resource
 from pydantic import PrivateAttr
 
 from indici_dagster.core import settings as env
+from indici_dagster.core.embedded import embedded_dsn
 from indici_dagster.core.settings import Settings
 from indici_dagster.core.storage import Storage, open_storage
-from indici_dagster.core.warehouse import Warehouse, embedded_dsn
+from indici_dagster.core.warehouse import Warehouse
 
 
 class FileStorageResource(ConfigurableResource):

