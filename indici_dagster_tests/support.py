@@ -2,6 +2,7 @@
 
 import io
 from collections.abc import Sequence
+from datetime import date, datetime
 from pathlib import Path
 
 import boto3
@@ -33,6 +34,24 @@ TEST_RULES = """
     Amount: numeric(12,2)
 - dataset: EthnicityCode
 """
+
+
+def patients_table(rows: list[tuple[int, str]]) -> pa.Table:
+    """A Patients file's rows, in the shape of TEST_RULES, from (PatientID, FamilyName) pairs."""
+    return pa.table(
+        {
+            "PatientID": pa.array([r[0] for r in rows], pa.int64()),
+            "NHINumber": [f"ZZZ{r[0]:04d}" for r in rows],
+            "FamilyName": [r[1] for r in rows],
+            "DateOfBirth": pa.array([date(1980, 1, r[0] % 28 + 1) for r in rows], pa.date32()),
+            "UpdatedAt": pa.array([datetime(2026, 11, 22, 9, 30)] * len(rows), pa.timestamp("us")),
+        }
+    )
+
+
+def patients(rows: list[tuple[int, str]]) -> bytes:
+    """`patients_table` as Parquet bytes."""
+    return parquet_bytes(patients_table(rows))
 
 
 def parquet_bytes(table: pa.Table | dict) -> bytes:

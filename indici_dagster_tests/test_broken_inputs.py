@@ -42,6 +42,8 @@ from indici_dagster_tests.support import (
     build,
     execute_requests,
     make_settings,
+    patients,
+    patients_table,
     query,
     tick,
 )
@@ -61,26 +63,10 @@ PATIENTS = parse_rule(
 )
 
 
-def patients_table(rows: list[tuple[int, str]]) -> pa.Table:
-    return pa.table(
-        {
-            "PatientID": pa.array([r[0] for r in rows], pa.int64()),
-            "NHINumber": [f"ZZZ{r[0]:04d}" for r in rows],
-            "FamilyName": [r[1] for r in rows],
-            "DateOfBirth": pa.array([date(1980, 1, r[0] % 28 + 1) for r in rows], pa.date32()),
-            "UpdatedAt": pa.array([datetime(2026, 11, 22, 9, 30)] * len(rows), pa.timestamp("us")),
-        }
-    )
-
-
 def parquet(table: pa.Table) -> bytes:
     sink = io.BytesIO()
     pq.write_table(table, sink)
     return sink.getvalue()
-
-
-def patients(rows: list[tuple[int, str]]) -> bytes:
-    return parquet(patients_table(rows))
 
 
 # --------------------------------------------------------------------------------------------

@@ -5,13 +5,9 @@ start, waits until every run's staging step is queued on it (pg_stat_activity), 
 """
 
 import contextlib
-import io
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, datetime
 
 import boto3
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from dagster import DagsterInstance
 from dagster._core.definitions.run_request import RunRequest
@@ -24,25 +20,10 @@ from indici_dagster_tests.sabotage import (
     release_table_lock,
     wait_for_backends,
 )
-from indici_dagster_tests.support import build, make_settings, query, tick
+from indici_dagster_tests.support import build, make_settings, patients, query, tick
 
 EARLY, LATE = "Patients_20261124_020000.parquet", "Patients_20261124_150000.parquet"
 PREVIOUS_DAY = "Patients_20261123_020000.parquet"
-
-
-def patients(rows: list[tuple[int, str]]) -> bytes:
-    table = pa.table(
-        {
-            "PatientID": pa.array([r[0] for r in rows], pa.int64()),
-            "NHINumber": [f"ZZZ{r[0]:04d}" for r in rows],
-            "FamilyName": [r[1] for r in rows],
-            "DateOfBirth": pa.array([date(1980, 1, r[0]) for r in rows], pa.date32()),
-            "UpdatedAt": pa.array([datetime(2026, 11, 22, 9, 30)] * len(rows), pa.timestamp("us")),
-        }
-    )
-    sink = io.BytesIO()
-    pq.write_table(table, sink)
-    return sink.getvalue()
 
 
 def land(moto_endpoint: str, url: str, name: str, data: bytes) -> None:

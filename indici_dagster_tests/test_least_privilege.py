@@ -10,7 +10,6 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime
 from pathlib import Path
 
 import psycopg2
@@ -29,6 +28,7 @@ from indici_dagster_tests.support import (
     execute_requests,
     make_settings,
     parquet_bytes,
+    patients,
     put_s3,
     query,
     tick,
@@ -258,20 +258,6 @@ def test_passwords_are_stored_hashed_and_never_reported(
     )
     assert len(stored) == 2
     assert all(p.startswith(("SCRAM-SHA-256$", "md5")) and "pw-" not in p for (p,) in stored)
-
-
-def patients(rows: list[tuple[int, str]]) -> bytes:
-    return parquet_bytes(
-        {
-            "PatientID": pa.array([r[0] for r in rows], pa.int64()),
-            "NHINumber": [f"ZZZ{r[0]:04d}" for r in rows],
-            "FamilyName": [r[1] for r in rows],
-            "DateOfBirth": pa.array([date(1980, 1, r[0]) for r in rows], pa.date32()),
-            "UpdatedAt": pa.array(
-                [datetime(2026, 11, 22, 9, 30) for _ in rows], pa.timestamp("us")
-            ),
-        }
-    )
 
 
 def test_pipeline_runs_end_to_end_as_the_writer_and_the_reader_sees_only_rpt(

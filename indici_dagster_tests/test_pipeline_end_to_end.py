@@ -1,6 +1,6 @@
 """The whole pipeline through the sensor, against Postgres and a moto S3 server."""
 
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 
 import pyarrow as pa
@@ -12,25 +12,12 @@ from indici_dagster_tests.support import (
     execute_requests,
     make_settings,
     parquet_bytes,
+    patients,
     put_s3,
     query,
     s3_keys,
     tick,
 )
-
-
-def patients(rows: list[tuple[int, str]]) -> bytes:
-    return parquet_bytes(
-        {
-            "PatientID": pa.array([r[0] for r in rows], pa.int64()),
-            "NHINumber": [f"ZZZ{r[0]:04d}" for r in rows],
-            "FamilyName": [r[1] for r in rows],
-            "DateOfBirth": pa.array([date(1980, 1, r[0]) for r in rows], pa.date32()),
-            "UpdatedAt": pa.array(
-                [datetime(2026, 11, 22, 9, 30) for _ in rows], pa.timestamp("us")
-            ),
-        }
-    )
 
 
 def ethnicity(rows: list[tuple[int, str]]) -> bytes:
