@@ -172,12 +172,15 @@ def upsert_into_rpt(
             SELECT {all_columns} FROM newest
             {on_conflict}
             RETURNING current._source_file AS source_file, (xmax = 0) AS inserted
+        ), applied_by_file AS (
+            -- aggregate first: joining every returned row to its file would cost a join per row
+            SELECT source_file, count(*) FILTER (WHERE inserted) AS inserted,
+                   count(*) FILTER (WHERE NOT inserted) AS updated
+            FROM applied GROUP BY source_file
         )
         SELECT staged._source_file, staged.staged, staged.rejected,
-               count(applied.source_file) FILTER (WHERE applied.inserted),
-               count(applied.source_file) FILTER (WHERE NOT applied.inserted)
-        FROM staged LEFT JOIN applied ON applied.source_file = staged._source_file
-        GROUP BY staged._source_file, staged.staged, staged.rejected
+               coalesce(applied_by_file.inserted, 0), coalesce(applied_by_file.updated, 0)
+        FROM staged LEFT JOIN applied_by_file ON applied_by_file.source_file = staged._source_file
         ORDER BY staged._source_file
         """
     ).format(
