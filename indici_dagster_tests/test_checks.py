@@ -125,3 +125,29 @@ def test_null_keys_drift_and_bad_nhis_fail_their_checks_with_counts_only(warehou
     # the drift check keeps failing for later files until the rule names the column
     later = by_name(evaluate_staging_checks(WarehouseQueries(warehouse), RULE, []))
     assert not later[COLUMNS_MATCH_RULE].passed
+
+
+def test_the_key_check_scans_rpt_when_postgres_no_longer_enforces_the_key(
+    warehouse, admin_database_dsn
+):
+    load(warehouse, {"PatientID": pa.array([1, 2], pa.int64()), "FamilyName": ["A", "B"]})
+    window = (datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC))
+    warehouse.upsert_window_into_rpt(
+        RULE, *window, run_id="r", partition_key_of=lambda f: partition_key_of_file(f, TIMEZONE)
+    )
+    queries = WarehouseQueries(warehouse)
+    assert queries.enforced_primary_key("rpt", "patients") == ("patient_id",)
+    # someone drops the constraint and writes a duplicate: the check must see it
+    import psycopg2
+
+    admin = psycopg2.connect(admin_database_dsn)
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute("ALTER TABLE rpt.patients DROP CONSTRAINT patients_pkey")
+        cursor.execute("INSERT INTO rpt.patients SELECT * FROM rpt.patients WHERE patient_id = 1")
+    admin.close()
+    assert queries.primary_key_problems(RULE) == (2, 0)
+    (result,) = [
+        r for r in evaluate_rpt_checks(queries, RULE, [NAME]) if r.check_name == PRIMARY_KEY_VALID
+    ]
+    assert not result.passed

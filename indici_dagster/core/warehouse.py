@@ -163,6 +163,7 @@ class Warehouse:
     def __init__(self, dsn: str, timezone: str, *, upsert_work_mem: str = "256MB") -> None:
         self._dsn = dsn
         self._sessions = threading.local()
+        self._staging_columns: dict[str, set[str]] = {}
         self.timezone = ZoneInfo(timezone).key  # validates the zone name
         self.upsert_work_mem = upsert_work_mem
 
@@ -322,6 +323,10 @@ class Warehouse:
             raise self._failed(
                 audit, f"the file could not be decoded: {_first_line(error)}"
             ) from None
+        except BaseException:
+            # the transaction rolled back: any table shape it created is gone again
+            self._staging_columns.clear()
+            raise
         return StagingResult(status, rows_read, rows, done.message, plan.missing, plan.extra)
 
     def _replace_file_rows(
@@ -392,12 +397,17 @@ class Warehouse:
             return feed.rows
 
     def _failed(self, audit: AuditEntry, message: str) -> FileLoadError:
+        self._staging_columns.clear()
         self.write_audit([_with(audit, status=Status.ERROR, rows_loaded=0, message=message)])
         return FileLoadError(f"{audit.source_file}: {message}")
 
     def _ensure_staging_table(
         self, cursor: Cursor, table: str, columns: Sequence[TargetColumn]
     ) -> None:
+        # the DDL is idempotent but costs round trips; a step loading many files of one shape
+        # runs it once (any failed load forgets the table, so the next one checks again)
+        if {c.name for c in columns} <= self._staging_columns.get(table, set()):
+            return
         pairs = [(c.name, c.type) for c in columns]
         for statement in statements.create_staging_table(table, pairs):
             cursor.execute(statement)
@@ -407,6 +417,7 @@ class Warehouse:
                 cursor.execute(
                     statements.add_column(statements.STAGING_SCHEMA, table, name, type_name)
                 )
+        self._staging_columns[table] = set(existing) | {name for name, _ in pairs}
 
     def upsert_window_into_rpt(
         self,
