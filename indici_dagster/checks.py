@@ -87,7 +87,9 @@ def evaluate_staging_checks(
     # every file with rows in its footer: one that loaded none of them is a mismatch too
     loaded = [o for o in outcomes if o.result is not None and o.result.rows_read]
     files = [o.file_name for o in loaded]
-    staged = queries.staged_rows_by_file(rule.table, files)
+    counts = queries.staged_counts(rule, files)
+    staged = {name: rows for name, (rows, _) in counts.items()}
+    null_keys = {name: nulls for name, (_, nulls) in counts.items() if nulls}
     mismatches = [o.file_name for o in loaded if staged.get(o.file_name, 0) != o.result.rows_read]
     failed = [f"{o.file_name}: {o.error}" for o in outcomes if o.error]
     results = [
@@ -104,7 +106,6 @@ def evaluate_staging_checks(
     ]
     if rule.is_static:
         return results
-    null_keys = queries.null_key_rows_by_file(rule, files)
     drift = queries.columns_not_in_rule(rule)
     missing = sorted({c for o in loaded for c in o.result.missing_columns})
     results += [
@@ -163,8 +164,9 @@ def evaluate_rpt_checks(
     """Results for every check in `rpt_check_specs(rule)`, for the files of the window."""
     staging = queries.latest_audit_by_file(rule.dataset, str(Step.STAGING), file_names)
     rpt = queries.latest_audit_by_file(rule.dataset, str(Step.RPT), file_names)
-    staged = queries.staged_rows_by_file(rule.table, file_names)
-    null_keys = queries.null_key_rows_by_file(rule, file_names)
+    counts = queries.staged_counts(rule, file_names)
+    staged = {name: rows for name, (rows, _) in counts.items()}
+    null_keys = {name: nulls for name, (_, nulls) in counts.items()}
     unreconciled = {}
     for name in file_names:
         footer = (staging.get(name) or {}).get("rows_read")

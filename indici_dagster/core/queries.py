@@ -42,17 +42,30 @@ class WarehouseQueries:
             sql.SQL("SELECT count(*) FROM {}").format(statements.qualified(schema, table))
         )[0][0]
 
-    def staged_rows_by_file(self, table: str, file_names: Sequence[str]) -> dict[str, int]:
-        """Rows in `indici_staging.<table>` for each of these files."""
-        if not file_names or not self.table_columns(statements.STAGING_SCHEMA, table):
+    def staged_counts(self, rule: Rule, file_names: Sequence[str]) -> dict[str, tuple[int, int]]:
+        """(rows staged, rows with a NULL primary-key column) for each of these files.
+
+        One scan of the files' rows serves both counts; static rules have no key (0 NULLs).
+        """
+        if not file_names or not self.table_columns(statements.STAGING_SCHEMA, rule.table):
             return {}
+        any_null = (
+            sql.SQL(" OR ").join(
+                sql.SQL("{} IS NULL").format(sql.Identifier(k)) for k in rule.primary_key
+            )
+            if rule.primary_key
+            else sql.SQL("false")
+        )
         rows = self._all(
-            sql.SQL("SELECT _source_file, count(*) FROM {} WHERE {} GROUP BY 1").format(
-                statements.qualified(statements.STAGING_SCHEMA, table), _OF_FILES
+            sql.SQL(
+                "SELECT _source_file, count(*), count(*) FILTER (WHERE {}) FROM {} WHERE {} "
+                "GROUP BY 1"
+            ).format(
+                any_null, statements.qualified(statements.STAGING_SCHEMA, rule.table), _OF_FILES
             ),
             self._files(file_names),
         )
-        return dict(rows)
+        return {name: (staged, nulls) for name, staged, nulls in rows}
 
     def enforced_primary_key(self, schema: str, table: str) -> tuple[str, ...]:
         """The columns of the valid primary-key constraint on `schema.table`, in key order."""
@@ -115,23 +128,6 @@ class WarehouseQueries:
             ).format(statements.qualified(statements.STAGING_SCHEMA, statements.AUDIT_TABLE)),
             (file_name, file_name),
         )
-
-    def null_key_rows_by_file(self, rule: Rule, file_names: Sequence[str]) -> dict[str, int]:
-        """Rows of these files in staging with a NULL primary-key column, by file (keyed rules)."""
-        if rule.is_static or not file_names:
-            return {}
-        if not self.table_columns(statements.STAGING_SCHEMA, rule.table):
-            return {}
-        any_null = sql.SQL(" OR ").join(
-            sql.SQL("{} IS NULL").format(sql.Identifier(k)) for k in rule.primary_key
-        )
-        rows = self._all(
-            sql.SQL("SELECT _source_file, count(*) FROM {} WHERE {} AND ({}) GROUP BY 1").format(
-                statements.qualified(statements.STAGING_SCHEMA, rule.table), _OF_FILES, any_null
-            ),
-            self._files(file_names),
-        )
-        return dict(rows)
 
     def columns_not_in_rule(self, rule: Rule) -> list[str]:
         """Staging columns that came from files but that the rule does not name (schema drift)."""
