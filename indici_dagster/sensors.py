@@ -20,11 +20,22 @@ from dagster._core.definitions.unresolved_asset_job_definition import (
 from indici_dagster.assets.keys import PARTITIONED, RAW, rpt_key, staging_key
 from indici_dagster.core import ledger
 from indici_dagster.core.audit import AuditEntry, Status, Step, write_audit_entries
+from indici_dagster.core.landing_scan import scan_landing
 from indici_dagster.core.rules import Rule
 from indici_dagster.resources import FileStorageResource, WarehouseResource
 
 MAX_RUNS_PER_TICK = 50
 """A large backlog is handed over this many dates at a time; the rest follows next tick."""
+
+
+def _load_cursor(cursor: str | None) -> dict:
+    """The previous tick's state; an unreadable cursor means starting afresh (the ledger keeps
+    anything from being handed over twice)."""
+    try:
+        state = json.loads(cursor) if cursor else {}
+    except ValueError:
+        return {}
+    return state if isinstance(state, dict) else {}
 
 
 def _audit_for(entry: ledger.LedgerEntry) -> AuditEntry:
@@ -65,7 +76,8 @@ def build_landing_sensor(
         warehouse: WarehouseResource,
     ) -> SensorResult | SkipReason:
         store = warehouse.get_warehouse()
-        objects = list(landing.get_storage().list_objects())
+        previous = _load_cursor(context.cursor)
+        objects, scan_state = scan_landing(landing.get_storage(), previous.get("scan"))
         with store.connection() as connection, connection.cursor() as cursor:
             unseen = ledger.find_unseen(cursor, objects)
             waiting = ledger.waiting_for_rule(cursor)
@@ -112,11 +124,17 @@ def build_landing_sensor(
             for request in requests
         ]
         cursor_state = json.dumps(
-            {"listed": len(objects), "new": len(unseen), "requested": len(run_requests)}
+            {
+                "scan": scan_state,
+                "looked_at": len(objects),
+                "new": len(unseen),
+                "requested": len(run_requests),
+            }
         )
         if not run_requests:
             return SensorResult(
-                skip_reason=SkipReason(f"no new files among {len(objects)}"), cursor=cursor_state
+                skip_reason=SkipReason(f"no new files among {len(objects)} looked at"),
+                cursor=cursor_state,
             )
         return SensorResult(run_requests=run_requests, cursor=cursor_state)
 

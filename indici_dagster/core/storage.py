@@ -205,15 +205,39 @@ class S3Storage:
     def _describe(self, key: str, etag: str, size: int, last_modified: datetime) -> StoredObject:
         return StoredObject(key=key, etag=etag.strip('"'), size=size, last_modified=last_modified)
 
-    def list_objects(self, prefix: str = "") -> Iterator[StoredObject]:
-        """Yield every object under the prefix (paginated `list_objects_v2`)."""
+    def list_objects(
+        self, prefix: str = "", start_after: str | None = None
+    ) -> Iterator[StoredObject]:
+        """Yield every object under the prefix (paginated `list_objects_v2`), in key order.
+
+        With `start_after`, only keys sorting after it (relative to the location's prefix).
+        """
         paginator = self.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix.lstrip("/")):
+        arguments = {"Bucket": self.bucket, "Prefix": self.prefix + prefix.lstrip("/")}
+        if start_after:
+            arguments["StartAfter"] = self.prefix + start_after
+        for page in paginator.paginate(**arguments):
             for item in page.get("Contents", []):
                 key = item["Key"][len(self.prefix) :]
                 if not key or key.endswith("/"):
                     continue
                 yield self._describe(key, item["ETag"], item["Size"], item["LastModified"])
+
+    def list_name_prefixes(self) -> tuple[list[str], list[StoredObject]]:
+        """Key prefixes up to and including the first `_` (one per dataset), and the objects
+        whose key has no `_` at all (one `Delimiter` listing: S3 skips the keys in between)."""
+        prefixes: list[str] = []
+        loose: list[StoredObject] = []
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix, Delimiter="_"):
+            prefixes += [p["Prefix"][len(self.prefix) :] for p in page.get("CommonPrefixes", [])]
+            for item in page.get("Contents", []):
+                key = item["Key"][len(self.prefix) :]
+                if key and not key.endswith("/"):
+                    loose.append(
+                        self._describe(key, item["ETag"], item["Size"], item["LastModified"])
+                    )
+        return prefixes, loose
 
     def _head_object(self, key: str) -> dict | None:
         try:
