@@ -9,8 +9,10 @@ import boto3
 import psycopg2
 import pyarrow as pa
 import pyarrow.parquet as pq
+import yaml
 from dagster import DagsterInstance, Definitions, SensorResult, build_sensor_context
 
+from indici_dagster.core.rules import parse_rules
 from indici_dagster.core.settings import Settings
 from indici_dagster.core.storage import parse_s3_url
 from indici_dagster.definitions import INGEST_JOB, build_definitions
@@ -34,6 +36,10 @@ TEST_RULES = """
     Amount: numeric(12,2)
 - dataset: EthnicityCode
 """
+
+
+PATIENTS = parse_rules(yaml.safe_load(TEST_RULES))["Patients"]
+"""The Patients rule of TEST_RULES."""
 
 
 def patients_table(rows: list[tuple[int, str]]) -> pa.Table:

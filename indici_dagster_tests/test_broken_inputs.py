@@ -28,7 +28,6 @@ from indici_dagster.core.ingest import (
     load_partitions_into_staging,
     partitioned_key,
 )
-from indici_dagster.core.rules import parse_rule
 from indici_dagster.core.storage import (
     LocalStorage,
     StoredObject,
@@ -38,6 +37,7 @@ from indici_dagster.core.storage import (
 )
 from indici_dagster.core.warehouse import Warehouse
 from indici_dagster_tests.support import (
+    PATIENTS,
     TIMEZONE,
     build,
     execute_requests,
@@ -46,20 +46,6 @@ from indici_dagster_tests.support import (
     patients_table,
     query,
     tick,
-)
-
-PATIENTS = parse_rule(
-    {
-        "dataset": "Patients",
-        "primary_key": ["PatientID"],
-        "columns": {
-            "PatientID": "bigint",
-            "NHINumber": "text",
-            "FamilyName": "text",
-            "DateOfBirth": "date",
-            "UpdatedAt": "timestamp",
-        },
-    }
 )
 
 

@@ -34,7 +34,7 @@ from dagster import DagsterEventType, DagsterInstance
 from psycopg2 import sql
 
 from indici_dagster.core.ingest import load_partitions_into_staging, partition_key_of_file
-from indici_dagster.core.rules import RuleError, parse_rule
+from indici_dagster.core.rules import RuleError
 from indici_dagster.core.rules_store import load_rules
 from indici_dagster.core.settings import Settings
 from indici_dagster.core.storage import LocalStorage, parse_s3_url
@@ -46,6 +46,7 @@ from indici_dagster_tests.sabotage import (
     release_table_lock,
 )
 from indici_dagster_tests.support import (
+    PATIENTS,
     TIMEZONE,
     build,
     execute_requests,
@@ -54,19 +55,6 @@ from indici_dagster_tests.support import (
     tick,
 )
 
-PATIENTS = parse_rule(
-    {
-        "dataset": "Patients",
-        "primary_key": ["PatientID"],
-        "columns": {
-            "PatientID": "bigint",
-            "NHINumber": "text",
-            "FamilyName": "text",
-            "DateOfBirth": "date",
-            "UpdatedAt": "timestamp",
-        },
-    }
-)
 DAY_1, DAY_2 = "Patients_20261123_020000.parquet", "Patients_20261124_020000.parquet"
 
 
