@@ -6,7 +6,7 @@ Dagster assets call these; they can equally be called from a script or a test.
 import contextlib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from indici_dagster.core.audit import AuditEntry, Status, Step
 from indici_dagster.core.filenames import LandedFileName, parse_file_name, try_parse_file_name
@@ -213,7 +213,7 @@ def _load_one(
             try:
                 parquet_file = open_parquet(handle)
             except UnreadableParquetError as error:
-                warehouse.write_audit([_error(audit, str(error))])
+                warehouse.write_audit([replace(audit, rows_loaded=0, message=str(error))])
                 return FileOutcome(name.file_name, name.partition_key, None, str(error))
             result = warehouse.load_file_into_staging(
                 rule,
@@ -230,15 +230,9 @@ def _load_one(
         # the attempt if the database still answers, and let the step's retry policy take over
         with contextlib.suppress(Exception):
             message = f"load interrupted, will be retried: {type(error).__name__}"
-            warehouse.write_audit([_error(audit, message)])
+            warehouse.write_audit([replace(audit, rows_loaded=0, message=message)])
         raise
     return FileOutcome(name.file_name, name.partition_key, result)
-
-
-def _error(entry: AuditEntry, message: str) -> AuditEntry:
-    from dataclasses import replace
-
-    return replace(entry, rows_loaded=0, message=message)
 
 
 def partition_key_of_file(file_name: str, timezone: str) -> str:

@@ -8,7 +8,7 @@ until a rule exists.
 import hashlib
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from psycopg2 import sql
@@ -135,7 +135,7 @@ def plan_landing(
         )
         if partition < first_partition:
             plan.out_of_range.append(
-                _replace(
+                replace(
                     entry,
                     outcome=Outcome.OUT_OF_RANGE,
                     message=f"dated {partition}, before the first partition {first_partition}",
@@ -147,24 +147,18 @@ def plan_landing(
             request.datasets.add(landed.dataset)
             request.entries.append(entry)
         else:
-            request.entries.append(_replace(entry, outcome=Outcome.NO_RULE))
+            request.entries.append(replace(entry, outcome=Outcome.NO_RULE))
     for entry in waiting_for_rule:
         if entry.dataset in datasets_with_rules and entry.partition_key:
             request = by_date.setdefault(entry.partition_key, DateRequest(entry.partition_key))
             request.datasets.add(entry.dataset)
-            request.entries.append(_replace(entry, outcome=Outcome.REQUESTED))
+            request.entries.append(replace(entry, outcome=Outcome.REQUESTED))
     for request in by_date.values():
         run_key = request.run_key
-        request.entries = [_replace(e, run_key=run_key) for e in request.entries]
+        request.entries = [replace(e, run_key=run_key) for e in request.entries]
         plan.no_rule.extend(e for e in request.entries if e.outcome is Outcome.NO_RULE)
     plan.requests = sorted(by_date.values(), key=lambda r: r.partition_key)
     return plan
-
-
-def _replace(entry: LedgerEntry, **changes: object) -> LedgerEntry:
-    from dataclasses import replace
-
-    return replace(entry, **changes)  # type: ignore[arg-type]
 
 
 def find_unseen(cursor: Cursor, objects: Sequence[StoredObject]) -> list[StoredObject]:

@@ -9,7 +9,7 @@ import contextlib
 import re
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -290,14 +290,14 @@ class Warehouse:
         if rows_read == 0:
             result = StagingResult(Status.EMPTY, 0, 0, "the file has no rows; skipped")
             self.write_audit(
-                [_with(audit, status=Status.EMPTY, rows_loaded=0, message=result.message)]
+                [replace(audit, status=Status.EMPTY, rows_loaded=0, message=result.message)]
             )
             return result
         plan = None
         try:
             plan = plan_staging_columns(rule, parquet_file.schema_arrow)
             status = Status.STATIC if rule.is_static else Status.SUCCESS
-            done = _with(audit, status=status, message=_drift_message(plan))
+            done = replace(audit, status=status, message=_drift_message(plan))
             source_types = {f.name: f.type for f in parquet_file.schema_arrow}
             targets = [binary_type_for(c.type, source_types.get(c.source)) for c in plan.columns]
             if all(t is not None for t in targets):
@@ -363,7 +363,7 @@ class Warehouse:
                     raise batches.error from None
                 raise
             _check_complete(done, batches.rows)
-            write_audit_entries(cursor, [_with(done, rows_loaded=batches.rows)])
+            write_audit_entries(cursor, [replace(done, rows_loaded=batches.rows)])
             conn.commit()
             return batches.rows
 
@@ -392,13 +392,13 @@ class Warehouse:
                     raise feed.error from None
                 raise
             _check_complete(done, feed.rows)
-            write_audit_entries(cursor, [_with(done, rows_loaded=feed.rows)])
+            write_audit_entries(cursor, [replace(done, rows_loaded=feed.rows)])
             connection.commit()
             return feed.rows
 
     def _failed(self, audit: AuditEntry, message: str) -> FileLoadError:
         self._staging_columns.clear()
-        self.write_audit([_with(audit, status=Status.ERROR, rows_loaded=0, message=message)])
+        self.write_audit([replace(audit, status=Status.ERROR, rows_loaded=0, message=message)])
         return FileLoadError(f"{audit.source_file}: {message}")
 
     def _ensure_staging_table(
@@ -575,12 +575,6 @@ def existing_columns(cursor: Cursor, schema: str, table: str) -> dict[str, str]:
         (schema, table),
     )
     return dict(cursor.fetchall())
-
-
-def _with(entry: AuditEntry, **changes: object) -> AuditEntry:
-    from dataclasses import replace
-
-    return replace(entry, **changes)  # type: ignore[arg-type]
 
 
 def _first_line(error: BaseException) -> str:
