@@ -434,7 +434,7 @@ def prepare_files(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             files / "main" / DELTA_FILE,
             *(files / "csv").iterdir(),
             *([files / "big" / BIG_FILE] if args.big_rows else []),
-            files / "backfill_one" / BACKFILL_ONE_FILE,
+            *([files / "backfill_one" / BACKFILL_ONE_FILE] if args.backfill_days else []),
         ]
     }
     info["columns"] = len(pq.ParquetFile(files / "main" / INITIAL_FILE).schema_arrow)

@@ -11,9 +11,10 @@ from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetK
 
 from indici_dagster.core.audit import Step
 from indici_dagster.core.ingest import FileOutcome
-from indici_dagster.core.nhi import count_nhi_statuses
+from indici_dagster.core.nhi import NhiCounts
 from indici_dagster.core.queries import WarehouseQueries
 from indici_dagster.core.rules import Rule
+from indici_dagster.core.warehouse import FileUpsert
 
 ROWS_MATCH_FILES = "rows_loaded_match_files"
 KEY_NOT_NULL = "primary_key_not_null"
@@ -87,10 +88,13 @@ def evaluate_staging_checks(
     # every file with rows in its footer: one that loaded none of them is a mismatch too
     loaded = [o for o in outcomes if o.result is not None and o.result.rows_read]
     files = [o.file_name for o in loaded]
-    counts = queries.staged_counts(rule, files)
-    staged = {name: rows for name, (rows, _) in counts.items()}
-    null_keys = {name: nulls for name, (_, nulls) in counts.items() if nulls}
-    mismatches = [o.file_name for o in loaded if staged.get(o.file_name, 0) != o.result.rows_read]
+    staged = queries.staged_files(rule, files)
+    null_keys = {name: f.null_keys for name, f in staged.items() if f.null_keys}
+    mismatches = [
+        o.file_name
+        for o in loaded
+        if (staged[o.file_name].rows if o.file_name in staged else 0) != o.result.rows_read
+    ]
     failed = [f"{o.file_name}: {o.error}" for o in outcomes if o.error]
     results = [
         AssetCheckResult(
@@ -130,10 +134,7 @@ def evaluate_staging_checks(
     ]
     if rule.nhi_columns:
         counts = {
-            column: count_nhi_statuses(
-                None if v is None else str(v)
-                for v in queries.column_values(rule.table, column, files)
-            )
+            column: sum((f.nhi[column] for f in staged.values()), NhiCounts())
             for column in rule.nhi_columns
         }
         results.append(
@@ -159,28 +160,29 @@ def evaluate_staging_checks(
 
 
 def evaluate_rpt_checks(
-    queries: WarehouseQueries, rule: Rule, file_names: Sequence[str]
+    queries: WarehouseQueries, rule: Rule, applied: Sequence[FileUpsert]
 ) -> list[AssetCheckResult]:
-    """Results for every check in `rpt_check_specs(rule)`, for the files of the window."""
-    staging = queries.latest_audit_by_file(rule.dataset, str(Step.STAGING), file_names)
-    rpt = queries.latest_audit_by_file(rule.dataset, str(Step.RPT), file_names)
-    counts = queries.staged_counts(rule, file_names)
-    staged = {name: rows for name, (rows, _) in counts.items()}
-    null_keys = {name: nulls for name, (_, nulls) in counts.items()}
+    """Results for every check in `rpt_check_specs(rule)`, for the files one upsert applied.
+
+    The reconciliation compares three independent counts per file: the Parquet footer and the
+    rows COPY reported (both from the staging audit), and the staged rows the upsert statement
+    itself counted and split into inserted, updated, unchanged and rejected.
+    """
+    staging = queries.latest_audit_by_file(
+        rule.dataset, str(Step.STAGING), [a.source_file for a in applied]
+    )
     unreconciled = {}
-    for name in file_names:
-        footer = (staging.get(name) or {}).get("rows_read")
-        applied = rpt.get(name) or {}
-        parts = [applied.get(k) or 0 for k in ("rows_inserted", "rows_updated", "rows_unchanged")]
-        accounted = sum(parts) + (applied.get("rows_rejected") or 0)
-        if not (
-            footer == staged.get(name, 0) == accounted
-            and (applied.get("rows_rejected") or 0) == null_keys.get(name, 0)
-        ):
-            unreconciled[name] = {
+    for upsert in applied:
+        audit = staging.get(upsert.source_file) or {}
+        footer, loaded = audit.get("rows_read"), audit.get("rows_loaded")
+        parts = [upsert.rows_inserted, upsert.rows_updated, upsert.rows_unchanged]
+        accounted = sum(parts) + upsert.rows_rejected
+        if not (footer == loaded == upsert.rows_staged == accounted) or min(parts) < 0:
+            unreconciled[upsert.source_file] = {
                 "footer": footer,
-                "staged": staged.get(name, 0),
-                "inserted_updated_unchanged_rejected": [*parts, applied.get("rows_rejected")],
+                "loaded": loaded,
+                "staged": upsert.rows_staged,
+                "inserted_updated_unchanged_rejected": [*parts, upsert.rows_rejected],
             }
     results = [
         AssetCheckResult(
@@ -188,7 +190,7 @@ def evaluate_rpt_checks(
             passed=not unreconciled,
             severity=AssetCheckSeverity.ERROR,
             metadata={
-                "files_checked": len(file_names),
+                "files_checked": len(applied),
                 "unreconciled": MetadataValue.json(unreconciled),
             },
         )

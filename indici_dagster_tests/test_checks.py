@@ -56,6 +56,16 @@ def load(warehouse, columns: dict) -> list[FileOutcome]:
     return [FileOutcome(NAME, landed.partition_key, result)]
 
 
+def upsert(warehouse):
+    return warehouse.upsert_window_into_rpt(
+        RULE,
+        datetime(2026, 11, 1, tzinfo=UTC),
+        datetime(2026, 12, 1, tzinfo=UTC),
+        run_id="r",
+        partition_key_of=lambda file: partition_key_of_file(file, TIMEZONE),
+    )
+
+
 def by_name(results):
     return {r.check_name: r for r in results}
 
@@ -77,14 +87,8 @@ def test_clean_data_passes_every_check(warehouse):
         COLUMNS_MATCH_RULE: True,
         NHI_VALID: True,
     }
-    warehouse.upsert_window_into_rpt(
-        RULE,
-        datetime(2026, 11, 1, tzinfo=UTC),
-        datetime(2026, 12, 1, tzinfo=UTC),
-        run_id="r",
-        partition_key_of=lambda file: partition_key_of_file(file, TIMEZONE),
-    )
-    rpt = by_name(evaluate_rpt_checks(queries, RULE, [NAME]))
+    applied = upsert(warehouse)
+    rpt = by_name(evaluate_rpt_checks(queries, RULE, applied))
     assert {name: r.passed for name, r in rpt.items()} == {
         COUNTS_RECONCILE: True,
         PRIMARY_KEY_VALID: True,
@@ -131,10 +135,7 @@ def test_the_key_check_scans_rpt_when_postgres_no_longer_enforces_the_key(
     warehouse, admin_database_dsn
 ):
     load(warehouse, {"PatientID": pa.array([1, 2], pa.int64()), "FamilyName": ["A", "B"]})
-    window = (datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC))
-    warehouse.upsert_window_into_rpt(
-        RULE, *window, run_id="r", partition_key_of=lambda f: partition_key_of_file(f, TIMEZONE)
-    )
+    applied = upsert(warehouse)
     queries = WarehouseQueries(warehouse)
     assert queries.enforced_primary_key("rpt", "patients") == ("patient_id",)
     # someone drops the constraint and writes a duplicate: the check must see it
@@ -148,6 +149,33 @@ def test_the_key_check_scans_rpt_when_postgres_no_longer_enforces_the_key(
     admin.close()
     assert queries.primary_key_problems(RULE) == (2, 0)
     (result,) = [
-        r for r in evaluate_rpt_checks(queries, RULE, [NAME]) if r.check_name == PRIMARY_KEY_VALID
+        r for r in evaluate_rpt_checks(queries, RULE, applied) if r.check_name == PRIMARY_KEY_VALID
     ]
     assert not result.passed
+
+
+def test_counts_do_not_reconcile_when_staged_rows_went_missing_before_the_upsert(
+    warehouse, admin_database_dsn
+):
+    load(warehouse, {"PatientID": pa.array([1, 2, 3], pa.int64()), "FamilyName": ["A", "B", "C"]})
+    import psycopg2
+
+    admin = psycopg2.connect(admin_database_dsn)
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute("DELETE FROM indici_staging.patients WHERE patient_id = 2")
+    admin.close()
+    (result,) = [
+        r
+        for r in evaluate_rpt_checks(WarehouseQueries(warehouse), RULE, upsert(warehouse))
+        if r.check_name == COUNTS_RECONCILE
+    ]
+    assert not result.passed
+    assert result.metadata["unreconciled"].value == {
+        NAME: {
+            "footer": 3,
+            "loaded": 3,
+            "staged": 2,
+            "inserted_updated_unchanged_rejected": [2, 0, 0, 0],
+        }
+    }

@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from indici_dagster.core.nhi import (
     NhiCounts,
     NhiStatus,
-    count_nhi_statuses,
     is_valid_nhi,
     nhi_status,
 )
@@ -197,19 +196,11 @@ def test_status_values_are_plain_strings():
     assert [str(status) for status in NhiStatus] == ["valid", "test", "invalid", "missing"]
 
 
-def test_count_nhi_statuses():
-    values = iter(
-        ["JBX3656", "abc12dv", "ZZZ0016", "ZZZ00AX", " ZAA0067 ", "JBX3657", "IBX3656", None, ""]
-    )
-    counts = count_nhi_statuses(values)
-    assert counts == NhiCounts(valid=2, test=3, invalid=2, missing=2)
-    assert counts.total == 9
-
-
-def test_count_of_nothing_is_zero():
-    counts = count_nhi_statuses([])
-    assert counts == NhiCounts(valid=0, test=0, invalid=0, missing=0)
-    assert counts.total == 0
+def test_counts_add_up_status_by_status():
+    total = NhiCounts(valid=2, test=1) + NhiCounts(invalid=3, missing=4, valid=1)
+    assert total == NhiCounts(valid=3, test=1, invalid=3, missing=4)
+    assert total.total == 11
+    assert NhiCounts().total == 0
 
 
 # --- Property test against a deliberately plain, independent implementation -----------------

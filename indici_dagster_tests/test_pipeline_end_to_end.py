@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pyarrow as pa
 import pytest
-from dagster import DagsterEventType, DagsterInstance
+from dagster import AssetKey, DagsterEventType, DagsterInstance
 
 from indici_dagster_tests.support import (
     build,
@@ -174,6 +174,18 @@ def test_sensor_driven_runs_give_exact_rpt_staging_partitioned_and_audit(
         ("success", 3, 0, 0, 0),
     ]
     assert rows_for("Patients_20261123_230000.parquet", "rpt") == [("success", 2, 1, 1, 0)]
+
+    # the UI's row counts: the whole table as of each step's commit, and the partition's rows
+    def latest_metadata(key: str) -> dict:
+        event = instance.get_latest_materialization_event(AssetKey.from_user_string(key))
+        return {k: v.value for k, v in event.asset_materialization.metadata.items()}
+
+    rpt_metadata = latest_metadata("indici/rpt/Patients")
+    assert rpt_metadata["dagster/row_count"] == 5
+    assert rpt_metadata["dagster/table_name"] == "rpt.patients"
+    staging_metadata = latest_metadata("indici/staging/Patients")
+    assert staging_metadata["dagster/row_count"] == 9
+    assert staging_metadata["dagster/partition_row_count"] == 5  # the re-run 2026-11-23
 
 
 def test_a_broken_file_fails_the_run_but_its_good_neighbours_reach_rpt(

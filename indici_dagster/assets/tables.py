@@ -85,6 +85,7 @@ def build_table_assets(
                 context.log.error(f"{o.file_name}: {o.error}")
             elif o.result.message:
                 context.log.warning(f"{o.file_name}: {o.result.message}")
+        checks = evaluate_staging_checks(queries, rule, outcomes)
         return MaterializeResult(
             metadata={
                 "dagster/table_name": f"{STAGING_SCHEMA}.{rule.table}",
@@ -96,7 +97,7 @@ def build_table_assets(
                 ),
                 "files_failed": MetadataValue.json([o.file_name for o in outcomes if o.error]),
             },
-            check_results=evaluate_staging_checks(queries, rule, outcomes),
+            check_results=checks,
         )
 
     @asset(
@@ -138,7 +139,7 @@ def build_table_assets(
                 }
             ),
         }
-        checks = evaluate_rpt_checks(queries, rule, [r.source_file for r in results])
+        checks = evaluate_rpt_checks(queries, rule, results)
         errors = queries.audit_errors(context.run_id, rule.dataset, str(Step.STAGING))
         if errors:
             # the good files are applied; the run still fails so the broken ones are seen

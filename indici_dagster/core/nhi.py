@@ -17,12 +17,17 @@ values by 7, 6, 5, 4, 3, 2 and sum them.
 
 NHIs starting with 'Z' are test identifiers. Nothing here ever echoes an NHI: functions return
 only a status, a boolean or counts, and no exception message contains the value examined.
+
+`nhi_status` is the definition; `nhi_status_sql` is the same classification as a Postgres
+expression, so a check can count a whole partition's statuses inside the database.
 """
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from string import ascii_lowercase, ascii_uppercase
+
+from psycopg2 import sql
 
 _LETTERS = "ABCDEFGHJKLMNPQRSTUVWXYZ"
 """The 24 NHI letters in value order; a letter's value is its index plus one."""
@@ -35,6 +40,12 @@ _OLD_FORM = re.compile(f"{_LETTER_CLASS}{{3}}[0-9]{{4}}")
 _NEW_FORM = re.compile(f"{_LETTER_CLASS}{{3}}[0-9]{{2}}{_LETTER_CLASS}{{2}}")
 
 _TEST_PREFIX = "Z"
+
+_STRIPPED = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
+    "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+"""What `str.strip()` removes: every character for which `str.isspace()` holds."""
 
 
 class NhiStatus(StrEnum):
@@ -54,10 +65,18 @@ class NhiStatus(StrEnum):
 class NhiCounts:
     """How many values fell into each `NhiStatus`."""
 
-    valid: int
-    test: int
-    invalid: int
-    missing: int
+    valid: int = 0
+    test: int = 0
+    invalid: int = 0
+    missing: int = 0
+
+    def __add__(self, other: "NhiCounts") -> "NhiCounts":
+        return NhiCounts(
+            valid=self.valid + other.valid,
+            test=self.test + other.test,
+            invalid=self.invalid + other.invalid,
+            missing=self.missing + other.missing,
+        )
 
     @property
     def total(self) -> int:
@@ -133,14 +152,48 @@ def is_valid_nhi(value: str) -> bool:
     return nhi_status(value) in (NhiStatus.VALID, NhiStatus.TEST)
 
 
-def count_nhi_statuses(values: Iterable[str | None]) -> NhiCounts:
-    """Count the statuses of `values`, consuming the iterable once."""
-    tally = dict.fromkeys(NhiStatus, 0)
-    for value in values:
-        tally[nhi_status(value)] += 1
-    return NhiCounts(
-        valid=tally[NhiStatus.VALID],
-        test=tally[NhiStatus.TEST],
-        invalid=tally[NhiStatus.INVALID],
-        missing=tally[NhiStatus.MISSING],
+def nhi_normalised_sql(value: sql.Composable) -> sql.Composable:
+    """SQL for `value` as text, normalised as `nhi_status` normalises it before matching.
+
+    Surrounding whitespace (what `str.strip` removes) is trimmed and ASCII letters are
+    upper-cased; anything else is kept, so non-ASCII text still fails both forms. NULL stays NULL.
+    """
+    return sql.SQL("translate(btrim(({})::text, {}), {}, {})").format(
+        value, sql.Literal(_STRIPPED), sql.Literal(ascii_lowercase), sql.Literal(ascii_uppercase)
+    )
+
+
+def nhi_status_sql(normalised: sql.Composable) -> sql.Composable:
+    """SQL giving, as text, the `NhiStatus` that `nhi_status` gives a value.
+
+    `normalised` is that value passed through `nhi_normalised_sql` (computed once by the caller,
+    as it is used several times here). The expression cannot raise for any input.
+    """
+    # a character's value: digits are absent from the letter table and vice versa ('0' -> 0);
+    # mod() rather than %, which would read as a query parameter
+    values = [
+        sql.SQL("{weight} * (strpos('123456789', {char}) + strpos({letters}, {char}))").format(
+            weight=sql.Literal(weight),
+            char=sql.SQL("substr({}, {}, 1)").format(normalised, sql.Literal(position)),
+            letters=sql.Literal(_LETTERS),
+        )
+        for position, weight in enumerate(_WEIGHTS, start=1)
+    ]
+    weighted_sum = sql.SQL("({})").format(sql.SQL(" + ").join(values))
+    letter, digit = f"[{_LETTERS}]", "[0123456789]"
+    return sql.SQL(
+        "CASE WHEN {n} IS NULL OR {n} = '' THEN {missing} "
+        "WHEN ({n} ~ {old_form} AND mod({sum}, 11) <> 0 "
+        "AND substr({n}, 7, 1) = mod(11 - mod({sum}, 11), 10)::text) "
+        "OR ({n} ~ {new_form} AND substr({n}, 7, 1) = substr({letters}, 24 - mod({sum}, 24), 1)) "
+        "THEN CASE WHEN left({n}, 1) = {test_prefix} THEN {test} ELSE {valid} END "
+        "ELSE {invalid} END"
+    ).format(
+        n=normalised,
+        sum=weighted_sum,
+        old_form=sql.Literal(f"^{letter}{{3}}{digit}{{4}}$"),
+        new_form=sql.Literal(f"^{letter}{{3}}{digit}{{2}}{letter}{{2}}$"),
+        letters=sql.Literal(_LETTERS),
+        test_prefix=sql.Literal(_TEST_PREFIX),
+        **{status.value: sql.Literal(status.value) for status in NhiStatus},
     )

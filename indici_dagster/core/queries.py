@@ -1,11 +1,13 @@
 """Read-only questions that asset checks, metadata and the CLI ask of the warehouse."""
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from psycopg2 import sql
 
 from indici_dagster.core import sql as statements
 from indici_dagster.core.filenames import parse_file_name
+from indici_dagster.core.nhi import NhiCounts, NhiStatus, nhi_normalised_sql, nhi_status_sql
 from indici_dagster.core.rules import METADATA_COLUMNS, Rule
 from indici_dagster.core.warehouse import Warehouse, existing_columns
 
@@ -14,14 +16,31 @@ _OF_FILES = sql.SQL("_source_ts BETWEEN %s AND %s AND _source_file = ANY(%s)")
 """Rows of some files; the timestamp bounds let the `_source_ts` index find them."""
 
 
+@dataclass(frozen=True)
+class StagedFile:
+    """What one file's rows in staging hold, counted by Postgres (never a value)."""
+
+    rows: int
+    null_keys: int
+    """Rows with a NULL primary-key column (always 0 for static rules)."""
+    nhi: dict[str, NhiCounts] = field(default_factory=dict)
+    """Statuses of each of the rule's NHI columns."""
+
+
 class WarehouseQueries:
     """Read-only questions the asset checks and metadata ask of the warehouse."""
 
     def __init__(self, warehouse: Warehouse) -> None:
         self._warehouse = warehouse
 
-    def _all(self, query: sql.Composable | str, params: object = None) -> list[tuple]:
+    def _all(
+        self, query: sql.Composable | str, params: object = None, *, hash_aggregate: bool = False
+    ) -> list[tuple]:
         with self._warehouse.connection() as connection, connection.cursor() as cursor:
+            if hash_aggregate:
+                # a freshly loaded table has no statistics yet, so the planner guesses a handful
+                # of rows and picks a sort; sorting a million text values costs seconds
+                cursor.execute("SET LOCAL enable_sort = off")
             cursor.execute(query, params)
             return cursor.fetchall()
 
@@ -42,10 +61,11 @@ class WarehouseQueries:
             sql.SQL("SELECT count(*) FROM {}").format(statements.qualified(schema, table))
         )[0][0]
 
-    def staged_counts(self, rule: Rule, file_names: Sequence[str]) -> dict[str, tuple[int, int]]:
-        """(rows staged, rows with a NULL primary-key column) for each of these files.
+    def staged_files(self, rule: Rule, file_names: Sequence[str]) -> dict[str, StagedFile]:
+        """Rows, rows with a NULL key and NHI statuses of each of these files, in one scan.
 
-        One scan of the files' rows serves both counts; static rules have no key (0 NULLs).
+        Files with no rows in staging are absent. Everything is counted inside Postgres; no
+        value leaves it.
         """
         if not file_names or not self.table_columns(statements.STAGING_SCHEMA, rule.table):
             return {}
@@ -56,16 +76,46 @@ class WarehouseQueries:
             if rule.primary_key
             else sql.SQL("false")
         )
-        rows = self._all(
-            sql.SQL(
-                "SELECT _source_file, count(*), count(*) FILTER (WHERE {}) FROM {} WHERE {} "
-                "GROUP BY 1"
-            ).format(
-                any_null, statements.qualified(statements.STAGING_SCHEMA, rule.table), _OF_FILES
+        nhi = [sql.Identifier(column) for column in rule.nhi_columns]
+        normalised = [sql.Identifier(f"_nhi_{i}") for i in range(len(nhi))]
+        # an NHI column repeats the same patients, so each distinct value is classified once
+        per_value = sql.SQL(
+            "SELECT _source_file, {normalised}count(*) AS _rows, "
+            "count(*) FILTER (WHERE {any_null}) AS _null_keys "
+            "FROM {table} WHERE {files} GROUP BY {groups}"
+        ).format(
+            normalised=sql.SQL("").join(
+                sql.SQL("{} AS {}, ").format(nhi_normalised_sql(column), alias)
+                for column, alias in zip(nhi, normalised, strict=True)
             ),
-            self._files(file_names),
+            any_null=any_null,
+            table=statements.qualified(statements.STAGING_SCHEMA, rule.table),
+            files=_OF_FILES,
+            groups=sql.SQL(", ").join([sql.Identifier("_source_file"), *nhi]),
         )
-        return {name: (staged, nulls) for name, staged, nulls in rows}
+        query = sql.SQL(
+            "SELECT _source_file, {statuses}sum(_rows)::bigint, sum(_null_keys)::bigint "
+            "FROM ({per_value}) per_value GROUP BY {groups}"
+        ).format(
+            statuses=sql.SQL("").join(
+                sql.SQL("{}, ").format(nhi_status_sql(n)) for n in normalised
+            ),
+            per_value=per_value,
+            groups=sql.SQL(", ").join(sql.SQL(str(i)) for i in range(1, len(nhi) + 2)),
+        )
+        files: dict[str, StagedFile] = {}
+        counted = self._all(query, self._files(file_names), hash_aggregate=True)
+        for name, *column_statuses, rows, null_keys in counted:
+            seen = files.get(name) or StagedFile(0, 0, {c: NhiCounts() for c in rule.nhi_columns})
+            files[name] = StagedFile(
+                seen.rows + rows,
+                seen.null_keys + null_keys,
+                {
+                    column: seen.nhi[column] + NhiCounts(**{NhiStatus(status).value: rows})
+                    for column, status in zip(rule.nhi_columns, column_statuses, strict=True)
+                },
+            )
+        return files
 
     def enforced_primary_key(self, schema: str, table: str) -> tuple[str, ...]:
         """The columns of the valid primary-key constraint on `schema.table`, in key order."""
@@ -166,25 +216,3 @@ class WarehouseQueries:
             (dataset, step, list(file_names)),
         )
         return {row[0]: dict(zip(columns, row[1:], strict=True)) for row in rows}
-
-    def column_values(self, table: str, column: str, file_names: Sequence[str]) -> Iterator:
-        """Stream one staging column's values for these files, without holding them all.
-
-        For in-process checks only: callers count or classify values, never log them.
-        """
-        if not file_names:
-            return
-        with self._warehouse.connection() as connection:
-            with connection.cursor(name="indici_column_values") as cursor:
-                cursor.itersize = 50_000
-                cursor.execute(
-                    sql.SQL("SELECT {} FROM {} WHERE {}").format(
-                        sql.Identifier(column),
-                        statements.qualified(statements.STAGING_SCHEMA, table),
-                        _OF_FILES,
-                    ),
-                    self._files(file_names),
-                )
-                for (value,) in cursor:
-                    yield value
-            connection.rollback()
