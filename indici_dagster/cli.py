@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import date
 
 from indici_dagster.core.embedded import embedded_dsn
+from indici_dagster.core.naming import InvalidIdentifierError, validate_identifier
 from indici_dagster.core.queries import WarehouseQueries
 from indici_dagster.core.rules import RuleError, parse_rules
 from indici_dagster.core.rules_store import (
@@ -89,6 +90,23 @@ def audit(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def recount(args: argparse.Namespace, settings: Settings) -> int:
+    """Count staging and rpt tables in full and reset the row counts the pipeline keeps.
+
+    Only needed after rows were changed by hand: every load and upsert keeps them exact.
+    """
+    warehouse = Warehouse(settings.pg_dsn or embedded_dsn(settings.pg_dir), settings.timezone)
+    warehouse.ensure_catalog()
+    tables = args.table or WarehouseQueries(warehouse).data_tables()
+    for table in tables:
+        try:
+            counts = warehouse.recount_rows(validate_identifier(table))
+        except InvalidIdentifierError as error:
+            raise SystemExit(f"table {error}") from None
+        print(" | ".join([table, *(f"{schema} {rows}" for schema, rows in counts.items())]))
+    return 0
+
+
 def bootstrap(args: argparse.Namespace, settings: Settings) -> int:
     """Create the least-privilege writer and reader roles and the schemas (as an administrator).
 
@@ -155,6 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
     history = commands.add_parser("audit", help="what happened to a file, step by step")
     history.add_argument("file", help="file name, e.g. Patients_20261124_021503.parquet")
     history.set_defaults(handler=audit)
+
+    counting = commands.add_parser(
+        "recount", help="count tables in full after rows were changed by hand"
+    )
+    counting.add_argument("table", nargs="*", help="table names (default: every table)")
+    counting.set_defaults(handler=recount)
 
     setup = commands.add_parser(
         "bootstrap", help="create least-privilege roles and schemas (run as an administrator)"

@@ -147,3 +147,14 @@ def query(dsn: str, statement: str, params: Sequence | None = None) -> list[tupl
 def build(settings: Settings) -> Definitions:
     """The project's definitions for these settings."""
     return build_definitions(settings)
+
+
+def row_counters(dsn: str) -> dict[tuple[str, str], tuple[int, int]]:
+    """(kept counter, full count(*)) of every table the pipeline keeps a row counter for."""
+    counters = query(
+        dsn, "SELECT table_schema, table_name, row_count FROM indici_staging.table_row_counts"
+    )
+    return {
+        (schema, table): (rows, query(dsn, f'SELECT count(*) FROM "{schema}"."{table}"')[0][0])
+        for schema, table, rows in counters
+    }

@@ -27,6 +27,7 @@ from indici_dagster_tests.support import (
     parquet_bytes,
     put_s3,
     query,
+    row_counters,
     tick,
 )
 
@@ -120,6 +121,8 @@ def final_state(admin_dsn: str, order: list[int], resend_after: int) -> tuple[st
         if resend_after >= len(order):
             apply(warehouse, *RESENT)
         rows = query(dsn, "SELECT patient_id, family_name FROM rpt.patients ORDER BY 1")
+        counters = row_counters(dsn)
+        assert all(kept == actual for kept, actual in counters.values()), counters
         return query(dsn, RPT_CHECKSUM)[0][0], rows
 
 
@@ -171,6 +174,8 @@ def test_replays_and_a_range_backfill_leave_rpt_identical_and_staging_without_du
         assert result.success
     assert query(database, RPT_CHECKSUM) == day_by_day
     assert query(database, STAGING_DUPLICATES) == [(0,)]
+    counters = row_counters(database)
+    assert all(kept == actual for kept, actual in counters.values()), counters
 
 
 def test_a_range_backfill_on_an_empty_warehouse_equals_day_by_day(

@@ -2,8 +2,10 @@ from pathlib import Path
 
 import pytest
 
+from indici_dagster.core import sql
 from indici_dagster.core.rules import (
     METADATA_COLUMNS,
+    PIPELINE_TABLES,
     Column,
     RuleError,
     canonical_type,
@@ -164,10 +166,14 @@ def test_table_name_that_is_not_a_plain_identifier_is_rejected(table):
         parse_rule(keyed(table=table))
 
 
-@pytest.mark.parametrize("table", ["auditlog", "_state"])
+@pytest.mark.parametrize("table", ["auditlog", "landing_ledger", "table_row_counts", "_state"])
 def test_reserved_table_names_are_rejected(table):
     with pytest.raises(RuleError, match="reserved"):
         parse_rule(keyed(table=table))
+
+
+def test_every_table_of_the_pipeline_itself_is_reserved():
+    assert {sql.AUDIT_TABLE, sql.LEDGER_TABLE, sql.ROW_COUNTS_TABLE} == PIPELINE_TABLES
 
 
 @pytest.mark.parametrize("dataset", ["", "1Patients", "Patient_IDs", "Pa tients", "x; drop"])

@@ -8,7 +8,8 @@ from psycopg2 import sql
 from indici_dagster.core import sql as statements
 from indici_dagster.core.filenames import parse_file_name
 from indici_dagster.core.nhi import NhiCounts, NhiStatus, nhi_normalised_sql, nhi_status_sql
-from indici_dagster.core.rules import METADATA_COLUMNS, Rule
+from indici_dagster.core.row_counts import read_row_count
+from indici_dagster.core.rules import METADATA_COLUMNS, PIPELINE_TABLES, Rule
 from indici_dagster.core.warehouse import Warehouse, existing_columns
 
 AUDIT = statements.qualified(statements.STAGING_SCHEMA, statements.AUDIT_TABLE)
@@ -53,13 +54,21 @@ class WarehouseQueries:
         with self._warehouse.connection() as connection, connection.cursor() as cursor:
             return list(existing_columns(cursor, schema, table).items())
 
+    def data_tables(self) -> list[str]:
+        """Names of the dataset tables in staging or rpt (not the pipeline's own), sorted."""
+        rows = self._all(
+            "SELECT DISTINCT c.relname FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname IN (%s, %s) AND c.relkind IN ('r', 'p') "
+            "AND NOT c.relname = ANY(%s) ORDER BY 1",
+            (statements.STAGING_SCHEMA, statements.RPT_SCHEMA, sorted(PIPELINE_TABLES)),
+        )
+        return [name for (name,) in rows]
+
     def row_count(self, schema: str, table: str) -> int:
-        """Exact number of rows in `schema.table` (0 if it does not exist)."""
-        if not self.table_columns(schema, table):
-            return 0
-        return self._all(
-            sql.SQL("SELECT count(*) FROM {}").format(statements.qualified(schema, table))
-        )[0][0]
+        """Rows in `schema.table` (0 if it does not exist), from the counter its writes keep."""
+        with self._warehouse.connection() as connection, connection.cursor() as cursor:
+            return read_row_count(cursor, schema, table)
 
     def staged_files(self, rule: Rule, file_names: Sequence[str]) -> dict[str, StagedFile]:
         """Rows, rows with a NULL key and NHI statuses of each of these files, in one scan.

@@ -13,6 +13,9 @@ from indici_dagster.core.naming import InvalidIdentifierError, snake_case, valid
 
 DATASET_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 
+PIPELINE_TABLES = frozenset({"auditlog", "landing_ledger", "table_row_counts"})
+"""The pipeline's own tables in `indici_staging`; no rule may name its table like one."""
+
 METADATA_COLUMNS = ("_source_file", "_source_ts", "_row_number", "_loaded_at", "_run_id")
 """Columns the pipeline adds to every staging table; a source column may not map onto them."""
 
@@ -157,7 +160,7 @@ def parse_rule(data: Mapping[str, Any]) -> Rule:
         table = validate_identifier(str(data.get("table") or snake_case(dataset)))
     except InvalidIdentifierError as error:
         raise RuleError(f"rule {dataset}: table {error}") from error
-    if table == "auditlog" or table.startswith("_"):
+    if table in PIPELINE_TABLES or table.startswith("_"):
         raise RuleError(f"rule {dataset}: table name {table!r} is reserved")
 
     raw_columns = data.get("columns") or {}

@@ -16,6 +16,7 @@ STAGING_SCHEMA = "indici_staging"
 RPT_SCHEMA = "rpt"
 AUDIT_TABLE = "auditlog"
 LEDGER_TABLE = "landing_ledger"
+ROW_COUNTS_TABLE = "table_row_counts"
 
 STAGING_METADATA = (
     ("_source_file", "text NOT NULL"),
@@ -101,10 +102,12 @@ def add_column(schema: str, table: str, column: str, type_name: str) -> sql.Comp
 
 
 def delete_file_rows(table: str) -> sql.Composed:
-    """DELETE a file's rows from a staging table; parameters: its embedded timestamp and name."""
-    return sql.SQL("DELETE FROM {} WHERE _source_ts = %s AND _source_file = %s").format(
-        qualified(STAGING_SCHEMA, table)
-    )
+    """DELETE a file's rows from a staging table, yielding how many went (one row, one column);
+    parameters: its embedded timestamp and name."""
+    return sql.SQL(
+        "WITH deleted AS (DELETE FROM {} WHERE _source_ts = %s AND _source_file = %s "
+        "RETURNING 1) SELECT count(*) FROM deleted"
+    ).format(qualified(STAGING_SCHEMA, table))
 
 
 def copy_into_staging(table: str, columns: Sequence[str]) -> sql.Composed:

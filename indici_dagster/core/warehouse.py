@@ -40,6 +40,13 @@ from indici_dagster.core.parquet import (
     ValueCastError,
     postgres_type_for,
 )
+from indici_dagster.core.row_counts import (
+    CREATE_ROW_COUNTS_TABLE,
+    add_to_row_count,
+    recount,
+    set_row_count,
+    start_counting,
+)
 from indici_dagster.core.rules import METADATA_COLUMNS, Rule, RuleError, canonical_type
 
 APPLICATION_NAME = "indici-dagster"
@@ -250,6 +257,7 @@ class Warehouse:
                     cursor.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
             cursor.execute(CREATE_AUDIT_TABLE)
             cursor.execute(CREATE_LEDGER_TABLE)
+            cursor.execute(CREATE_ROW_COUNTS_TABLE)
             connection.commit()
 
     def write_audit(self, entries: Sequence[AuditEntry]) -> None:
@@ -257,6 +265,20 @@ class Warehouse:
         with self.connection() as connection, connection.cursor() as cursor:
             write_audit_entries(cursor, entries)
             connection.commit()
+
+    def recount_rows(self, table: str) -> dict[str, int]:
+        """Count `indici_staging.<table>` and `rpt.<table>` in full and reset their counters.
+
+        For after rows were changed by hand; returns the count of each schema's table.
+        """
+        with self.connection() as connection, connection.cursor() as cursor:
+            _lock(cursor, table)
+            counts = {
+                schema: recount(cursor, schema, table)
+                for schema in (statements.STAGING_SCHEMA, statements.RPT_SCHEMA)
+            }
+            connection.commit()
+            return counts
 
     def load_file_into_staging(
         self,
@@ -331,11 +353,16 @@ class Warehouse:
 
     def _replace_file_rows(
         self, cursor: Cursor, table: str, landed: LandedFileName, plan: StagingPlan
-    ) -> None:
-        """Inside the caller's transaction: lock the table, shape it, drop the file's old rows."""
+    ) -> int:
+        """Inside the caller's transaction: lock the table, shape it, drop the file's old rows.
+
+        Returns how many rows were dropped.
+        """
         _lock(cursor, table)
         self._ensure_staging_table(cursor, table, plan.columns)
+        start_counting(cursor, statements.STAGING_SCHEMA, table)
         cursor.execute(statements.delete_file_rows(table), (landed.source_ts, landed.file_name))
+        return int(cursor.fetchone()[0])
 
     def _load_binary(
         self,
@@ -348,7 +375,7 @@ class Warehouse:
     ) -> int:
         """Binary COPY (Arrow in, through ADBC): the fast path for every Arrow-native type."""
         with self._binary_session() as (conn, cursor):
-            self._replace_file_rows(cursor, rule.table, landed, plan)
+            replaced = self._replace_file_rows(cursor, rule.table, landed, plan)
             batches = StagingBatches(
                 parquet_file,
                 plan.columns,
@@ -363,6 +390,7 @@ class Warehouse:
                     raise batches.error from None
                 raise
             _check_complete(done, batches.rows)
+            add_to_row_count(cursor, statements.STAGING_SCHEMA, rule.table, batches.rows - replaced)
             write_audit_entries(cursor, [replace(done, rows_loaded=batches.rows)])
             conn.commit()
             return batches.rows
@@ -377,7 +405,7 @@ class Warehouse:
     ) -> int:
         """CSV COPY through psycopg2: for types only Postgres's text input reads (uuid, json)."""
         with self.connection() as connection, connection.cursor() as cursor:
-            self._replace_file_rows(cursor, rule.table, landed, plan)
+            replaced = self._replace_file_rows(cursor, rule.table, landed, plan)
             feed = CsvCopyFeed(
                 parquet_file,
                 plan.columns,
@@ -392,6 +420,7 @@ class Warehouse:
                     raise feed.error from None
                 raise
             _check_complete(done, feed.rows)
+            add_to_row_count(cursor, statements.STAGING_SCHEMA, rule.table, feed.rows - replaced)
             write_audit_entries(cursor, [replace(done, rows_loaded=feed.rows)])
             connection.commit()
             return feed.rows
@@ -453,6 +482,7 @@ class Warehouse:
                                 statements.RPT_SCHEMA, rule.table, name, type_name
                             )
                         )
+                start_counting(cursor, statements.RPT_SCHEMA, rule.table)
                 cursor.execute(
                     sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(
                         statements.qualified(statements.RPT_SCHEMA, rule.table)
@@ -471,6 +501,8 @@ class Warehouse:
                     {"start": start, "end": end},
                 )
                 results = [FileUpsert(*row) for row in cursor.fetchall()]
+                inserted = sum(r.rows_inserted for r in results)
+                add_to_row_count(cursor, statements.RPT_SCHEMA, rule.table, inserted)
                 status = Status.SUCCESS
             write_audit_entries(
                 cursor,
@@ -540,6 +572,7 @@ class Warehouse:
                 statements.replace_static_snapshot(rule.table, [c for c, _ in columns]),
                 (newest_ts, newest_file),
             )
+            set_row_count(cursor, statements.RPT_SCHEMA, rule.table, newest_rows)
             results.insert(0, FileUpsert(newest_file, newest_rows, 0, newest_rows, 0))
         else:
             results.insert(0, FileUpsert(newest_file, newest_rows, 0, 0, 0))
