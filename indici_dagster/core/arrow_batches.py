@@ -6,7 +6,9 @@ Conversion happens one record batch at a time; a value that does not fit is repo
 column, type and row number, never the value itself.
 """
 
+import queue
 import re
+import threading
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
@@ -149,12 +151,19 @@ def _fits(array: pa.Array, target: pa.DataType) -> bool:
     return low.as_py() is None or (info.min <= low.as_py() and high.as_py() <= info.max)
 
 
+_DONE = object()
+
+
 class StagingBatches:
     """The file's rows as record batches matching a staging table, plus load metadata.
 
-    Iterate once (`reader()`); `rows` counts rows produced so far, and `error` holds an exception
-    raised while producing them (the ADBC driver reports such errors only as a failed stream).
+    Iterate once (`reader()`); `rows` counts rows handed to the reader's consumer so far, and
+    `error` holds an exception raised while producing them (the ADBC driver reports such errors
+    only as a failed stream). The next batches are decoded on a helper thread while the driver
+    encodes and sends the current one, at most `PREFETCH` batches ahead, so memory stays flat.
     """
+
+    PREFETCH = 2
 
     def __init__(
         self,
@@ -183,11 +192,43 @@ class StagingBatches:
         return pa.RecordBatchReader.from_batches(self.schema, self._batches())
 
     def _batches(self) -> Iterator[pa.RecordBatch]:
+        ready: queue.Queue = queue.Queue(maxsize=self.PREFETCH)
+        stop = threading.Event()
+
+        def produce() -> None:
+            try:
+                for batch in self._convert_batches():
+                    while not stop.is_set():
+                        try:
+                            ready.put(batch, timeout=0.1)
+                            break
+                        except queue.Full:
+                            continue
+                    if stop.is_set():
+                        return
+                outcome: object = _DONE
+            except Exception as error:  # handed to the consumer, raised there
+                outcome = error
+            while not stop.is_set():
+                try:
+                    ready.put(outcome, timeout=0.1)
+                    return
+                except queue.Full:
+                    continue
+
+        producer = threading.Thread(target=produce, name="indici-decode", daemon=True)
+        producer.start()
         try:
-            yield from self._convert_batches()
-        except Exception as error:
-            self.error = error
-            raise
+            while (item := ready.get()) is not _DONE:
+                if isinstance(item, Exception):
+                    self.error = item
+                    raise item
+                self.rows += item.num_rows
+                yield item
+        finally:
+            # the consumer may stop early (the database refused a row): release the producer
+            stop.set()
+            producer.join()
 
     def _convert_batches(self) -> Iterator[pa.RecordBatch]:
         sources = sorted({c.source for c in self._columns if c.source is not None})
@@ -201,11 +242,12 @@ class StagingBatches:
         batches = self._file.iter_batches(
             batch_size=self._batch_rows, columns=sources, use_threads=False
         )
+        produced = 0
         for batch in batches:
             size = batch.num_rows
             if size == 0:
                 continue
-            first_row = self.rows + 1
+            first_row = produced + 1
             arrays = []
             for column, target in zip(self._columns, self._targets, strict=True):
                 if column.source is None:
@@ -215,5 +257,5 @@ class StagingBatches:
                     arrays.append(conform(raw, column, target, self._timezone, first_row))
             arrays += [pa.repeat(constant, size) for constant in constants]
             arrays.append(pa.array(np.arange(first_row, first_row + size, dtype=np.int64)))
-            self.rows += size
+            produced += size
             yield pa.RecordBatch.from_arrays(arrays, schema=self.schema)

@@ -73,10 +73,12 @@ def create_staging_table(table: str, columns: Sequence[tuple[str, str]]) -> list
     return [
         sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(target, sql.SQL(", ").join(body)),
         # BRIN: next to free to maintain during COPY, and files arrive roughly in time order;
-        # every per-file statement also bounds _source_ts, so this one index serves them all
-        sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} USING brin (_source_ts)").format(
-            sql.Identifier(validate_identifier(f"{table[:45]}__source_ts_brin")), target
-        ),
+        # every per-file statement also bounds _source_ts, so this one index serves them all.
+        # autosummarize: autovacuum summarizes each filled page range soon after a load, rather
+        # than leaving it to be scanned by every later statement until the next VACUUM
+        sql.SQL(
+            "CREATE INDEX IF NOT EXISTS {} ON {} USING brin (_source_ts) WITH (autosummarize = on)"
+        ).format(sql.Identifier(validate_identifier(f"{table[:45]}__source_ts_brin")), target),
     ]
 
 
