@@ -888,9 +888,11 @@ def contender_pandas_to_sql(spec: dict[str, Any]) -> dict[str, Any]:
     return {"steps": timer.steps, "rows": len(frame)}
 
 
-def contender_dlt(spec: dict[str, Any]) -> dict[str, Any]:
-    """dlt (if importable): both files into Postgres with write_disposition="merge" on the key."""
+def contender_dlt(spec: dict[str, Any], file_format: str | None = None) -> dict[str, Any]:
+    """dlt (if importable): both files into Postgres with write_disposition="merge" on the key,
+    in dlt's default loader file format (or `--dlt-format`)."""
     import dlt
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     pipeline = dlt.pipeline(
@@ -903,14 +905,31 @@ def contender_dlt(spec: dict[str, Any]) -> dict[str, Any]:
     main = Path(spec["files"]) / "main"
     for label, name in (("initial", INITIAL_FILE), ("delta", DELTA_FILE)):
         with timer.step(f"run_{label}"):
+            table = pq.read_table(main / name)
+            if file_format == "parquet":
+                # dlt 1.31 makes float32 columns `double precision` but ADBC then sends 4-byte
+                # values, which Postgres refuses; widen them so dlt's fastest path can run
+                table = table.cast(
+                    pa.schema(
+                        [
+                            f.with_type(pa.float64()) if pa.types.is_float32(f.type) else f
+                            for f in table.schema
+                        ]
+                    )
+                )
             pipeline.run(
-                pq.read_table(main / name),
+                table,
                 table_name=TABLE,
                 write_disposition="merge",
                 primary_key="PatientEventID",
-                loader_file_format=spec.get("dlt_format") or None,
+                loader_file_format=file_format or spec.get("dlt_format") or None,
             )
     return {"steps": timer.steps, "dlt_version": dlt.__version__}
+
+
+def contender_dlt_parquet(spec: dict[str, Any]) -> dict[str, Any]:
+    """dlt's fastest configuration for Postgres: Parquet files loaded through ADBC."""
+    return contender_dlt(spec, "parquet")
 
 
 def contender_sensor(spec: dict[str, Any]) -> dict[str, Any]:
@@ -1004,6 +1023,7 @@ CONTENDERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "dagster": contender_dagster,
     "pandas_to_sql": contender_pandas_to_sql,
     "dlt": contender_dlt,
+    "dlt_parquet": contender_dlt_parquet,
     "rss_small": contender_rss_small,
     "rss_big": contender_rss_big,
     "backfill_direct_range": contender_backfill_direct_range,
@@ -1350,7 +1370,10 @@ def analyse(
         targets.append({"target": name, "status": status, "detail": detail})
 
     limits = {n: ok(n) for n in ("limit_adbc", "limit_csv_server", "limit_csv_stdin") if ok(n)}
-    limit_name = min(limits, key=lambda n: load_seconds(limits[n])) if limits else None
+    # the issue's limit: the faster of ADBC and server-side COPY; client-side COPY of the same
+    # CSV stands in only where the server may not read files (and is shown for reference)
+    candidates = [n for n in limits if n != "limit_csv_stdin"] or list(limits)
+    limit_name = min(candidates, key=lambda n: load_seconds(limits[n])) if limits else None
     limit = limits.get(limit_name) if limit_name else None
     limit_load = load_seconds(limit) if limit else None
     limit_upsert = upsert_seconds(limit) if limit else None
@@ -1429,13 +1452,17 @@ def analyse(
             limit_rate,
             "read + to_pandas + to_sql; x = vs limit load",
         )
-    dlt_entry = ok("dlt")
-    if dlt_entry:
+    dlt_entries = {
+        name: entry
+        for name, entry in (("dlt", ok("dlt")), ("dlt_parquet", ok("dlt_parquet")))
+        if entry
+    }
+    for name, entry in dlt_entries.items():
         row(
-            "dlt, merge",
+            "dlt, merge, " + ("Parquet via ADBC" if name == "dlt_parquet" else "default format"),
             main_rows,
-            dlt_entry["total"],
-            dlt_entry["peak_rss_mb"],
+            entry["total"],
+            entry["peak_rss_mb"],
             rate(main_rows, limit_e2e),
             "x = vs limit end to end",
         )
@@ -1488,6 +1515,22 @@ def analyse(
             ratio >= 0.75,
             f"{ratio:.2f}x ({pipeline['total']:.2f}s vs {limit_e2e:.2f}s){size_note}",
         )
+    for name, label, needed in (
+        ("dlt_parquet", "dlt's best configuration (Parquet via ADBC)", 1.2),
+        ("dlt", "dlt's default configuration", 3.0),
+    ):
+        entry = ok(name)
+        title = f"end to end >= {needed:g}x faster than {label}"
+        if pipeline and entry:
+            speedup = entry["total"] / pipeline["total"]
+            target(
+                title,
+                speedup >= needed,
+                f"{speedup:.2f}x ({pipeline['total']:.2f}s vs {entry['total']:.2f}s; "
+                "and only the pipeline reports inserted/updated rows and refuses stale rows)",
+            )
+        else:
+            target(title, None, f"needs pipeline and {name} (see --dlt-python)")
     if small and big:
         low, high = small["peak_rss_mb"], big["peak_rss_mb"]
         growth = high / low - 1
@@ -1813,10 +1856,11 @@ def main(argv: list[str] | None = None) -> int:
         skipped["rss_big"] = "--big-rows 0"
     if not args.sensor_objects:
         skipped["sensor"] = "--sensor-objects 0"
-    if "dlt" in names:
-        reason = dlt_available(args.dlt_python or sys.executable)
-        if reason:
-            skipped["dlt"] = reason
+    for name in ("dlt", "dlt_parquet"):
+        if name in names:
+            reason = dlt_available(args.dlt_python or sys.executable)
+            if reason:
+                skipped[name] = reason
     work_context = (
         contextlib.nullcontext(args.work_dir)
         if args.work_dir
@@ -1879,7 +1923,7 @@ def main(argv: list[str] | None = None) -> int:
                         reset_database(dsn, Path(spec["partitioned"]))
                         python = (
                             (args.dlt_python or sys.executable)
-                            if name == "dlt"
+                            if name.startswith("dlt")
                             else (sys.executable)
                         )
                         env = sensor_env if name == "sensor" else None
