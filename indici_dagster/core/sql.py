@@ -78,7 +78,7 @@ def create_staging_table(table: str, columns: Sequence[tuple[str, str]]) -> list
         # than leaving it to be scanned by every later statement until the next VACUUM
         sql.SQL(
             "CREATE INDEX IF NOT EXISTS {} ON {} USING brin (_source_ts) WITH (autosummarize = on)"
-        ).format(sql.Identifier(validate_identifier(f"{table[:45]}__source_ts_brin")), target),
+        ).format(sql.Identifier(_staging_brin_index(table)), target),
     ]
 
 
@@ -101,6 +101,20 @@ def add_column(schema: str, table: str, column: str, type_name: str) -> sql.Comp
         sql.Identifier(validate_identifier(column)),
         sql.SQL(canonical_type(type_name)),
     )
+
+
+def _staging_brin_index(table: str) -> str:
+    return validate_identifier(f"{table[:45]}__source_ts_brin")
+
+
+def summarize_new_ranges(table: str) -> tuple[str, tuple[str]]:
+    """Summarize the staging table's page ranges its BRIN index does not cover yet.
+
+    Until a range is summarized, every statement bounded by `_source_ts` reads it; a step that
+    loads many files would read all earlier files' rows again for each file.
+    """
+    index = f'"{STAGING_SCHEMA}"."{_staging_brin_index(table)}"'
+    return "SELECT brin_summarize_new_values(to_regclass(%s))", (index,)
 
 
 def delete_file_rows(table: str) -> sql.Composed:

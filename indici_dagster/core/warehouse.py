@@ -51,6 +51,11 @@ from indici_dagster.core.rules import METADATA_COLUMNS, Rule, RuleError, canonic
 
 APPLICATION_NAME = "indici-dagster"
 
+SUMMARIZE_AFTER_LOAD_MAX_ROWS = 100_000
+"""A file up to this size has its new BRIN ranges summarized in its own load (a few ms); the
+ranges of a bigger one are left to autovacuum (`autosummarize`), as summarizing them would
+re-read the whole file."""
+
 
 class FileLoadError(RuntimeError):
     """A file that could not be loaded; the message is safe to log (no values, no secrets)."""
@@ -361,8 +366,17 @@ class Warehouse:
         _lock(cursor, table)
         self._ensure_staging_table(cursor, table, plan.columns)
         start_counting(cursor, statements.STAGING_SCHEMA, table)
+        # a table loaded moments ago has no statistics, and the planner would read all of it
+        # rather than the few page ranges the BRIN index leaves
+        cursor.execute("SET LOCAL enable_seqscan = off")
         cursor.execute(statements.delete_file_rows(table), (landed.source_ts, landed.file_name))
         return int(cursor.fetchone()[0])
+
+    def _finish_file_rows(self, cursor: Cursor, table: str, rows: int, replaced: int) -> None:
+        """Inside the caller's transaction, after COPY: count the rows, index a small file."""
+        add_to_row_count(cursor, statements.STAGING_SCHEMA, table, rows - replaced)
+        if rows <= SUMMARIZE_AFTER_LOAD_MAX_ROWS:
+            cursor.execute(*statements.summarize_new_ranges(table))
 
     def _load_binary(
         self,
@@ -390,7 +404,7 @@ class Warehouse:
                     raise batches.error from None
                 raise
             _check_complete(done, batches.rows)
-            add_to_row_count(cursor, statements.STAGING_SCHEMA, rule.table, batches.rows - replaced)
+            self._finish_file_rows(cursor, rule.table, batches.rows, replaced)
             write_audit_entries(cursor, [replace(done, rows_loaded=batches.rows)])
             conn.commit()
             return batches.rows
@@ -420,7 +434,7 @@ class Warehouse:
                     raise feed.error from None
                 raise
             _check_complete(done, feed.rows)
-            add_to_row_count(cursor, statements.STAGING_SCHEMA, rule.table, feed.rows - replaced)
+            self._finish_file_rows(cursor, rule.table, feed.rows, replaced)
             write_audit_entries(cursor, [replace(done, rows_loaded=feed.rows)])
             connection.commit()
             return feed.rows
