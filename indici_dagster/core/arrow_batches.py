@@ -195,26 +195,25 @@ class StagingBatches:
         ready: queue.Queue = queue.Queue(maxsize=self.PREFETCH)
         stop = threading.Event()
 
+        def hand_over(item: object) -> bool:
+            """Queue `item` for the consumer; False if it stopped listening first."""
+            while not stop.is_set():
+                try:
+                    ready.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
         def produce() -> None:
             try:
                 for batch in self._convert_batches():
-                    while not stop.is_set():
-                        try:
-                            ready.put(batch, timeout=0.1)
-                            break
-                        except queue.Full:
-                            continue
-                    if stop.is_set():
+                    if not hand_over(batch):
                         return
                 outcome: object = _DONE
             except Exception as error:  # handed to the consumer, raised there
                 outcome = error
-            while not stop.is_set():
-                try:
-                    ready.put(outcome, timeout=0.1)
-                    return
-                except queue.Full:
-                    continue
+            hand_over(outcome)
 
         producer = threading.Thread(target=produce, name="indici-decode", daemon=True)
         producer.start()
