@@ -18,6 +18,8 @@ import psycopg2.extensions
 import pytest
 from psycopg2 import sql
 
+from indici_dagster_tests.support import create_writer_database
+
 WRITER_ROLE = "indici_test_writer"
 
 
@@ -54,15 +56,7 @@ def database(admin_dsn: str) -> Iterator[str]:
                     sql.Identifier(WRITER_ROLE)
                 )
             )
-        cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        cursor.execute(
-            sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(name))
-        )
-        cursor.execute(
-            sql.SQL("GRANT CONNECT, CREATE ON DATABASE {} TO {}").format(
-                sql.Identifier(name), sql.Identifier(WRITER_ROLE)
-            )
-        )
+        create_writer_database(cursor, name, WRITER_ROLE)
         # neither UTC nor the pipeline's zone: results must not depend on it
         cursor.execute(
             sql.SQL("ALTER DATABASE {} SET timezone = 'America/Sao_Paulo'").format(

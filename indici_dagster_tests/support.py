@@ -7,10 +7,12 @@ from pathlib import Path
 
 import boto3
 import psycopg2
+import psycopg2.extensions
 import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 from dagster import DagsterInstance, Definitions, SensorResult, build_sensor_context
+from psycopg2 import sql
 
 from indici_dagster.core.rules import parse_rules
 from indici_dagster.core.settings import Settings
@@ -158,3 +160,12 @@ def row_counters(dsn: str) -> dict[tuple[str, str], tuple[int, int]]:
         (schema, table): (rows, query(dsn, f'SELECT count(*) FROM "{schema}"."{table}"')[0][0])
         for schema, table, rows in counters
     }
+
+
+def create_writer_database(cursor: psycopg2.extensions.cursor, name: str, role: str) -> None:
+    """Create database `name` (as an administrator): `role` may connect and create schemas in
+    it, and nobody else may do anything."""
+    database, writer = sql.Identifier(name), sql.Identifier(role)
+    cursor.execute(sql.SQL("CREATE DATABASE {}").format(database))
+    cursor.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(database))
+    cursor.execute(sql.SQL("GRANT CONNECT, CREATE ON DATABASE {} TO {}").format(database, writer))

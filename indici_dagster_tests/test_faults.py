@@ -49,6 +49,7 @@ from indici_dagster_tests.support import (
     PATIENTS,
     TIMEZONE,
     build,
+    create_writer_database,
     execute_requests,
     make_settings,
     query,
@@ -334,15 +335,7 @@ def _create_writer_database(admin_uri: str) -> str:
     name, role = "indici_restart", "indici_restart_writer"
     with contextlib.closing(connect_admin(admin_uri)) as admin, admin.cursor() as cursor:
         cursor.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
-        cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        cursor.execute(
-            sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(name))
-        )
-        cursor.execute(
-            sql.SQL("GRANT CONNECT, CREATE ON DATABASE {} TO {}").format(
-                sql.Identifier(name), sql.Identifier(role)
-            )
-        )
+        create_writer_database(cursor, name, role)
     return psycopg2.extensions.make_dsn(admin_uri, dbname=name, user=role)
 
 

@@ -22,6 +22,7 @@ from indici_dagster_tests.conftest import WRITER_ROLE
 from indici_dagster_tests.support import (
     TIMEZONE,
     build,
+    create_writer_database,
     execute_requests,
     make_settings,
     parquet_bytes,
@@ -75,12 +76,7 @@ def fresh_database(admin_dsn: str):
     admin = psycopg2.connect(admin_dsn)
     admin.autocommit = True
     with admin.cursor() as cursor:
-        cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        cursor.execute(
-            sql.SQL("GRANT CREATE ON DATABASE {} TO {}").format(
-                sql.Identifier(name), sql.Identifier(WRITER_ROLE)
-            )
-        )
+        create_writer_database(cursor, name, WRITER_ROLE)
     try:
         yield psycopg2.extensions.make_dsn(admin_dsn, dbname=name, user=WRITER_ROLE)
     finally:
