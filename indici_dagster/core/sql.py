@@ -6,6 +6,7 @@ as query parameters, never in the text.
 """
 
 from collections.abc import Sequence
+from typing import Literal
 
 from psycopg2 import sql
 
@@ -126,10 +127,15 @@ def delete_file_rows(table: str) -> sql.Composed:
     ).format(qualified(STAGING_SCHEMA, table))
 
 
-def copy_into_staging(table: str, columns: Sequence[str]) -> sql.Composed:
-    """COPY ... FROM STDIN (FORMAT csv) for the given data columns followed by `COPY_METADATA`."""
-    return sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
-        qualified(STAGING_SCHEMA, table), _identifiers([*columns, *COPY_METADATA])
+def copy_into_staging(
+    table: str, columns: Sequence[str], copy_format: Literal["csv", "binary"] = "csv"
+) -> sql.Composed:
+    """COPY ... FROM STDIN in `copy_format` for the given data columns followed by
+    `COPY_METADATA`."""
+    return sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT {})").format(
+        qualified(STAGING_SCHEMA, table),
+        _identifiers([*columns, *COPY_METADATA]),
+        sql.SQL({"csv": "csv", "binary": "binary"}[copy_format]),
     )
 
 

@@ -6,6 +6,7 @@ can never leave half a file or a doubled row behind.
 """
 
 import contextlib
+import io
 import re
 import threading
 from collections.abc import Iterator, Sequence
@@ -21,9 +22,8 @@ import pyarrow.parquet as pq
 from psycopg2 import sql
 from psycopg2.extensions import cursor as Cursor  # noqa: N812 - the class, named as a type
 
-from indici_dagster.core import adbc
 from indici_dagster.core import sql as statements
-from indici_dagster.core.arrow_batches import StagingBatches, binary_type_for
+from indici_dagster.core.arrow_batches import COPY_CHUNK_BYTES, StagingBatches, binary_type_for
 from indici_dagster.core.audit import (
     CREATE_AUDIT_TABLE,
     AuditEntry,
@@ -181,7 +181,10 @@ class Warehouse:
 
     def _connect(self) -> psycopg2.extensions.connection:
         try:
-            connection = psycopg2.connect(self._dsn, application_name=APPLICATION_NAME)
+            # binary COPY sends text as UTF-8 bytes, whatever PGCLIENTENCODING says
+            connection = psycopg2.connect(
+                self._dsn, application_name=APPLICATION_NAME, client_encoding="UTF8"
+            )
         except psycopg2.OperationalError as error:
             raise psycopg2.OperationalError(
                 f"cannot connect to {mask_dsn(self._dsn)}: {_first_line(error)}"
@@ -204,7 +207,7 @@ class Warehouse:
     def reusing_connections(self) -> Iterator[None]:
         """Within this block, consecutive staging loads on this thread share one connection.
 
-        Opening an ADBC connection costs more than a small daily file takes to load; a step
+        Opening a connection costs about as much as a small daily file takes to load; a step
         loading many files opens one. It is closed when the block ends or after any error.
         """
         self._sessions.reuse = True
@@ -212,43 +215,27 @@ class Warehouse:
             yield
         finally:
             self._sessions.reuse = False
-            self._close_binary_session()
+            self._close_load_session()
 
-    def _close_binary_session(self) -> None:
-        session, self._sessions.binary = getattr(self._sessions, "binary", None), None
-        for closeable in session or ():
+    def _close_load_session(self) -> None:
+        connection, self._sessions.load = getattr(self._sessions, "load", None), None
+        if connection is not None:
             with contextlib.suppress(Exception):
-                closeable.close()
-
-    def _open_binary_session(self) -> tuple:
-        quoting = self._connect()
-        try:
-            conn = adbc.connect(
-                psycopg2.extensions.make_dsn(self._dsn, application_name=APPLICATION_NAME)
-            )
-        except adbc.AdbcError as error:
-            quoting.close()
-            raise psycopg2.OperationalError(
-                f"cannot connect to {mask_dsn(self._dsn)}: {type(error).__name__}"
-            ) from None
-        cursor = adbc.AdbcCursor(conn, quoting)
-        cursor.execute("SELECT set_config('TimeZone', %s, false)", (self.timezone,))
-        conn.commit()
-        return cursor, conn, quoting
+                connection.close()
 
     @contextlib.contextmanager
-    def _binary_session(self) -> Iterator[tuple[adbc.Connection, adbc.AdbcCursor]]:
-        """An ADBC connection (and a psycopg2 one to quote identifiers) in a fresh transaction."""
-        if getattr(self._sessions, "binary", None) is None:
-            self._sessions.binary = self._open_binary_session()
-        cursor, conn, _ = self._sessions.binary
+    def _load_session(self) -> Iterator[psycopg2.extensions.connection]:
+        """A connection for one file's load transaction (kept for the next load when reusing)."""
+        if getattr(self._sessions, "load", None) is None:
+            self._sessions.load = self._connect()
+        connection = self._sessions.load
         try:
-            yield conn, cursor
+            yield connection
         except BaseException:
-            self._close_binary_session()
+            self._close_load_session()
             raise
         if not getattr(self._sessions, "reuse", False):
-            self._close_binary_session()
+            self._close_load_session()
 
     def ensure_catalog(self) -> None:
         """Create the schemas, the audit log and the landing ledger if they do not exist."""
@@ -338,14 +325,6 @@ class Warehouse:
                 error.pgcode, error.diag.context, error.diag.message_primary, plan
             )
             raise self._failed(audit, message) from None
-        except adbc.AdbcDataError as error:
-            message = _describe_database_error(
-                error.sqlstate,
-                adbc.diagnostic(error, b"PG_DIAG_CONTEXT"),
-                adbc.diagnostic(error, b"PG_DIAG_MESSAGE_PRIMARY"),
-                plan,
-            )
-            raise self._failed(audit, message) from None
         except (OSError, ValueError, pa.ArrowException) as error:  # decode errors mid-COPY
             raise self._failed(
                 audit, f"the file could not be decoded: {_first_line(error)}"
@@ -387,27 +366,18 @@ class Warehouse:
         targets: list,
         done: AuditEntry,
     ) -> int:
-        """Binary COPY (Arrow in, through ADBC): the fast path for every Arrow-native type."""
-        with self._binary_session() as (conn, cursor):
-            replaced = self._replace_file_rows(cursor, rule.table, landed, plan)
-            batches = StagingBatches(
-                parquet_file,
-                plan.columns,
-                targets,
-                constants=(landed.file_name, landed.source_ts, done.run_id or ""),
-                timezone=self.timezone,
-            )
-            try:
-                cursor.copy_batches(statements.STAGING_SCHEMA, rule.table, batches.reader())
-            except adbc.AdbcError:
-                if batches.error is not None:  # raised while reading the file, not by Postgres
-                    raise batches.error from None
-                raise
-            _check_complete(done, batches.rows)
-            self._finish_file_rows(cursor, rule.table, batches.rows, replaced)
-            write_audit_entries(cursor, [replace(done, rows_loaded=batches.rows)])
-            conn.commit()
-            return batches.rows
+        """Binary COPY: the fast path, for every column type with an Arrow binary form."""
+        batches = StagingBatches(
+            parquet_file,
+            plan.columns,
+            targets,
+            constants=(landed.file_name, landed.source_ts, done.run_id or ""),
+            timezone=self.timezone,
+        )
+        copy = statements.copy_into_staging(
+            rule.table, [c.name for c in plan.columns], copy_format="binary"
+        )
+        return self._copy_file(rule, landed, plan, done, copy, batches.copy_stream(), batches)
 
     def _load_csv(
         self,
@@ -417,27 +387,45 @@ class Warehouse:
         plan: StagingPlan,
         done: AuditEntry,
     ) -> int:
-        """CSV COPY through psycopg2: for types only Postgres's text input reads (uuid, json)."""
-        with self.connection() as connection, connection.cursor() as cursor:
+        """CSV COPY: for types only Postgres's text input reads (uuid, json)."""
+        feed = CsvCopyFeed(
+            parquet_file,
+            plan.columns,
+            constants=(landed.file_name, landed.source_ts.isoformat(), done.run_id or ""),
+            timezone=self.timezone,
+        )
+        copy = statements.copy_into_staging(rule.table, [c.name for c in plan.columns])
+        return self._copy_file(rule, landed, plan, done, copy, feed, feed)
+
+    def _copy_file(
+        self,
+        rule: Rule,
+        landed: LandedFileName,
+        plan: StagingPlan,
+        done: AuditEntry,
+        copy: sql.Composed,
+        stream: io.RawIOBase,
+        progress: "StagingBatches | CsvCopyFeed",
+    ) -> int:
+        """One transaction: replace the file's rows with what `stream` sends, audit, commit.
+
+        `progress` counts the rows sent and holds any error raised while reading the file.
+        """
+        with self._load_session() as connection, connection.cursor() as cursor:
             replaced = self._replace_file_rows(cursor, rule.table, landed, plan)
-            feed = CsvCopyFeed(
-                parquet_file,
-                plan.columns,
-                constants=(landed.file_name, landed.source_ts.isoformat(), done.run_id or ""),
-                timezone=self.timezone,
-            )
-            copy = statements.copy_into_staging(rule.table, [c.name for c in plan.columns])
             try:
-                cursor.copy_expert(copy, feed, size=1 << 20)
+                cursor.copy_expert(copy, stream, size=COPY_CHUNK_BYTES)
             except psycopg2.Error:
-                if feed.error is not None:  # raised while reading the file, not by Postgres
-                    raise feed.error from None
+                if progress.error is not None:  # raised while reading the file, not by Postgres
+                    raise progress.error from None
                 raise
-            _check_complete(done, feed.rows)
-            self._finish_file_rows(cursor, rule.table, feed.rows, replaced)
-            write_audit_entries(cursor, [replace(done, rows_loaded=feed.rows)])
+            finally:
+                stream.close()
+            _check_complete(done, progress.rows)
+            self._finish_file_rows(cursor, rule.table, progress.rows, replaced)
+            write_audit_entries(cursor, [replace(done, rows_loaded=progress.rows)])
             connection.commit()
-            return feed.rows
+            return progress.rows
 
     def _failed(self, audit: AuditEntry, message: str) -> FileLoadError:
         self._staging_columns.clear()
