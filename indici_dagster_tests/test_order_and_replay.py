@@ -202,3 +202,38 @@ def test_a_range_backfill_on_an_empty_warehouse_equals_day_by_day(
             "SELECT count(DISTINCT run_id), count(*) FROM indici_staging.auditlog WHERE step = 'rpt'",
         )
         assert runs == [(1, len(DELIVERIES))]
+
+
+def test_each_date_of_a_range_backfill_shows_only_its_own_files(tmp_path, database, buckets):
+    landing, partitioned = buckets
+    for name, rows in DELIVERIES:
+        put_s3(landing, name, patients(rows))
+    with DagsterInstance.ephemeral() as instance:
+        defs = build(make_settings(tmp_path, database, landing, partitioned))
+        result = defs.resolve_job_def(INGEST_JOB).execute_in_process(
+            instance=instance,
+            tags={
+                "dagster/asset_partition_range_start": "2026-11-22",
+                "dagster/asset_partition_range_end": "2026-11-24",
+            },
+        )
+        assert result.success
+        expected = {
+            day: sorted(n for n, _ in DELIVERIES if partition_key_of_file(n, TIMEZONE) == day)
+            for day in ("2026-11-22", "2026-11-23", "2026-11-24")
+        }
+        shown: dict[str, dict[str, list[str]]] = {}
+        for event in result.get_asset_materialization_events():
+            materialization = event.step_materialization_data.materialization
+            metadata = materialization.metadata
+            layer = materialization.asset_key.path[1]  # indici/<layer>[/<dataset>]
+            if layer == "raw":
+                names = [r.data["file"] for r in metadata["files"].records]
+            elif layer == "staging":
+                names = list(metadata["files_loaded"].data)
+            elif layer == "rpt":
+                names = list(metadata["files"].data)
+            else:
+                continue
+            shown.setdefault(layer, {})[materialization.partition] = sorted(names)
+        assert shown == {"raw": expected, "staging": expected, "rpt": expected}

@@ -19,7 +19,12 @@ from dagster import (
 )
 
 from indici_dagster.assets.keys import PARTITIONED, RAW
-from indici_dagster.core.ingest import copy_to_partitioned, describe_landed_file, landed_files_for
+from indici_dagster.core.ingest import (
+    RawFileReport,
+    copy_to_partitioned,
+    describe_landed_file,
+    landed_files_for,
+)
 from indici_dagster.core.rules import Rule
 from indici_dagster.partitions import RANGE_BACKFILL
 from indici_dagster.resources import FileStorageResource, WarehouseResource
@@ -62,35 +67,20 @@ def build_file_assets(
         storage = landing.get_storage()
         files = landed_files_for(storage, context.partition_keys, timezone)
         reports = [describe_landed_file(storage, f) for f in files]
-        records, schemas, problems = [], {}, []
+        reports_by_date: dict[str, list] = {key: [] for key in context.partition_keys}
+        problems = []
         for report in reports:
-            name = report.file.name
-            status = "unreadable" if report.error else ("empty" if report.rows == 0 else "ok")
-            if status != "ok":
-                problems.append(f"{name.file_name}: {report.error or 'no rows'}")
-            if report.summary:
-                schemas[name.file_name] = [f"{c}: {t}" for c, t in report.summary.columns]
-            records.append(
-                TableRecord(
-                    {
-                        "file": name.file_name,
-                        "dataset": name.dataset,
-                        "date": name.partition_key,
-                        "rows": report.rows,
-                        "status": status,
-                    }
-                )
-            )
+            reports_by_date[report.file.name.partition_key].append(report)
+            if report.error or report.rows == 0:
+                problems.append(f"{report.file.name.file_name}: {report.error or 'no rows'}")
         for problem in problems:
             context.log.warning(problem)
+        # each date's materialization lists only its own files: a year-long range run would
+        # otherwise copy every file's details into each of its 365 events
+        for partition_key, date_reports in reports_by_date.items():
+            context.add_asset_metadata(_raw_metadata(date_reports), partition_key=partition_key)
         return MaterializeResult(
-            metadata={
-                "dagster/row_count": sum(r.rows for r in reports),
-                "files": MetadataValue.table(records, schema=_FILES_SCHEMA),
-                "file_count": len(reports),
-                "schemas": MetadataValue.json(schemas),
-                "landing": storage.url,
-            },
+            metadata={"landing": storage.url},
             check_results=[
                 AssetCheckResult(
                     check_name="files_readable_and_not_empty",
@@ -142,3 +132,33 @@ def build_file_assets(
         )
 
     return [raw, partitioned]
+
+
+def _raw_metadata(reports: list[RawFileReport]) -> dict[str, object]:
+    """What one date's materialization of `indici/raw` shows: its files, rows and schemas."""
+    records = []
+    for report in reports:
+        name = report.file.name
+        status = "unreadable" if report.error else ("empty" if report.rows == 0 else "ok")
+        records.append(
+            TableRecord(
+                {
+                    "file": name.file_name,
+                    "dataset": name.dataset,
+                    "date": name.partition_key,
+                    "rows": report.rows,
+                    "status": status,
+                }
+            )
+        )
+    schemas = {
+        r.file.name.file_name: [f"{c}: {t}" for c, t in r.summary.columns]
+        for r in reports
+        if r.summary
+    }
+    return {
+        "dagster/row_count": sum(r.rows for r in reports),
+        "files": MetadataValue.table(records, schema=_FILES_SCHEMA),
+        "file_count": len(reports),
+        "schemas": MetadataValue.json(schemas),
+    }

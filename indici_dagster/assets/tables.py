@@ -1,5 +1,8 @@
 """The table layers, one pair of assets per dataset with a rule: `staging/<D>` and `rpt/<D>`."""
 
+from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
+
 from dagster import (
     AssetExecutionContext,
     AssetMaterialization,
@@ -25,9 +28,12 @@ from indici_dagster.core.ingest import load_partitions_into_staging, partition_k
 from indici_dagster.core.queries import WarehouseQueries
 from indici_dagster.core.rules import Rule
 from indici_dagster.core.sql import RPT_SCHEMA, STAGING_SCHEMA
+from indici_dagster.core.warehouse import FileUpsert
 from indici_dagster.partitions import RANGE_BACKFILL
 from indici_dagster.resources import FileStorageResource, WarehouseResource
 from indici_dagster.retries import TRANSIENT_RETRY, fails_fast_on_permanent_errors
+
+T = TypeVar("T")
 
 
 def _schema(columns: list[tuple[str, str]]) -> TableSchema:
@@ -79,23 +85,32 @@ def build_table_assets(
             partitioned.get_storage(), store, rule, context.partition_keys, run_id=context.run_id
         )
         queries = WarehouseQueries(store)
-        loaded = [o for o in outcomes if o.result is not None]
         for o in outcomes:
             if o.error:
                 context.log.error(f"{o.file_name}: {o.error}")
             elif o.result.message:
                 context.log.warning(f"{o.file_name}: {o.result.message}")
         checks = evaluate_staging_checks(queries, rule, outcomes)
+        by_date = _by_partition(context.partition_keys, outcomes, lambda o: o.partition_key)
+        for partition_key, date_outcomes in by_date.items():
+            date_loaded = [o for o in date_outcomes if o.result is not None]
+            context.add_asset_metadata(
+                {
+                    "dagster/partition_row_count": sum(o.result.rows_loaded for o in date_loaded),
+                    "files_loaded": MetadataValue.json(
+                        {o.file_name: o.result.rows_loaded for o in date_loaded}
+                    ),
+                    "files_failed": MetadataValue.json(
+                        [o.file_name for o in date_outcomes if o.error]
+                    ),
+                },
+                partition_key=partition_key,
+            )
         return MaterializeResult(
             metadata={
                 "dagster/table_name": f"{STAGING_SCHEMA}.{rule.table}",
                 "dagster/column_schema": _schema(queries.table_columns(STAGING_SCHEMA, rule.table)),
-                "dagster/partition_row_count": sum(o.result.rows_loaded for o in loaded),
                 "dagster/row_count": queries.row_count(STAGING_SCHEMA, rule.table),
-                "files_loaded": MetadataValue.json(
-                    {o.file_name: o.result.rows_loaded for o in loaded}
-                ),
-                "files_failed": MetadataValue.json([o.file_name for o in outcomes if o.error]),
             },
             check_results=checks,
         )
@@ -128,30 +143,62 @@ def build_table_assets(
             "dagster/table_name": f"{RPT_SCHEMA}.{rule.table}",
             "dagster/column_schema": _schema(queries.table_columns(RPT_SCHEMA, rule.table)),
             "dagster/row_count": queries.row_count(RPT_SCHEMA, rule.table),
-            "rows_inserted": sum(r.rows_inserted for r in results),
-            "rows_updated": sum(r.rows_updated for r in results),
-            "rows_unchanged": sum(r.rows_unchanged for r in results),
-            "rows_rejected": sum(r.rows_rejected for r in results),
-            "files": MetadataValue.json(
-                {
-                    r.source_file: {"inserted": r.rows_inserted, "updated": r.rows_updated}
-                    for r in results
-                }
-            ),
         }
+        by_date = _by_partition(
+            context.partition_keys,
+            results,
+            lambda result: partition_key_of_file(result.source_file, timezone),
+        )
+        applied = {key: _applied_metadata(date_results) for key, date_results in by_date.items()}
         checks = evaluate_rpt_checks(queries, rule, results)
         errors = queries.audit_errors(context.run_id, rule.dataset, str(Step.STAGING))
         if errors:
             # the good files are applied; the run still fails so the broken ones are seen
             for partition_key in context.partition_keys:
                 context.log_event(
-                    AssetMaterialization(rpt_asset_key, partition=partition_key, metadata=metadata)
+                    AssetMaterialization(
+                        rpt_asset_key,
+                        partition=partition_key,
+                        metadata={**metadata, **applied[partition_key]},
+                    )
                 )
             raise Failure(
                 description=f"{len(errors)} {rule.dataset} file(s) could not be loaded: "
                 + "; ".join(f"{f}: {m}" for f, m in errors),
                 allow_retries=False,
             )
+        for partition_key, date_metadata in applied.items():
+            context.add_asset_metadata(date_metadata, partition_key=partition_key)
         return MaterializeResult(metadata=metadata, check_results=checks)
 
     return [staging, rpt]
+
+
+def _by_partition(
+    partition_keys: Sequence[str], items: Iterable[T], partition_key_of: Callable[[T], str]
+) -> dict[str, list[T]]:
+    """`items` grouped by the date they belong to, with an entry for every date of the run.
+
+    Each date's materialization then shows only its own files: a year-long range run would
+    otherwise copy every file's details into each of its 365 events.
+    """
+    grouped: dict[str, list[T]] = {key: [] for key in partition_keys}
+    for item in items:
+        grouped.setdefault(partition_key_of(item), []).append(item)
+    return grouped
+
+
+def _applied_metadata(results: Sequence[FileUpsert]) -> dict[str, object]:
+    """What one date's files changed in rpt, in total and file by file."""
+    return {
+        "rows_inserted": sum(r.rows_inserted for r in results),
+        "rows_updated": sum(r.rows_updated for r in results),
+        "rows_unchanged": sum(r.rows_unchanged for r in results),
+        "rows_rejected": sum(r.rows_rejected for r in results),
+        "files": MetadataValue.json(
+            {
+                r.source_file: {"inserted": r.rows_inserted, "updated": r.rows_updated}
+                for r in results
+            }
+        ),
+    }
