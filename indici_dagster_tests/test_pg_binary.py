@@ -146,6 +146,27 @@ def test_a_batch_without_text_or_nulls_is_one_fixed_width_block(database):
     _assert_round_trip(database, batch, ["bigint", "integer"])
 
 
+def test_a_decimal_wider_than_its_declared_precision_keeps_every_digit(database):
+    # Parquet stores the unscaled integer; nothing stops a writer exceeding the precision
+    unscaled = pa.array([1234567890, -1234567890, 5, None], pa.int64())
+    storage = pa.array(
+        [
+            None if v is None else v.to_bytes(16, "little", signed=True)
+            for v in unscaled.to_pylist()
+        ],
+        pa.binary(16),
+    )
+    narrow = pa.Array.from_buffers(pa.decimal128(6, 2), 4, storage.buffers())
+    batch = pa.RecordBatch.from_arrays([narrow], names=["amount"])
+    rows = _copy_and_read_back(database, batch, ["numeric"])
+    assert [r[0] for r in rows] == [
+        Decimal("12345678.90"),
+        Decimal("-12345678.90"),
+        Decimal("0.05"),
+        None,
+    ]
+
+
 def test_an_unsupported_type_is_refused_by_name():
     batch = pa.RecordBatch.from_arrays([pa.array([b"\x00"], pa.binary())], names=["blob"])
     with pytest.raises(pg_binary.UnsupportedBinaryTypeError, match="binary"):

@@ -184,7 +184,10 @@ def _by_partition(
     """
     grouped: dict[str, list[T]] = {key: [] for key in partition_keys}
     for item in items:
-        grouped.setdefault(partition_key_of(item), []).append(item)
+        # an item dated outside the run (only if the time zone setting changed) stays in the
+        # audit log; Dagster refuses metadata for a partition the run does not materialize
+        if (key := partition_key_of(item)) in grouped:
+            grouped[key].append(item)
     return grouped
 
 

@@ -225,7 +225,7 @@ class StagingBatches:
                     if not hand_over((batch.num_rows, payload)):
                         return
                 outcome: object = _DONE
-            except Exception as error:  # handed to the consumer, raised there
+            except BaseException as error:  # handed to the consumer, raised there
                 outcome = error
             hand_over(outcome)
 
@@ -233,8 +233,8 @@ class StagingBatches:
         producer.start()
         try:
             while (item := ready.get()) is not _DONE:
-                if isinstance(item, Exception):
-                    self.error = item
+                if isinstance(item, BaseException):
+                    self.error = item if isinstance(item, Exception) else None
                     raise item
                 rows, payload = item
                 self.rows += rows

@@ -149,7 +149,8 @@ def _fixed_width_rows(data: np.ndarray, validity: pa.Buffer | None = None) -> pa
 
 def _decimal_values(column: pa.Array) -> np.ndarray | None:
     """Postgres `numeric` wire form (digit count, weight, sign, display scale, base-10,000
-    digits) of every value as a (rows, width) byte matrix; None if a value exceeds 64 bits.
+    digits) of every value as a (rows, width) byte matrix; None if a value exceeds 64 bits or
+    has more integer digits than the type's precision allows.
 
     Every row gets the same number of digits; Postgres drops leading and trailing zero digits.
     """
@@ -168,6 +169,11 @@ def _decimal_values(column: pa.Array) -> np.ndarray | None:
     magnitude = np.abs(unscaled).astype(np.uint64)  # |min int64| still fits unsigned
     integer_part, fraction = np.divmod(magnitude, np.uint64(10**scale))
     integer_groups = -(-max(1, min(kind.precision - scale, 20)) // _NBASE_DIGITS)
+    if integer_groups * _NBASE_DIGITS < 20 and int(integer_part.max(initial=0)) >= 10 ** (
+        integer_groups * _NBASE_DIGITS
+    ):
+        # a Parquet decimal may hold more digits than its declared precision: never cut them
+        return None
     fraction_groups = -(-scale // _NBASE_DIGITS)
     padding = fraction_groups * _NBASE_DIGITS - scale  # zeros that fill the last fraction group
     groups = integer_groups + fraction_groups
