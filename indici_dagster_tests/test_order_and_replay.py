@@ -70,6 +70,24 @@ DELIVERIES = [
 RESENT = ("Patients_20261123_180000.parquet", [(1, "a2-fixed"), (6, "f1")])
 
 
+def land_deliveries(landing: str) -> None:
+    """Put every file of `DELIVERIES` in the landing bucket."""
+    for name, rows in DELIVERIES:
+        put_s3(landing, name, patients(rows))
+
+
+def run_range_backfill(defs, instance: DagsterInstance, **options):
+    """One single-run backfill of 2026-11-22 to 2026-11-24, as the UI launches it."""
+    return defs.resolve_job_def(INGEST_JOB).execute_in_process(
+        instance=instance,
+        tags={
+            "dagster/asset_partition_range_start": "2026-11-22",
+            "dagster/asset_partition_range_end": "2026-11-24",
+        },
+        **options,
+    )
+
+
 @contextlib.contextmanager
 def fresh_database(admin_dsn: str):
     name = f"indici_order_{uuid.uuid4().hex[:10]}"
@@ -145,10 +163,8 @@ def test_replays_and_a_range_backfill_leave_rpt_identical_and_staging_without_du
     tmp_path, database, buckets
 ):
     landing, partitioned = buckets
-    for name, rows in DELIVERIES:
-        put_s3(landing, name, patients(rows))
+    land_deliveries(landing)
     defs = build(make_settings(tmp_path, database, landing, partitioned))
-    job = defs.resolve_job_def(INGEST_JOB)
     with DagsterInstance.ephemeral() as instance:
         requests = tick(defs, instance)
         assert all(r.success for r in execute_requests(defs, instance, requests))
@@ -157,15 +173,12 @@ def test_replays_and_a_range_backfill_leave_rpt_identical_and_staging_without_du
         # the same runs again, then one run over the whole range (single-run backfill policy)
         assert all(r.success for r in execute_requests(defs, instance, requests))
         assert query(database, RPT_CHECKSUM) == day_by_day
-        result = job.execute_in_process(
-            instance=instance,
+        result = run_range_backfill(
+            defs,
+            instance,
             asset_selection=[
                 k for k in requests.run_requests[0].asset_selection if "raw" not in k.path
             ],
-            tags={
-                "dagster/asset_partition_range_start": "2026-11-22",
-                "dagster/asset_partition_range_end": "2026-11-24",
-            },
         )
         assert result.success
     assert query(database, RPT_CHECKSUM) == day_by_day
@@ -178,8 +191,7 @@ def test_a_range_backfill_on_an_empty_warehouse_equals_day_by_day(
     tmp_path, database, admin_dsn, buckets
 ):
     landing, partitioned = buckets
-    for name, rows in DELIVERIES:
-        put_s3(landing, name, patients(rows))
+    land_deliveries(landing)
     with DagsterInstance.ephemeral() as instance:
         defs = build(make_settings(tmp_path, database, landing, partitioned))
         assert all(r.success for r in execute_requests(defs, instance, tick(defs, instance)))
@@ -187,13 +199,7 @@ def test_a_range_backfill_on_an_empty_warehouse_equals_day_by_day(
 
     with fresh_database(admin_dsn) as other, DagsterInstance.ephemeral() as instance:
         defs = build(make_settings(tmp_path, other, landing, partitioned))
-        result = defs.resolve_job_def(INGEST_JOB).execute_in_process(
-            instance=instance,
-            tags={
-                "dagster/asset_partition_range_start": "2026-11-22",
-                "dagster/asset_partition_range_end": "2026-11-24",
-            },
-        )
+        result = run_range_backfill(defs, instance)
         assert result.success
         assert query(other, RPT_CHECKSUM) == day_by_day
         # one upsert for the whole range: one rpt audit row per file, all from one run
@@ -206,17 +212,10 @@ def test_a_range_backfill_on_an_empty_warehouse_equals_day_by_day(
 
 def test_each_date_of_a_range_backfill_shows_only_its_own_files(tmp_path, database, buckets):
     landing, partitioned = buckets
-    for name, rows in DELIVERIES:
-        put_s3(landing, name, patients(rows))
+    land_deliveries(landing)
     with DagsterInstance.ephemeral() as instance:
         defs = build(make_settings(tmp_path, database, landing, partitioned))
-        result = defs.resolve_job_def(INGEST_JOB).execute_in_process(
-            instance=instance,
-            tags={
-                "dagster/asset_partition_range_start": "2026-11-22",
-                "dagster/asset_partition_range_end": "2026-11-24",
-            },
-        )
+        result = run_range_backfill(defs, instance)
         assert result.success
         expected = {
             day: sorted(n for n, _ in DELIVERIES if partition_key_of_file(n, TIMEZONE) == day)
