@@ -325,3 +325,35 @@ def test_a_window_only_applies_files_dated_inside_it(warehouse, database):
 
     assert [r.source_file for r in results] == ["Patients_20261124_000000.parquet"]
     assert query(database, "SELECT patient_id FROM rpt.patients") == [(2,)]
+
+
+VISITS_WITH_UUID = parse_rule(
+    {
+        "dataset": "Patients",
+        "primary_key": ["PatientID"],
+        "columns": {"PatientID": "bigint", "VisitGuid": "uuid", "Minutes": "integer"},
+    }
+)
+
+
+def test_a_uuid_column_loads_through_csv_copy_and_its_errors_name_the_row(warehouse, database):
+    name = "Patients_20261124_020000.parquet"
+    guid = "0b7e4c5e-8f5a-4c1e-9d0a-2f3c4b5a6d7e"
+    result = load(
+        warehouse,
+        name,
+        {"PatientID": [1, 2], "VisitGuid": [guid, None], "Minutes": [1.0, 2.0]},
+        VISITS_WITH_UUID,
+    )
+    assert result.rows_loaded == 2
+    assert staged(database, "patient_id, visit_guid::text, minutes") == [(1, guid, 1), (2, None, 2)]
+
+    # a value the file decoder refuses (raised while COPY reads) still names its row
+    with pytest.raises(FileLoadError, match="row 3"):
+        load(
+            warehouse,
+            name,
+            {"PatientID": [1, 2, 3], "VisitGuid": [guid] * 3, "Minutes": [1.0, 2.0, 2.5]},
+            VISITS_WITH_UUID,
+        )
+    assert staged_count(database) == 2  # the failed reload kept the file's earlier rows

@@ -6,7 +6,6 @@ Conversion happens one record batch at a time; a value that does not fit is repo
 column, type and row number, never the value itself.
 """
 
-import io
 import queue
 import re
 import threading
@@ -19,6 +18,7 @@ import pyarrow.parquet as pq
 
 from indici_dagster.core import pg_binary
 from indici_dagster.core.parquet import (
+    CopyStream,
     TargetColumn,
     ValueCastError,
     reject_unsupported,
@@ -193,10 +193,10 @@ class StagingBatches:
         self.rows = 0
         self.error: Exception | None = None
 
-    def copy_stream(self) -> "BinaryCopyStream":
+    def copy_stream(self) -> CopyStream:
         """A file-like object yielding `COPY ... FROM STDIN (FORMAT binary)` data: header,
         every row, trailer."""
-        return BinaryCopyStream(self._encoded_batches())
+        return CopyStream(self._encoded_batches())
 
     def _encoded_batches(self) -> Iterator[pa.Buffer]:
         yield pa.py_buffer(pg_binary.COPY_HEADER)
@@ -273,38 +273,3 @@ class StagingBatches:
             arrays.append(pa.array(np.arange(first_row, first_row + size, dtype=np.int64)))
             produced += size
             yield pa.RecordBatch.from_arrays(arrays, schema=self.schema)
-
-
-class BinaryCopyStream(io.RawIOBase):
-    """Read-only bytes over a stream of buffers, in chunks of at most the size asked for.
-
-    Closing it (also done when it is garbage collected) stops the stream's producer.
-    """
-
-    def __init__(self, buffers: Iterator[pa.Buffer]) -> None:
-        self._buffers = buffers
-        self._pending = memoryview(b"")
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int = -1) -> bytes:
-        """Up to `size` bytes (all of the current buffer if negative); empty at the end."""
-        while not self._pending:
-            buffer = next(self._buffers, None)
-            if buffer is None:
-                return b""
-            self._pending = memoryview(buffer)
-        if size < 0:
-            size = len(self._pending)
-        chunk, self._pending = self._pending[:size], self._pending[size:]
-        return chunk.tobytes()
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        chunk = self.read(len(buffer))
-        buffer[: len(chunk)] = chunk
-        return len(chunk)
-
-    def close(self) -> None:
-        self._buffers.close()  # type: ignore[attr-defined]
-        super().close()

@@ -147,7 +147,43 @@ def reject_unsupported(array: pa.Array, column: TargetColumn) -> None:
         )
 
 
-class CsvCopyFeed(io.RawIOBase):
+class CopyStream(io.RawIOBase):
+    """Read-only bytes over a stream of chunks, in pieces of at most the size asked for: what
+    psycopg2's `copy_expert` reads a COPY from.
+
+    Closing it (also done when it is garbage collected) stops the stream's producer.
+    """
+
+    def __init__(self, chunks: Iterator[bytes | pa.Buffer]) -> None:
+        self._chunks = chunks
+        self._pending = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to `size` bytes (all of the current chunk if negative); empty at the end."""
+        while not self._pending:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return b""
+            self._pending = memoryview(chunk)
+        if size < 0:
+            size = len(self._pending)
+        piece, self._pending = self._pending[:size], self._pending[size:]
+        return piece.tobytes()
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        piece = self.read(len(buffer))
+        buffer[: len(piece)] = piece
+        return len(piece)
+
+    def close(self) -> None:
+        self._chunks.close()  # type: ignore[attr-defined]
+        super().close()
+
+
+class CsvCopyFeed(CopyStream):
     """A read-only stream of CSV rows for `COPY ... FROM STDIN (FORMAT csv)`.
 
     Each record batch of the file is converted and encoded only when the reader asks for more
@@ -166,16 +202,19 @@ class CsvCopyFeed(io.RawIOBase):
         self._columns = list(columns)
         self._constants = [pa.scalar(value, pa.string()) for value in constants]
         self._timezone = timezone
-        self._batches = self._encoded_batches(batch_rows)
-        self._buffer = memoryview(b"")
         self.rows = 0
         self.error: Exception | None = None
         """The exception a read raised: psycopg2 reports it only as a cancelled COPY."""
-
-    def readable(self) -> bool:
-        return True
+        super().__init__(self._encoded_batches(batch_rows))
 
     def _encoded_batches(self, batch_rows: int) -> Iterator[bytes]:
+        try:
+            yield from self._csv_batches(batch_rows)
+        except Exception as error:
+            self.error = error
+            raise
+
+    def _csv_batches(self, batch_rows: int) -> Iterator[bytes]:
         sources = sorted({c.source for c in self._columns if c.source is not None})
         options = pa_csv.WriteOptions(include_header=False, quoting_style="all_valid")
         # one column at a time: Postgres has the other core, and memory stays flat
@@ -202,18 +241,3 @@ class CsvCopyFeed(io.RawIOBase):
             pa_csv.write_csv(pa.RecordBatch.from_arrays(arrays, names=names), sink, options)
             self.rows += size
             yield sink.getvalue()
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        while not self._buffer:
-            try:
-                chunk = next(self._batches, None)
-            except Exception as error:
-                self.error = error
-                raise
-            if chunk is None:
-                return 0
-            self._buffer = memoryview(chunk)
-        size = min(len(buffer), len(self._buffer))
-        buffer[:size] = self._buffer[:size]
-        self._buffer = self._buffer[size:]
-        return size

@@ -6,7 +6,6 @@ can never leave half a file or a doubled row behind.
 """
 
 import contextlib
-import io
 import re
 import threading
 from collections.abc import Iterator, Sequence
@@ -34,6 +33,7 @@ from indici_dagster.core.audit import (
 from indici_dagster.core.filenames import LandedFileName
 from indici_dagster.core.naming import InvalidIdentifierError, to_identifier
 from indici_dagster.core.parquet import (
+    CopyStream,
     CsvCopyFeed,
     TargetColumn,
     UnsupportedColumnTypeError,
@@ -404,7 +404,7 @@ class Warehouse:
         plan: StagingPlan,
         done: AuditEntry,
         copy: sql.Composed,
-        stream: io.RawIOBase,
+        stream: CopyStream,
         progress: "StagingBatches | CsvCopyFeed",
     ) -> int:
         """One transaction: replace the file's rows with what `stream` sends, audit, commit.
