@@ -1,9 +1,11 @@
 """Loading single files into staging and windows into rpt, straight through the core, on Postgres."""
 
+import contextlib
 import io
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import psycopg2
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -312,6 +314,61 @@ def test_rows_with_a_null_key_are_staged_but_kept_out_of_rpt_and_counted(warehou
         database,
         "SELECT status, rows_rejected, partition_key FROM indici_staging.auditlog WHERE step = 'rpt'",
     ) == [("success", 2, "2026-11-24")]
+
+
+def test_a_first_load_an_emptied_rpt_and_a_repeat_count_the_same_rows_by_the_same_rules(
+    warehouse, database
+):
+    # three ways into rpt: a table created by this upsert (its key is built after the insert),
+    # an existing table someone emptied (plain insert), and a table with rows (ON CONFLICT)
+    older, newer = "Patients_20261124_010000.parquet", "Patients_20261124_020000.parquet"
+    load(
+        warehouse,
+        older,
+        {"PatientID": pa.array([1, 2, None, 3], pa.int64()), "FamilyName": list("ABCD")},
+    )
+    load(warehouse, newer, {"PatientID": pa.array([2, 4], pa.int64()), "FamilyName": list("EF")})
+    first_load = {
+        older: (4, 1, 2, 0, 1),  # key 2 is superseded by the newer file
+        newer: (2, 0, 2, 0, 0),
+    }
+    expected_rpt = [(1, "A", older), (2, "E", newer), (3, "D", older), (4, "F", newer)]
+
+    def applied():
+        return {
+            r.source_file: (
+                r.rows_staged,
+                r.rows_rejected,
+                r.rows_inserted,
+                r.rows_updated,
+                r.rows_unchanged,
+            )
+            for r in upsert(warehouse)
+        }
+
+    def rpt_rows():
+        return query(
+            database, "SELECT patient_id, family_name, _source_file FROM rpt.patients ORDER BY 1"
+        )
+
+    assert applied() == first_load
+    assert rpt_rows() == expected_rpt
+    assert query(
+        database,
+        "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE conrelid = 'rpt.patients'::regclass AND contype = 'p'",
+    ) == [("PRIMARY KEY (patient_id)",)]
+
+    with contextlib.closing(psycopg2.connect(database)) as connection, connection:
+        connection.cursor().execute("DELETE FROM rpt.patients")
+    assert applied() == first_load
+    assert rpt_rows() == expected_rpt
+
+    assert applied() == {older: (4, 1, 0, 0, 3), newer: (2, 0, 0, 0, 2)}
+    assert rpt_rows() == expected_rpt
+    assert query(
+        database, "SELECT rows_inserted FROM indici_staging.auditlog WHERE step = 'rpt' ORDER BY id"
+    ) == [(2,), (2,), (2,), (2,), (0,), (0,)]
 
 
 def test_a_window_only_applies_files_dated_inside_it(warehouse, database):

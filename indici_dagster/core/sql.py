@@ -75,8 +75,8 @@ def create_staging_table(table: str, columns: Sequence[tuple[str, str]]) -> list
         sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(target, sql.SQL(", ").join(body)),
         # BRIN: next to free to maintain during COPY, and files arrive roughly in time order;
         # every per-file statement also bounds _source_ts, so this one index serves them all.
-        # autosummarize: autovacuum summarizes each filled page range soon after a load, rather
-        # than leaving it to be scanned by every later statement until the next VACUUM
+        # each load summarizes the page ranges it filled before it commits; autosummarize
+        # covers rows written any other way
         sql.SQL(
             "CREATE INDEX IF NOT EXISTS {} ON {} USING brin (_source_ts) WITH (autosummarize = on)"
         ).format(sql.Identifier(_staging_brin_index(table)), target),
@@ -139,9 +139,44 @@ def copy_into_staging(
     )
 
 
-def upsert_into_rpt(
-    table: str, columns: Sequence[str], primary_key: Sequence[str], *, target_is_empty: bool = False
+RPT_COLUMNS_FROM_STAGING = ("_source_file", "_source_ts", "_row_number", "_loaded_at")
+"""The load metadata each rpt row carries over from the staged row it came from."""
+
+
+def _window_counts_by_file(staging: sql.Composable, primary_key: Sequence[str]) -> sql.Composed:
+    """Per source file in the window: rows staged and rows rejected for a NULL key column."""
+    key_missing = sql.SQL(" OR ").join(
+        sql.SQL("{} IS NULL").format(sql.Identifier(k)) for k in primary_key
+    )
+    return sql.SQL(
+        """SELECT _source_file, count(*) AS staged,
+                  count(*) FILTER (WHERE {key_missing}) AS rejected
+           FROM {staging} WHERE _source_ts >= %(start)s AND _source_ts < %(end)s
+           GROUP BY _source_file"""
+    ).format(staging=staging, key_missing=key_missing)
+
+
+def _newest_per_key(
+    staging: sql.Composable, columns: Sequence[str], primary_key: Sequence[str]
 ) -> sql.Composed:
+    """The newest staged version of each complete key in the window, in key order."""
+    key_present = sql.SQL(" AND ").join(
+        sql.SQL("{} IS NOT NULL").format(sql.Identifier(k)) for k in primary_key
+    )
+    return sql.SQL(
+        """SELECT DISTINCT ON ({key}) {all_columns}
+           FROM {staging}
+           WHERE _source_ts >= %(start)s AND _source_ts < %(end)s AND {key_present}
+           ORDER BY {key}, _source_ts DESC, _row_number DESC, _source_file DESC"""
+    ).format(
+        staging=staging,
+        key=_identifiers(primary_key),
+        key_present=key_present,
+        all_columns=_identifiers([*columns, *RPT_COLUMNS_FROM_STAGING]),
+    )
+
+
+def upsert_into_rpt(table: str, columns: Sequence[str], primary_key: Sequence[str]) -> sql.Composed:
     """One set-based upsert of the staged rows in a time window into `rpt.<table>`.
 
     Parameters: `start` and `end` (timestamptz) bound `_source_ts`. Among staged rows with a
@@ -149,53 +184,28 @@ def upsert_into_rpt(
     name); it replaces the rpt row only if it is at least as new and differs from it, so a late
     file never overwrites newer data and a replay changes nothing. Returns one row per source
     file: file, rows staged, rows rejected (NULL key), rows inserted, rows updated.
-
-    With `target_is_empty` (the caller holds the table's lock and saw no rows) the statement is
-    a plain insert: with one row per key there is nothing to conflict with, and Postgres skips
-    the per-row conflict checks.
     """
-    key = _identifiers(primary_key)
-    all_columns = [*columns, "_source_file", "_source_ts", "_row_number", "_loaded_at"]
+    staging = qualified(STAGING_SCHEMA, table)
+    all_columns = [*columns, *RPT_COLUMNS_FROM_STAGING]
     compared = [*columns, "_source_file", "_source_ts", "_row_number"]
-    key_present = sql.SQL(" AND ").join(
-        sql.SQL("{} IS NOT NULL").format(sql.Identifier(k)) for k in primary_key
-    )
-    key_missing = sql.SQL(" OR ").join(
-        sql.SQL("{} IS NULL").format(sql.Identifier(k)) for k in primary_key
-    )
     updates = sql.SQL(", ").join(
         sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c))
         for c in all_columns
         if c not in primary_key
     )
-    on_conflict = sql.SQL(
-        """ON CONFLICT ({key}) DO UPDATE SET {updates}
-            WHERE (current._source_ts, current._row_number, current._source_file)
-                  <= (EXCLUDED._source_ts, EXCLUDED._row_number, EXCLUDED._source_file)
-              AND ({current_compared}) IS DISTINCT FROM ({excluded_compared})"""
-    ).format(
-        key=key,
-        updates=updates,
-        current_compared=_identifiers(compared, "current"),
-        excluded_compared=_identifiers(compared, "excluded"),
-    )
     return sql.SQL(
         """
         WITH staged AS (
-            SELECT _source_file, count(*) AS staged,
-                   count(*) FILTER (WHERE {key_missing}) AS rejected
-            FROM {staging} WHERE _source_ts >= %(start)s AND _source_ts < %(end)s
-            GROUP BY _source_file
-        ), newest AS (
-            -- scanned again rather than shared: a shared CTE would be materialised in full
-            SELECT DISTINCT ON ({key}) {all_columns}
-            FROM {staging}
-            WHERE _source_ts >= %(start)s AND _source_ts < %(end)s AND {key_present}
-            ORDER BY {key}, _source_ts DESC, _row_number DESC, _source_file DESC
+            {staged}
         ), applied AS (
+            -- the window is scanned again rather than shared with `staged`: a shared CTE
+            -- would be materialised in full
             INSERT INTO {rpt} AS current ({all_columns})
-            SELECT {all_columns} FROM newest
-            {on_conflict}
+            {newest}
+            ON CONFLICT ({key}) DO UPDATE SET {updates}
+            WHERE (current._source_ts, current._row_number, current._source_file)
+                  <= (EXCLUDED._source_ts, EXCLUDED._row_number, EXCLUDED._source_file)
+              AND ({current_compared}) IS DISTINCT FROM ({excluded_compared})
             RETURNING current._source_file AS source_file, (xmax = 0) AS inserted
         ), applied_by_file AS (
             -- aggregate first: joining every returned row to its file would cost a join per row
@@ -209,19 +219,61 @@ def upsert_into_rpt(
         ORDER BY staged._source_file
         """
     ).format(
-        staging=qualified(STAGING_SCHEMA, table),
+        staged=_window_counts_by_file(staging, primary_key),
+        newest=_newest_per_key(staging, columns, primary_key),
         rpt=qualified(RPT_SCHEMA, table),
-        key=key,
-        key_present=key_present,
-        key_missing=key_missing,
+        key=_identifiers(primary_key),
         all_columns=_identifiers(all_columns),
-        on_conflict=sql.SQL("") if target_is_empty else on_conflict,
+        updates=updates,
+        current_compared=_identifiers(compared, "current"),
+        excluded_compared=_identifiers(compared, "excluded"),
+    )
+
+
+def insert_into_empty_rpt(
+    table: str, columns: Sequence[str], primary_key: Sequence[str]
+) -> sql.Composed:
+    """The first load of an empty `rpt.<table>`: a plain INSERT of the newest version per key.
+
+    Same parameters and same rows as `upsert_into_rpt` on an empty table; the caller must hold
+    the table's lock and have seen it empty. Nothing can conflict, so it skips the per-row
+    conflict checks, and it returns no rows: see `rpt_rows_by_source_file`.
+    """
+    return sql.SQL("INSERT INTO {rpt} ({all_columns}) {newest}").format(
+        rpt=qualified(RPT_SCHEMA, table),
+        all_columns=_identifiers([*columns, *RPT_COLUMNS_FROM_STAGING]),
+        newest=_newest_per_key(qualified(STAGING_SCHEMA, table), columns, primary_key),
+    )
+
+
+def staged_counts_in_window(table: str, primary_key: Sequence[str]) -> sql.Composed:
+    """Per source file with rows in the window, in name order: file, rows staged, rows with a
+    NULL key column; parameters `start` and `end` as for `upsert_into_rpt`."""
+    return sql.SQL("{} ORDER BY _source_file").format(
+        _window_counts_by_file(qualified(STAGING_SCHEMA, table), primary_key)
+    )
+
+
+def rpt_rows_by_source_file(table: str) -> sql.Composed:
+    """Rows of `rpt.<table>` per source file: after `insert_into_empty_rpt`, in its transaction,
+    what each file inserted (rpt was empty). Far cheaper than having the INSERT return a
+    million rows to group."""
+    return sql.SQL("SELECT _source_file, count(*) FROM {} GROUP BY _source_file").format(
+        qualified(RPT_SCHEMA, table)
+    )
+
+
+def add_primary_key(table: str, primary_key: Sequence[str]) -> sql.Composed:
+    """ALTER TABLE rpt.<table> ADD PRIMARY KEY: for a table created without it in the same
+    transaction, so the index is built once, sorted, rather than row by row."""
+    return sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(
+        qualified(RPT_SCHEMA, table), _identifiers(primary_key)
     )
 
 
 def replace_static_snapshot(table: str, columns: Sequence[str]) -> sql.Composed:
     """Replace `rpt.<table>` with one staged file's rows; parameters: its timestamp and name."""
-    names = _identifiers([*columns, "_source_file", "_source_ts", "_row_number", "_loaded_at"])
+    names = _identifiers([*columns, *RPT_COLUMNS_FROM_STAGING])
     return sql.SQL(
         "DELETE FROM {rpt}; INSERT INTO {rpt} ({names}) SELECT {names} FROM {staging} "
         "WHERE _source_ts = %s AND _source_file = %s"

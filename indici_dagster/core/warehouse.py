@@ -51,11 +51,6 @@ from indici_dagster.core.rules import METADATA_COLUMNS, Rule, RuleError, canonic
 
 APPLICATION_NAME = "indici-dagster"
 
-SUMMARIZE_AFTER_LOAD_MAX_ROWS = 100_000
-"""A file up to this size has its new BRIN ranges summarized in its own load (a few ms); the
-ranges of a bigger one are left to autovacuum (`autosummarize`), as summarizing them would
-re-read the whole file."""
-
 
 class FileLoadError(RuntimeError):
     """A file that could not be loaded; the message is safe to log (no values, no secrets)."""
@@ -352,10 +347,11 @@ class Warehouse:
         return int(cursor.fetchone()[0])
 
     def _finish_file_rows(self, cursor: Cursor, table: str, rows: int, replaced: int) -> None:
-        """Inside the caller's transaction, after COPY: count the rows, index a small file."""
+        """Inside the caller's transaction, after COPY: count the rows, index the file's pages."""
         add_to_row_count(cursor, statements.STAGING_SCHEMA, table, rows - replaced)
-        if rows <= SUMMARIZE_AFTER_LOAD_MAX_ROWS:
-            cursor.execute(*statements.summarize_new_ranges(table))
+        # re-reading the file's pages costs about a tenth of its load; left to autovacuum, the
+        # next load's DELETE and every upsert until then would read them all instead
+        cursor.execute(*statements.summarize_new_ranges(table))
 
     def _load_binary(
         self,
@@ -474,39 +470,7 @@ class Warehouse:
                 results = self._replace_static(cursor, rule, start, end)
                 status = Status.STATIC
             else:
-                columns = [(c.name, c.type) for c in rule.columns]
-                cursor.execute(statements.create_rpt_table(rule.table, columns, rule.primary_key))
-                existing = existing_columns(cursor, statements.RPT_SCHEMA, rule.table)
-                for name, type_name in columns:
-                    if name not in existing:
-                        cursor.execute(
-                            statements.add_column(
-                                statements.RPT_SCHEMA, rule.table, name, type_name
-                            )
-                        )
-                start_counting(cursor, statements.RPT_SCHEMA, rule.table)
-                cursor.execute(
-                    sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(
-                        statements.qualified(statements.RPT_SCHEMA, rule.table)
-                    )
-                )
-                (target_is_empty,) = cursor.fetchone()
-                # the DISTINCT ON sort of a big window should stay in memory: 1M rows of 24
-                # columns need about 290 MB, and sorting them on disk costs 1.5 to 2 s more;
-                # Postgres takes only what a sort needs, so small daily windows stay small
-                cursor.execute("SET LOCAL work_mem = %s", (self.upsert_work_mem,))
-                cursor.execute(
-                    statements.upsert_into_rpt(
-                        rule.table,
-                        [c.name for c in rule.columns],
-                        rule.primary_key,
-                        target_is_empty=target_is_empty,
-                    ),
-                    {"start": start, "end": end},
-                )
-                results = [FileUpsert(*row) for row in cursor.fetchall()]
-                inserted = sum(r.rows_inserted for r in results)
-                add_to_row_count(cursor, statements.RPT_SCHEMA, rule.table, inserted)
+                results = self._upsert_keyed(cursor, rule, start, end)
                 status = Status.SUCCESS
             write_audit_entries(
                 cursor,
@@ -531,6 +495,76 @@ class Warehouse:
             )
             connection.commit()
             return results
+
+    def _upsert_keyed(
+        self, cursor: Cursor, rule: Rule, start: datetime, end: datetime
+    ) -> list[FileUpsert]:
+        """Inside the caller's transaction, holding the table's lock: apply the window to rpt."""
+        columns = [(c.name, c.type) for c in rule.columns]
+        names = [c.name for c in rule.columns]
+        window = {"start": start, "end": end}
+        # the DISTINCT ON sort of a big window should stay in memory: 1M rows of 24 columns
+        # need about 290 MB, and sorting them on disk costs 1.5 to 2 s more; Postgres takes
+        # only what a sort needs, so small daily windows stay small
+        cursor.execute("SET LOCAL work_mem = %s", (self.upsert_work_mem,))
+        created = not _table_exists(cursor, statements.RPT_SCHEMA, rule.table)
+        # a table created in this transaction is invisible to everyone else until it commits,
+        # so its primary key can wait until the rows are in and then be built in one sort
+        cursor.execute(
+            statements.create_rpt_table(rule.table, columns, () if created else rule.primary_key)
+        )
+        existing = existing_columns(cursor, statements.RPT_SCHEMA, rule.table)
+        for name, type_name in columns:
+            if name not in existing:
+                cursor.execute(
+                    statements.add_column(statements.RPT_SCHEMA, rule.table, name, type_name)
+                )
+        start_counting(cursor, statements.RPT_SCHEMA, rule.table)
+        cursor.execute(
+            sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(
+                statements.qualified(statements.RPT_SCHEMA, rule.table)
+            )
+        )
+        (is_empty,) = cursor.fetchone()
+        # staging was loaded moments ago and has no statistics yet: without this the planner
+        # reads the whole table rather than the window's page ranges in the BRIN index
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        if not is_empty:
+            cursor.execute(statements.upsert_into_rpt(rule.table, names, rule.primary_key), window)
+            results = [FileUpsert(*row) for row in cursor.fetchall()]
+        else:
+            results = self._insert_into_empty_rpt(cursor, rule, window, created=created)
+        inserted = sum(r.rows_inserted for r in results)
+        add_to_row_count(cursor, statements.RPT_SCHEMA, rule.table, inserted)
+        return results
+
+    def _insert_into_empty_rpt(
+        self, cursor: Cursor, rule: Rule, window: dict[str, datetime], *, created: bool
+    ) -> list[FileUpsert]:
+        """The keyed upsert's first load, into an rpt table seen empty under the table's lock:
+        the same rows and counts, without the per-row conflict checks."""
+        cursor.execute(statements.staged_counts_in_window(rule.table, rule.primary_key), window)
+        staged = cursor.fetchall()
+        cursor.execute(
+            statements.insert_into_empty_rpt(
+                rule.table, [c.name for c in rule.columns], rule.primary_key
+            ),
+            window,
+        )
+        inserted_rows = cursor.rowcount
+        if created:
+            cursor.execute("SET LOCAL maintenance_work_mem = %s", (self.upsert_work_mem,))
+            cursor.execute(statements.add_primary_key(rule.table, rule.primary_key))
+        if len(staged) == 1:  # the usual daily window: no need to count rpt again
+            inserted = {staged[0][0]: inserted_rows}
+        else:
+            cursor.execute("SET LOCAL enable_seqscan = on")
+            cursor.execute(statements.rpt_rows_by_source_file(rule.table))
+            inserted = dict(cursor.fetchall())
+        return [
+            FileUpsert(name, rows, rejected, inserted.get(name, 0), 0)
+            for name, rows, rejected in staged
+        ]
 
     def _replace_static(
         self, cursor: Cursor, rule: Rule, start: datetime, end: datetime
