@@ -1441,7 +1441,17 @@ def analyse(
             pipeline["total"],
             pipeline["peak_rss_mb"],
             rate(main_rows, limit_e2e),
-            "x = vs limit end to end",
+            "x = vs limit end to end; loads first, then upserts, as the limit",
+        )
+    by_partition_entry = ok("pipeline_by_partition")
+    if by_partition_entry:
+        row(
+            "pipeline end to end, file by file",
+            main_rows,
+            by_partition_entry["total"],
+            by_partition_entry["peak_rss_mb"],
+            rate(main_rows, limit_e2e),
+            "load and upsert one date, then the next, as dlt and Dagster run",
         )
     if dagster:
         row(
@@ -1526,19 +1536,31 @@ def analyse(
             ratio >= 0.75,
             f"{ratio:.2f}x ({pipeline['total']:.2f}s vs {limit_e2e:.2f}s){size_note}",
         )
+    # dlt loads and merges one file, then the next: compare it with the pipeline doing the same
+    # (pipeline_by_partition) where measured; the loads-first figure is reported beside it
+    by_partition = ok("pipeline_by_partition")
+    same_order = by_partition or pipeline
     for name, label, needed in (
         ("dlt_parquet", "dlt's best configuration (Parquet via ADBC)", 1.2),
         ("dlt", "dlt's default configuration", 3.0),
     ):
         entry = ok(name)
         title = f"end to end >= {needed:g}x faster than {label}"
-        if pipeline and entry:
-            speedup = entry["total"] / pipeline["total"]
+        if same_order and entry:
+            speedup = entry["total"] / same_order["total"]
+            order = "file by file, as dlt runs" if by_partition else "loads first"
+            other = (
+                f"; loads first, as the limit runs: {entry['total'] / pipeline['total']:.2f}x "
+                f"({pipeline['total']:.2f}s)"
+                if by_partition and pipeline
+                else ""
+            )
             target(
                 title,
                 speedup >= needed,
-                f"{speedup:.2f}x ({pipeline['total']:.2f}s vs {entry['total']:.2f}s; "
-                "and only the pipeline reports inserted/updated rows and refuses stale rows)",
+                f"{speedup:.2f}x ({same_order['total']:.2f}s vs {entry['total']:.2f}s, {order}"
+                f"{other}; and only the pipeline reports inserted/updated rows and refuses "
+                "stale rows)",
             )
         else:
             target(title, None, f"needs pipeline and {name} (see --dlt-python)")
@@ -1558,7 +1580,6 @@ def analyse(
             None,
             "needs rss_small and rss_big (--big-rows > 0)",
         )
-    by_partition = ok("pipeline_by_partition")
     if dagster and (by_partition or pipeline):
         # the same work in the same order (load a date, upsert it, next date) where measured;
         # otherwise the pipeline contender's loads and upserts of the same dates
