@@ -347,11 +347,19 @@ class Warehouse:
         return int(cursor.fetchone()[0])
 
     def _finish_file_rows(self, cursor: Cursor, table: str, rows: int, replaced: int) -> None:
-        """Inside the caller's transaction, after COPY: count the rows, index the file's pages."""
+        """Inside the caller's transaction, after COPY: count the rows."""
         add_to_row_count(cursor, statements.STAGING_SCHEMA, table, rows - replaced)
-        # re-reading the file's pages costs about a tenth of its load; left to autovacuum, the
-        # next load's DELETE and every upsert until then would read them all instead
+
+    def _index_committed_file(self, cursor: Cursor, table: str) -> None:
+        """After a load commits: summarize the BRIN ranges its pages filled.
+
+        Re-reading the pages costs about a tenth of the load. Left to autovacuum, the next
+        load's DELETE and every upsert until then would read them all instead. Done after the
+        commit, the same read also marks the rows committed (hint bits) while no checkpoint has
+        intervened; the first reader after a checkpoint would otherwise log every page again.
+        """
         cursor.execute(*statements.summarize_new_ranges(table))
+        cursor.connection.commit()
 
     def _load_binary(
         self,
@@ -421,6 +429,7 @@ class Warehouse:
             self._finish_file_rows(cursor, rule.table, progress.rows, replaced)
             write_audit_entries(cursor, [replace(done, rows_loaded=progress.rows)])
             connection.commit()
+            self._index_committed_file(cursor, rule.table)
             return progress.rows
 
     def _failed(self, audit: AuditEntry, message: str) -> FileLoadError:
