@@ -75,7 +75,7 @@ def create_staging_table(table: str, columns: Sequence[tuple[str, str]]) -> list
         sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(target, sql.SQL(", ").join(body)),
         # BRIN: next to free to maintain during COPY, and files arrive roughly in time order;
         # every per-file statement also bounds _source_ts, so this one index serves them all.
-        # each load summarizes the page ranges it filled before it commits; autosummarize
+        # each load summarizes the page ranges it filled as soon as it commits; autosummarize
         # covers rows written any other way
         sql.SQL(
             "CREATE INDEX IF NOT EXISTS {} ON {} USING brin (_source_ts) WITH (autosummarize = on)"

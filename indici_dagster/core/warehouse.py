@@ -467,9 +467,10 @@ class Warehouse:
         """Apply every staged row with `start <= _source_ts < end` to `rpt.<table>`, set-based.
 
         For keyed datasets: one INSERT ... ON CONFLICT DO UPDATE; the newest version of each key
-        wins and older data never overwrites newer. For static datasets: the newest snapshot in
-        the window replaces rpt if it is at least as new as the one there. Audit rows (with the
-        statement's own inserted/updated counts) commit in the same transaction.
+        wins and older data never overwrites newer. Into an empty table (a first load) the same
+        rows go in as a plain INSERT, with the same counts. For static datasets: the newest
+        snapshot in the window replaces rpt if it is at least as new as the one there. Audit rows
+        (with the statement's own inserted/updated counts) commit in the same transaction.
         """
         with self.connection() as connection, connection.cursor() as cursor:
             _lock(cursor, rule.table)
