@@ -26,7 +26,7 @@ from indici_dagster.core.ingest import (
     landed_files_for,
 )
 from indici_dagster.core.rules import Rule
-from indici_dagster.partitions import RANGE_BACKFILL
+from indici_dagster.partitions import RANGE_BACKFILL, group_by_partition
 from indici_dagster.resources import FileStorageResource, WarehouseResource
 from indici_dagster.retries import TRANSIENT_RETRY, fails_fast_on_permanent_errors
 
@@ -67,17 +67,17 @@ def build_file_assets(
         storage = landing.get_storage()
         files = landed_files_for(storage, context.partition_keys, timezone)
         reports = [describe_landed_file(storage, f) for f in files]
-        reports_by_date: dict[str, list] = {key: [] for key in context.partition_keys}
-        problems = []
-        for report in reports:
-            reports_by_date[report.file.name.partition_key].append(report)
-            if report.error or report.rows == 0:
-                problems.append(f"{report.file.name.file_name}: {report.error or 'no rows'}")
+        problems = [
+            f"{r.file.name.file_name}: {r.error or 'no rows'}"
+            for r in reports
+            if r.error or r.rows == 0
+        ]
         for problem in problems:
             context.log.warning(problem)
-        # each date's materialization lists only its own files: a year-long range run would
-        # otherwise copy every file's details into each of its 365 events
-        for partition_key, date_reports in reports_by_date.items():
+        by_date = group_by_partition(
+            context.partition_keys, reports, lambda report: report.file.name.partition_key
+        )
+        for partition_key, date_reports in by_date.items():
             context.add_asset_metadata(_raw_metadata(date_reports), partition_key=partition_key)
         return MaterializeResult(
             metadata={"landing": storage.url},

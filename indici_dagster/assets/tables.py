@@ -1,7 +1,6 @@
 """The table layers, one pair of assets per dataset with a rule: `staging/<D>` and `rpt/<D>`."""
 
-from collections.abc import Callable, Iterable, Sequence
-from typing import TypeVar
+from collections.abc import Sequence
 
 from dagster import (
     AssetExecutionContext,
@@ -29,11 +28,9 @@ from indici_dagster.core.queries import WarehouseQueries
 from indici_dagster.core.rules import Rule
 from indici_dagster.core.sql import RPT_SCHEMA, STAGING_SCHEMA
 from indici_dagster.core.warehouse import FileUpsert
-from indici_dagster.partitions import RANGE_BACKFILL
+from indici_dagster.partitions import RANGE_BACKFILL, group_by_partition
 from indici_dagster.resources import FileStorageResource, WarehouseResource
 from indici_dagster.retries import TRANSIENT_RETRY, fails_fast_on_permanent_errors
-
-T = TypeVar("T")
 
 
 def _schema(columns: list[tuple[str, str]]) -> TableSchema:
@@ -91,7 +88,7 @@ def build_table_assets(
             elif o.result.message:
                 context.log.warning(f"{o.file_name}: {o.result.message}")
         checks = evaluate_staging_checks(queries, rule, outcomes)
-        by_date = _by_partition(context.partition_keys, outcomes, lambda o: o.partition_key)
+        by_date = group_by_partition(context.partition_keys, outcomes, lambda o: o.partition_key)
         for partition_key, date_outcomes in by_date.items():
             date_loaded = [o for o in date_outcomes if o.result is not None]
             context.add_asset_metadata(
@@ -144,7 +141,7 @@ def build_table_assets(
             "dagster/column_schema": _schema(queries.table_columns(RPT_SCHEMA, rule.table)),
             "dagster/row_count": queries.row_count(RPT_SCHEMA, rule.table),
         }
-        by_date = _by_partition(
+        by_date = group_by_partition(
             context.partition_keys,
             results,
             lambda result: partition_key_of_file(result.source_file, timezone),
@@ -172,23 +169,6 @@ def build_table_assets(
         return MaterializeResult(metadata=metadata, check_results=checks)
 
     return [staging, rpt]
-
-
-def _by_partition(
-    partition_keys: Sequence[str], items: Iterable[T], partition_key_of: Callable[[T], str]
-) -> dict[str, list[T]]:
-    """`items` grouped by the date they belong to, with an entry for every date of the run.
-
-    Each date's materialization then shows only its own files: a year-long range run would
-    otherwise copy every file's details into each of its 365 events.
-    """
-    grouped: dict[str, list[T]] = {key: [] for key in partition_keys}
-    for item in items:
-        # an item dated outside the run (only if the time zone setting changed) stays in the
-        # audit log; Dagster refuses metadata for a partition the run does not materialize
-        if (key := partition_key_of(item)) in grouped:
-            grouped[key].append(item)
-    return grouped
 
 
 def _applied_metadata(results: Sequence[FileUpsert]) -> dict[str, object]:
