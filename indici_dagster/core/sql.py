@@ -139,7 +139,7 @@ def copy_into_staging(
     )
 
 
-RPT_COLUMNS_FROM_STAGING = ("_source_file", "_source_ts", "_row_number", "_loaded_at")
+RPT_COLUMNS_FROM_STAGING = tuple(name for name, _ in RPT_METADATA)
 """The load metadata each rpt row carries over from the staged row it came from."""
 
 

@@ -340,9 +340,7 @@ class Warehouse:
         _lock(cursor, table)
         self._ensure_staging_table(cursor, table, plan.columns)
         start_counting(cursor, statements.STAGING_SCHEMA, table)
-        # a table loaded moments ago has no statistics, and the planner would read all of it
-        # rather than the few page ranges the BRIN index leaves
-        cursor.execute("SET LOCAL enable_seqscan = off")
+        _read_staging_through_brin(cursor)
         cursor.execute(statements.delete_file_rows(table), (landed.source_ts, landed.file_name))
         return int(cursor.fetchone()[0])
 
@@ -536,30 +534,31 @@ class Warehouse:
             )
         )
         (is_empty,) = cursor.fetchone()
-        # staging was loaded moments ago and has no statistics yet: without this the planner
-        # reads the whole table rather than the window's page ranges in the BRIN index
-        cursor.execute("SET LOCAL enable_seqscan = off")
+        _read_staging_through_brin(cursor)
         if not is_empty:
             cursor.execute(statements.upsert_into_rpt(rule.table, names, rule.primary_key), window)
             results = [FileUpsert(*row) for row in cursor.fetchall()]
         else:
-            results = self._insert_into_empty_rpt(cursor, rule, window, created=created)
+            results = self._insert_into_empty_rpt(cursor, rule, names, window, created=created)
         inserted = sum(r.rows_inserted for r in results)
         add_to_row_count(cursor, statements.RPT_SCHEMA, rule.table, inserted)
         return results
 
     def _insert_into_empty_rpt(
-        self, cursor: Cursor, rule: Rule, window: dict[str, datetime], *, created: bool
+        self,
+        cursor: Cursor,
+        rule: Rule,
+        names: Sequence[str],
+        window: dict[str, datetime],
+        *,
+        created: bool,
     ) -> list[FileUpsert]:
         """The keyed upsert's first load, into an rpt table seen empty under the table's lock:
         the same rows and counts, without the per-row conflict checks."""
         cursor.execute(statements.staged_counts_in_window(rule.table, rule.primary_key), window)
         staged = cursor.fetchall()
         cursor.execute(
-            statements.insert_into_empty_rpt(
-                rule.table, [c.name for c in rule.columns], rule.primary_key
-            ),
-            window,
+            statements.insert_into_empty_rpt(rule.table, names, rule.primary_key), window
         )
         inserted_rows = cursor.rowcount
         if created:
@@ -630,6 +629,15 @@ class Warehouse:
 def _lock(cursor: Cursor, name: str) -> None:
     """Serialise work on one table (or the catalog) across processes until the transaction ends."""
     cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"indici_dagster:{name}",))
+
+
+def _read_staging_through_brin(cursor: Cursor) -> None:
+    """For the rest of the transaction, read staging windows through the BRIN index.
+
+    A table loaded moments ago has no statistics yet, and the planner would read all of it
+    rather than the few page ranges the window's `_source_ts` bounds leave.
+    """
+    cursor.execute("SET LOCAL enable_seqscan = off")
 
 
 def _check_complete(audit: AuditEntry, rows: int) -> None:
