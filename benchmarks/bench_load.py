@@ -1398,6 +1398,7 @@ def analyse(
             f"{name} (load)", main_rows, load_seconds(entry), entry["peak_rss_mb"], limit_rate, note
         )
     pipeline, dagster = ok("pipeline"), ok("dagster")
+    by_partition = ok("pipeline_by_partition")
     if pipeline:
         row(
             "pipeline staging load",
@@ -1443,13 +1444,12 @@ def analyse(
             rate(main_rows, limit_e2e),
             "x = vs limit end to end; loads first, then upserts, as the limit",
         )
-    by_partition_entry = ok("pipeline_by_partition")
-    if by_partition_entry:
+    if by_partition:
         row(
             "pipeline end to end, file by file",
             main_rows,
-            by_partition_entry["total"],
-            by_partition_entry["peak_rss_mb"],
+            by_partition["total"],
+            by_partition["peak_rss_mb"],
             rate(main_rows, limit_e2e),
             "load and upsert one date, then the next, as dlt and Dagster run",
         )
@@ -1538,7 +1538,6 @@ def analyse(
         )
     # dlt loads and merges one file, then the next: compare it with the pipeline doing the same
     # (pipeline_by_partition) where measured; the loads-first figure is reported beside it
-    by_partition = ok("pipeline_by_partition")
     same_order = by_partition or pipeline
     for name, label, needed in (
         ("dlt_parquet", "dlt's best configuration (Parquet via ADBC)", 1.2),
