@@ -167,10 +167,13 @@ def _newest_per_key(
         """SELECT DISTINCT ON ({key}) {all_columns}
            FROM {staging}
            WHERE _source_ts >= %(start)s AND _source_ts < %(end)s AND {key_present}
-           ORDER BY {key}, _source_ts DESC, _row_number DESC, _source_file DESC"""
+           ORDER BY {key}, {newest_first}"""
     ).format(
         staging=staging,
         key=_identifiers(primary_key),
+        newest_first=sql.SQL(", ").join(
+            sql.SQL("{} DESC").format(sql.Identifier(c)) for c in RPT_ROW_VERSION
+        ),
         key_present=key_present,
         all_columns=_identifiers([*columns, *RPT_COLUMNS_FROM_STAGING]),
     )
@@ -187,7 +190,7 @@ def upsert_into_rpt(table: str, columns: Sequence[str], primary_key: Sequence[st
     """
     staging = qualified(STAGING_SCHEMA, table)
     all_columns = [*columns, *RPT_COLUMNS_FROM_STAGING]
-    compared = [*columns, "_source_file", "_source_ts", "_row_number"]
+    compared = [*columns, *RPT_ROW_VERSION]
     updates = sql.SQL(", ").join(
         sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c))
         for c in all_columns
@@ -203,8 +206,7 @@ def upsert_into_rpt(table: str, columns: Sequence[str], primary_key: Sequence[st
             INSERT INTO {rpt} AS current ({all_columns})
             {newest}
             ON CONFLICT ({key}) DO UPDATE SET {updates}
-            WHERE (current._source_ts, current._row_number, current._source_file)
-                  <= (EXCLUDED._source_ts, EXCLUDED._row_number, EXCLUDED._source_file)
+            WHERE ({current_version}) <= ({excluded_version})
               AND ({current_compared}) IS DISTINCT FROM ({excluded_compared})
             RETURNING current._source_file AS source_file, (xmax = 0) AS inserted
         ), applied_by_file AS (
@@ -225,6 +227,8 @@ def upsert_into_rpt(table: str, columns: Sequence[str], primary_key: Sequence[st
         key=_identifiers(primary_key),
         all_columns=_identifiers(all_columns),
         updates=updates,
+        current_version=_identifiers(RPT_ROW_VERSION, "current"),
+        excluded_version=_identifiers(RPT_ROW_VERSION, "excluded"),
         current_compared=_identifiers(compared, "current"),
         excluded_compared=_identifiers(compared, "excluded"),
     )
