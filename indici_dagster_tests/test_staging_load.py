@@ -101,6 +101,53 @@ def test_a_failed_reload_keeps_the_files_previous_rows(warehouse, database):
     assert staged(database) == [(1, "A"), (2, "B")]
 
 
+def test_a_new_tables_first_load_is_frozen_and_fully_indexed_when_it_commits(
+    warehouse, database, admin_database_dsn
+):
+    table = "indici_staging.patients"
+    first = "Patients_20261123_020000.parquet"
+    with pytest.raises(FileLoadError):
+        load(warehouse, first, {"PatientID": ["1", "x"], "FamilyName": ["A", "B"]})
+    assert query(database, "SELECT to_regclass(%s)", (table,)) == [(None,)]
+
+    rows = 5000
+    load(warehouse, first, {"PatientID": list(range(rows)), "FamilyName": ["Ng"] * rows})
+
+    def unsummarized_ranges() -> int:
+        # summarizing is idempotent: it returns how many ranges no load had summarized
+        ((index,),) = query(
+            database,
+            "SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = %s::regclass",
+            (table,),
+        )
+        return query(database, "SELECT brin_summarize_new_values(%s::regclass)", (index,))[0][0]
+
+    def rows_not_frozen() -> int:
+        # HEAP_XMIN_FROZEN (0x0300): readers take the row as committed without checking
+        return query(
+            admin_database_dsn,
+            "SELECT count(*) FROM generate_series(0, pg_relation_size(%s::regclass) "
+            "/ current_setting('block_size')::int - 1) AS page, "
+            "heap_page_items(get_raw_page(%s, page::int)) AS item "
+            "WHERE item.t_infomask & 768 <> 768",
+            (table, table),
+        )[0][0]
+
+    assert staged_count(database) == rows
+    assert unsummarized_ranges() == 0
+    with contextlib.closing(psycopg2.connect(admin_database_dsn)) as connection:
+        with connection.cursor() as cursor:
+            cursor.execute("CREATE EXTENSION IF NOT EXISTS pageinspect")
+        connection.commit()
+    assert rows_not_frozen() == 0
+
+    load(warehouse, "Patients_20261124_020000.parquet", {"PatientID": [1], "FamilyName": ["B"]})
+
+    assert staged_count(database) == rows + 1
+    assert unsummarized_ranges() == 0
+    assert rows_not_frozen() == 1  # later loads write ordinary rows
+
+
 def test_the_row_number_of_a_bad_value_counts_rows_not_lines(warehouse):
     # newlines inside values must not shift the reported row (binary COPY counts tuples)
     table = {"PatientID": ["1", "2", "3x"], "FamilyName": ["line\nbreak", "two\nlines\n", "C"]}

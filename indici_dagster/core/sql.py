@@ -66,21 +66,23 @@ def _identifiers(names: Sequence[str], prefix: str | None = None) -> sql.Compose
     return sql.SQL(", ").join(parts)
 
 
-def create_staging_table(table: str, columns: Sequence[tuple[str, str]]) -> list[sql.Composed]:
-    """CREATE TABLE IF NOT EXISTS for a staging table (data columns plus load metadata) and its
-    index on `_source_ts`; one statement per list item."""
-    target = qualified(STAGING_SCHEMA, table)
+def create_staging_table(table: str, columns: Sequence[tuple[str, str]]) -> sql.Composed:
+    """CREATE TABLE IF NOT EXISTS for a staging table: data columns plus load metadata."""
     body = _column_definitions(columns) + _metadata_definitions(STAGING_METADATA)
-    return [
-        sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(target, sql.SQL(", ").join(body)),
-        # BRIN: next to free to maintain during COPY, and files arrive roughly in time order;
-        # every per-file statement also bounds _source_ts, so this one index serves them all.
-        # each load summarizes the page ranges it filled as soon as it commits; autosummarize
-        # covers rows written any other way
-        sql.SQL(
-            "CREATE INDEX IF NOT EXISTS {} ON {} USING brin (_source_ts) WITH (autosummarize = on)"
-        ).format(sql.Identifier(_staging_brin_index(table)), target),
-    ]
+    return sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(
+        qualified(STAGING_SCHEMA, table), sql.SQL(", ").join(body)
+    )
+
+
+def create_staging_index(table: str) -> sql.Composed:
+    """CREATE INDEX IF NOT EXISTS for the staging table's one index, a BRIN on `_source_ts`."""
+    # BRIN: next to free to maintain during COPY, and files arrive roughly in time order;
+    # every per-file statement also bounds _source_ts, so this one index serves them all.
+    # each load summarizes the page ranges it filled as soon as it commits; autosummarize
+    # covers rows written any other way
+    return sql.SQL(
+        "CREATE INDEX IF NOT EXISTS {} ON {} USING brin (_source_ts) WITH (autosummarize = on)"
+    ).format(sql.Identifier(_staging_brin_index(table)), qualified(STAGING_SCHEMA, table))
 
 
 def create_rpt_table(
@@ -128,14 +130,23 @@ def delete_file_rows(table: str) -> sql.Composed:
 
 
 def copy_into_staging(
-    table: str, columns: Sequence[str], copy_format: Literal["csv", "binary"] = "csv"
+    table: str,
+    columns: Sequence[str],
+    copy_format: Literal["csv", "binary"] = "csv",
+    *,
+    freeze: bool = False,
 ) -> sql.Composed:
     """COPY ... FROM STDIN in `copy_format` for the given data columns followed by
-    `COPY_METADATA`."""
-    return sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT {})").format(
+    `COPY_METADATA`.
+
+    `freeze` writes the rows already frozen; Postgres allows it only into a table created
+    (or truncated) in the same transaction.
+    """
+    return sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT {}{})").format(
         qualified(STAGING_SCHEMA, table),
         _identifiers([*columns, *COPY_METADATA]),
         sql.SQL({"csv": "csv", "binary": "binary"}[copy_format]),
+        sql.SQL(", FREEZE" if freeze else ""),
     )
 
 

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 import psycopg2
@@ -332,17 +333,19 @@ class Warehouse:
 
     def _replace_file_rows(
         self, cursor: Cursor, table: str, landed: LandedFileName, plan: StagingPlan
-    ) -> int:
+    ) -> tuple[int, bool]:
         """Inside the caller's transaction: lock the table, shape it, drop the file's old rows.
 
-        Returns how many rows were dropped.
+        Returns how many rows were dropped, and whether the table was created just now.
         """
         _lock(cursor, table)
-        self._ensure_staging_table(cursor, table, plan.columns)
+        created = self._ensure_staging_table(cursor, table, plan.columns)
         start_counting(cursor, statements.STAGING_SCHEMA, table)
+        if created:
+            return 0, True
         _read_staging_through_brin(cursor)
         cursor.execute(statements.delete_file_rows(table), (landed.source_ts, landed.file_name))
-        return int(cursor.fetchone()[0])
+        return int(cursor.fetchone()[0]), False
 
     def _finish_file_rows(self, cursor: Cursor, table: str, rows: int, replaced: int) -> None:
         """Inside the caller's transaction, after COPY: count the rows."""
@@ -376,10 +379,7 @@ class Warehouse:
             constants=(landed.file_name, landed.source_ts, done.run_id or ""),
             timezone=self.timezone,
         )
-        copy = statements.copy_into_staging(
-            rule.table, [c.name for c in plan.columns], copy_format="binary"
-        )
-        return self._copy_file(rule, landed, plan, done, copy, batches.copy_stream(), batches)
+        return self._copy_file(rule, landed, plan, done, "binary", batches.copy_stream(), batches)
 
     def _load_csv(
         self,
@@ -396,8 +396,7 @@ class Warehouse:
             constants=(landed.file_name, landed.source_ts.isoformat(), done.run_id or ""),
             timezone=self.timezone,
         )
-        copy = statements.copy_into_staging(rule.table, [c.name for c in plan.columns])
-        return self._copy_file(rule, landed, plan, done, copy, feed, feed)
+        return self._copy_file(rule, landed, plan, done, "csv", feed, feed)
 
     def _copy_file(
         self,
@@ -405,7 +404,7 @@ class Warehouse:
         landed: LandedFileName,
         plan: StagingPlan,
         done: AuditEntry,
-        copy: sql.Composed,
+        copy_format: Literal["csv", "binary"],
         stream: CopyStream,
         progress: "StagingBatches | CsvCopyFeed",
     ) -> int:
@@ -414,7 +413,14 @@ class Warehouse:
         `progress` counts the rows sent and holds any error raised while reading the file.
         """
         with self._load_session() as connection, connection.cursor() as cursor:
-            replaced = self._replace_file_rows(cursor, rule.table, landed, plan)
+            replaced, created = self._replace_file_rows(cursor, rule.table, landed, plan)
+            # a table this transaction created takes its rows frozen, so no reader ever has to
+            # mark them committed and write every page again, and gets its index once they are
+            # in, in one pass that leaves every range summarized. (Frozen rows are visible even
+            # to snapshots older than the commit; those could not see the table at all.)
+            copy = statements.copy_into_staging(
+                rule.table, [c.name for c in plan.columns], copy_format, freeze=created
+            )
             try:
                 cursor.copy_expert(copy, stream, size=COPY_CHUNK_BYTES)
             except psycopg2.Error:
@@ -424,10 +430,13 @@ class Warehouse:
             finally:
                 stream.close()
             _check_complete(done, progress.rows)
+            if created:
+                cursor.execute(statements.create_staging_index(rule.table))
             self._finish_file_rows(cursor, rule.table, progress.rows, replaced)
             write_audit_entries(cursor, [replace(done, rows_loaded=progress.rows)])
             connection.commit()
-            self._index_committed_file(cursor, rule.table)
+            if not created:
+                self._index_committed_file(cursor, rule.table)
             return progress.rows
 
     def _failed(self, audit: AuditEntry, message: str) -> FileLoadError:
@@ -437,14 +446,17 @@ class Warehouse:
 
     def _ensure_staging_table(
         self, cursor: Cursor, table: str, columns: Sequence[TargetColumn]
-    ) -> None:
+    ) -> bool:
+        """Create or widen the staging table; True if it was created, still without its index."""
         # the DDL is idempotent but costs round trips; a step loading many files of one shape
         # runs it once (any failed load forgets the table, so the next one checks again)
         if {c.name for c in columns} <= self._staging_columns.get(table, set()):
-            return
+            return False
         pairs = [(c.name, c.type) for c in columns]
-        for statement in statements.create_staging_table(table, pairs):
-            cursor.execute(statement)
+        created = not _table_exists(cursor, statements.STAGING_SCHEMA, table)
+        cursor.execute(statements.create_staging_table(table, pairs))
+        if not created:
+            cursor.execute(statements.create_staging_index(table))
         existing = existing_columns(cursor, statements.STAGING_SCHEMA, table)
         for name, type_name in pairs:
             if name not in existing:
@@ -452,6 +464,7 @@ class Warehouse:
                     statements.add_column(statements.STAGING_SCHEMA, table, name, type_name)
                 )
         self._staging_columns[table] = set(existing) | {name for name, _ in pairs}
+        return created
 
     def upsert_window_into_rpt(
         self,
