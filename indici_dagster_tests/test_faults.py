@@ -235,6 +235,45 @@ def test_a_connection_killed_mid_copy_leaves_no_rows_of_the_file_and_a_retry_loa
     ]
 
 
+def test_a_connection_lost_just_after_a_load_commits_keeps_the_load_and_audits_it_once(
+    tmp_path, database, admin_database_dsn, warehouse
+):
+    storage = LocalStorage(tmp_path / "partitioned")
+    put_partitioned(storage.root, DAY_1, patients([1, 2, 3], "v1"))
+    put_partitioned(storage.root, DAY_2, patients([4, 5], "v2"))
+    load_partitions_into_staging(storage, warehouse, PATIENTS, ["2026-11-23"], run_id="first")
+
+    # after DAY_2's commit, summarizing its BRIN ranges queues behind a lock we hold: cut it there
+    holder = connect_admin(admin_database_dsn)
+    with holder.cursor() as cursor:
+        cursor.execute("BEGIN; LOCK TABLE indici_staging.patients IN SHARE UPDATE EXCLUSIVE MODE")
+    assassin = Assassin(
+        admin_database_dsn, "SELECT brin_summarize%", then=lambda: holder.cursor().execute("COMMIT")
+    )
+    assassin.start()
+    with contextlib.closing(holder):
+        (outcome,) = load_partitions_into_staging(
+            storage, warehouse, PATIENTS, ["2026-11-24"], run_id="second"
+        )
+        assassin.verify()
+
+    assert outcome.error is None
+    assert (outcome.result.rows_read, outcome.result.rows_loaded) == (2, 2)
+    assert staged_count(database, DAY_2) == 2
+    assert [a[:2] for a in audit(database, DAY_2, "staging")] == [("success", 2)]
+
+    # the next load finds its way to a new connection, replaces the file's rows and summarizes
+    (replayed,) = load_partitions_into_staging(
+        storage, warehouse, PATIENTS, ["2026-11-24"], run_id="third"
+    )
+    assert replayed.error is None
+    assert staged_count(database, DAY_2) == 2
+    assert query(
+        database,
+        "SELECT brin_summarize_new_values('indici_staging.patients__source_ts_brin'::regclass)",
+    ) == [(0,)]
+
+
 def test_a_connection_killed_inside_the_rpt_upsert_leaves_rpt_untouched_and_a_rerun_applies_it(
     tmp_path, database, admin_database_dsn, warehouse
 ):

@@ -6,6 +6,7 @@ can never leave half a file or a doubled row behind.
 """
 
 import contextlib
+import logging
 import re
 import threading
 from collections.abc import Iterator, Sequence
@@ -51,6 +52,8 @@ from indici_dagster.core.row_counts import (
 from indici_dagster.core.rules import METADATA_COLUMNS, Rule, RuleError, canonical_type
 
 APPLICATION_NAME = "indici-dagster"
+
+log = logging.getLogger(__name__)
 
 
 class FileLoadError(RuntimeError):
@@ -230,7 +233,7 @@ class Warehouse:
         except BaseException:
             self._close_load_session()
             raise
-        if not getattr(self._sessions, "reuse", False):
+        if connection.closed or not getattr(self._sessions, "reuse", False):
             self._close_load_session()
 
     def ensure_catalog(self) -> None:
@@ -352,15 +355,28 @@ class Warehouse:
         add_to_row_count(cursor, statements.STAGING_SCHEMA, table, rows - replaced)
 
     def _index_committed_file(self, cursor: Cursor, table: str) -> None:
-        """After a load commits: summarize the BRIN ranges its pages filled.
+        """After a load commits: summarize the BRIN ranges its pages filled. Never raises.
 
         Re-reading the pages costs about a tenth of the load. Left to autovacuum, the next
         load's DELETE and every upsert until then would read them all instead. Done after the
         commit, the same read also marks the rows committed (hint bits) while no checkpoint has
         intervened; the first reader after a checkpoint would otherwise log every page again.
+        The file is loaded whatever happens here: a range left unsummarized is summarized by
+        the next load or by autovacuum, so a failure is logged, not raised (the step would
+        otherwise fail, and audit as interrupted, a load that committed).
         """
-        cursor.execute(*statements.summarize_new_ranges(table))
-        cursor.connection.commit()
+        try:
+            cursor.execute(*statements.summarize_new_ranges(table))
+            cursor.connection.commit()
+        except psycopg2.Error as error:
+            log.warning(
+                "%s.%s: loaded, but its new BRIN ranges were not summarized: %s",
+                statements.STAGING_SCHEMA,
+                table,
+                _first_line(error),
+            )
+            with contextlib.suppress(psycopg2.Error):
+                cursor.connection.rollback()
 
     def _load_binary(
         self,
@@ -437,7 +453,7 @@ class Warehouse:
             connection.commit()
             if not created:
                 self._index_committed_file(cursor, rule.table)
-            return progress.rows
+        return progress.rows
 
     def _failed(self, audit: AuditEntry, message: str) -> FileLoadError:
         self._staging_columns.clear()
