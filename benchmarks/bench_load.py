@@ -1960,6 +1960,7 @@ def main(argv: list[str] | None = None) -> int:
                         if name in RUN_ONCE and not last_round:
                             continue  # repeats itself inside its one run
                         reset_database(dsn, Path(spec["partitioned"]))
+                        os.sync()  # no contender waits on the disk for an earlier one's pages
                         python = (
                             (args.dlt_python or sys.executable)
                             if name.startswith("dlt")
