@@ -473,12 +473,7 @@ class Warehouse:
         cursor.execute(statements.create_staging_table(table, pairs))
         if not created:
             cursor.execute(statements.create_staging_index(table))
-        existing = existing_columns(cursor, statements.STAGING_SCHEMA, table)
-        for name, type_name in pairs:
-            if name not in existing:
-                cursor.execute(
-                    statements.add_column(statements.STAGING_SCHEMA, table, name, type_name)
-                )
+        existing = _add_missing_columns(cursor, statements.STAGING_SCHEMA, table, pairs)
         self._staging_columns[table] = set(existing) | {name for name, _ in pairs}
         return created
 
@@ -550,12 +545,7 @@ class Warehouse:
         cursor.execute(
             statements.create_rpt_table(rule.table, columns, () if created else rule.primary_key)
         )
-        existing = existing_columns(cursor, statements.RPT_SCHEMA, rule.table)
-        for name, type_name in columns:
-            if name not in existing:
-                cursor.execute(
-                    statements.add_column(statements.RPT_SCHEMA, rule.table, name, type_name)
-                )
+        _add_missing_columns(cursor, statements.RPT_SCHEMA, rule.table, columns)
         start_counting(cursor, statements.RPT_SCHEMA, rule.table)
         cursor.execute(
             sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(
@@ -627,12 +617,7 @@ class Warehouse:
             if name not in METADATA_COLUMNS
         ]
         cursor.execute(statements.create_rpt_table(rule.table, columns, ()))
-        existing = existing_columns(cursor, statements.RPT_SCHEMA, rule.table)
-        for name, type_name in columns:
-            if name not in existing:
-                cursor.execute(
-                    statements.add_column(statements.RPT_SCHEMA, rule.table, name, type_name)
-                )
+        _add_missing_columns(cursor, statements.RPT_SCHEMA, rule.table, columns)
         rpt = statements.qualified(statements.RPT_SCHEMA, rule.table)
         cursor.execute(
             sql.SQL(
@@ -693,6 +678,17 @@ def existing_columns(cursor: Cursor, schema: str, table: str) -> dict[str, str]:
         (schema, table),
     )
     return dict(cursor.fetchall())
+
+
+def _add_missing_columns(
+    cursor: Cursor, schema: str, table: str, columns: Sequence[tuple[str, str]]
+) -> dict[str, str]:
+    """Add to `schema.table` each of `columns` (name, type) it lacks; returns the columns it had."""
+    existing = existing_columns(cursor, schema, table)
+    for name, type_name in columns:
+        if name not in existing:
+            cursor.execute(statements.add_column(schema, table, name, type_name))
+    return existing
 
 
 def _first_line(error: BaseException) -> str:
