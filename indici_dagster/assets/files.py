@@ -95,6 +95,7 @@ def build_file_assets(
         key=PARTITIONED,
         deps=[RAW],
         group_name="partitioned",
+        pool="indici_warehouse",
         partitions_def=partitions_def,
         backfill_policy=RANGE_BACKFILL,
         retry_policy=TRANSIENT_RETRY,
