@@ -28,6 +28,7 @@ setup(
             "pytest-timeout",
             "hypothesis",
             "moto[server]",
+            "docker",  # its .dockerignore matcher checks the image's build context
             "ruff",
         ],
     },
