@@ -74,3 +74,22 @@ def test_the_image_defines_no_secret_variable():
     for line in (REPO / "Dockerfile").read_text(encoding="utf-8").splitlines():
         if line.strip().upper().startswith(("ENV ", "ARG ")):
             assert not SECRET_NAME.search(line), line
+
+
+def test_the_ui_shows_the_warehouse_variable_name_never_the_dsn_password(tmp_path, monkeypatch):
+    from dagster._core.remote_representation.external_data import RepositorySnap
+    from dagster._serdes import serialize_value
+
+    from indici_dagster.core.settings import Settings
+    from indici_dagster.definitions import build_definitions
+
+    password = "ui-Pa55-never-shown"
+    (tmp_path / "landing").mkdir()
+    monkeypatch.setenv("INDICI_LANDING", str(tmp_path / "landing"))
+    monkeypatch.setenv("INDICI_PARTITIONED", str(tmp_path / "partitioned"))
+    monkeypatch.setenv("INDICI_PG_DSN", f"host=127.0.0.1 port=1 dbname=w password={password}")
+    defs = build_definitions(Settings.from_env())
+    # what the code server sends the webserver: every resource's configured values
+    snapshot = serialize_value(RepositorySnap.from_def(defs.get_repository_def()))
+    assert password not in snapshot
+    assert "INDICI_PG_DSN" in snapshot
