@@ -3,6 +3,7 @@ definitions, the workspace). A run is launched through the shipped instance file
 ECS; the RunTask call is intercepted (moto cannot run Fargate tasks) and inspected."""
 
 import json
+import uuid
 
 import boto3
 import pytest
@@ -106,7 +107,7 @@ def test_a_run_launched_through_the_ecs_instance_is_a_fargate_task_with_secret_r
 ):
     # a secret tagged `dagster`: the launcher's default would mount it into every run
     boto3.client("secretsmanager").create_secret(
-        Name="unrelated-team-secret",
+        Name=f"unrelated-team-secret-{uuid.uuid4().hex[:8]}",
         SecretString="not-for-indici",
         Tags=[{"Key": "dagster", "Value": "true"}],
     )
