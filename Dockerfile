@@ -12,10 +12,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /opt/dagster/app
 
-# dependencies first, so a code change does not reinstall them
+# the package and exactly the tested versions of its dependencies (incl. dagster-k8s)
 COPY constraints.txt setup.py pyproject.toml ./
 COPY indici_dagster ./indici_dagster
-RUN pip install --no-compile -c constraints.txt ".[k8s]" \
+RUN pip install -c constraints.txt ".[k8s]" \
     && rm -rf build ./*.egg-info
 
 # instance and workspace files: env references only, no secret
