@@ -2,6 +2,7 @@
 definitions, the workspace). A run is launched through the shipped instance file against a moto
 ECS; the RunTask call is intercepted (moto cannot run Fargate tasks) and inspected."""
 
+import fnmatch
 import json
 import uuid
 
@@ -76,10 +77,11 @@ def daemon_environment(tmp_path, monkeypatch, moto_endpoint):
     return values
 
 
-def intercept_run_task(launcher: EcsRunLauncher) -> list[dict]:
+def intercept_run_task(launcher: EcsRunLauncher) -> tuple[list[dict], set[str]]:
     """Answer the launcher's RunTask calls here, after botocore has validated them; returns the
-    list the calls' parameters are appended to."""
+    list the RunTask parameters are appended to, and the set of every ECS call it makes."""
     calls: list[dict] = []
+    operations: set[str] = set()
 
     def capture(params, **_):
         calls.append(json.loads(json.dumps(params)))
@@ -97,24 +99,22 @@ def intercept_run_task(launcher: EcsRunLauncher) -> list[dict]:
         }
         return AWSResponse("https://ecs.invalid", 200, {}, None), response
 
+    def record(model, **_):
+        operations.add(f"ecs:{model.name}")
+
+    launcher.ecs.meta.events.register("before-parameter-build.ecs", record)
     launcher.ecs.meta.events.register("before-parameter-build.ecs.RunTask", capture)
     launcher.ecs.meta.events.register("before-call.ecs.RunTask", answer)
-    return calls
+    return calls, operations
 
 
-def test_a_run_launched_through_the_ecs_instance_is_a_fargate_task_with_secret_references_only(
-    tmp_path, moto_endpoint, dagster_pg, daemon_environment
-):
-    # a secret tagged `dagster`: the launcher's default would mount it into every run
-    boto3.client("secretsmanager").create_secret(
-        Name=f"unrelated-team-secret-{uuid.uuid4().hex[:8]}",
-        SecretString="not-for-indici",
-        Tags=[{"Key": "dagster", "Value": "true"}],
-    )
-    instance = instance_from(ECS / "dagster.yaml", tmp_path / "dagster_home")
+def launch_through_ecs_instance(home):
+    """Launch one run of the ingest job through deploy/ecs/dagster.yaml, from a code location
+    whose image is IMAGE; returns the RunTask parameters, the ECS calls made, and the run."""
+    instance = instance_from(ECS / "dagster.yaml", home)
     launcher = instance.run_launcher
     assert isinstance(launcher, EcsRunLauncher)
-    calls = intercept_run_task(launcher)
+    calls, operations = intercept_run_task(launcher)
     origin = InProcessCodeLocationOrigin(
         LoadableTargetOrigin(module_name="indici_dagster.definitions", working_directory=str(REPO)),
         location_name="indici",
@@ -136,9 +136,22 @@ def test_a_run_launched_through_the_ecs_instance_is_a_fargate_task_with_secret_r
         )
         instance.launch_run(run.run_id, context)
         launched = instance.get_run_by_id(run.run_id)
-
     (call,) = calls
+    return call, operations, launched
+
+
+def test_a_run_launched_through_the_ecs_instance_is_a_fargate_task_with_secret_references_only(
+    tmp_path, moto_endpoint, dagster_pg, daemon_environment
+):
+    # a secret tagged `dagster`: the launcher's default would mount it into every run
+    boto3.client("secretsmanager").create_secret(
+        Name=f"unrelated-team-secret-{uuid.uuid4().hex[:8]}",
+        SecretString="not-for-indici",
+        Tags=[{"Key": "dagster", "Value": "true"}],
+    )
+    call, operations, launched = launch_through_ecs_instance(tmp_path / "dagster_home")
     assert launched.status == DagsterRunStatus.STARTING
+    assert {"ecs:RegisterTaskDefinition", "ecs:RunTask"} <= operations
     assert launched.tags["ecs/task_arn"].endswith("/0123456789abcdef")
 
     # RunTask: the shipped cluster and network, Fargate, the run's command in container `run`
@@ -148,7 +161,7 @@ def test_a_run_launched_through_the_ecs_instance_is_a_fargate_task_with_secret_r
     (override,) = call["overrides"]["containerOverrides"]
     assert override["name"] == "run"
     assert override["command"][:3] == ["dagster", "api", "execute_run"]
-    assert {"key": "dagster/run_id", "value": run.run_id} in call["tags"]
+    assert {"key": "dagster/run_id", "value": launched.run_id} in call["tags"]
 
     # the task definition the launcher registered for it (stored by moto)
     ecs = boto3.client("ecs")
@@ -240,3 +253,72 @@ def test_the_ecs_workspace_reaches_the_code_server_over_grpc_on_its_port():
     # the Dockerfile bakes both files where the task definitions' DAGSTER_HOME points
     dockerfile = (REPO / "Dockerfile").read_text(encoding="utf-8")
     assert "COPY deploy/ecs/dagster.yaml deploy/ecs/workspace.yaml /opt/dagster/ecs/" in dockerfile
+
+
+def policy_grants(name: str) -> list[tuple[set[str], list[str]]]:
+    """(actions, resources) of each Allow statement of a policy in deploy/iam."""
+    policy = json.loads((DEPLOY / "iam" / name).read_text(encoding="utf-8"))
+    grants = []
+    for statement in policy["Statement"]:
+        assert statement["Effect"] == "Allow" and "NotAction" not in statement
+        actions, resources = statement["Action"], statement["Resource"]
+        grants.append(
+            (
+                {actions} if isinstance(actions, str) else set(actions),
+                [resources] if isinstance(resources, str) else resources,
+            )
+        )
+    return grants
+
+
+def allowed(grants, action: str, resource: str) -> bool:
+    return any(
+        action in actions and any(fnmatch.fnmatchcase(resource, r) for r in resources)
+        for actions, resources in grants
+    )
+
+
+def test_the_daemon_policy_allows_every_ecs_call_the_run_launcher_makes_and_no_more(
+    tmp_path, moto_endpoint, dagster_pg, daemon_environment
+):
+    _, operations, _ = launch_through_ecs_instance(tmp_path / "dagster_home")
+    grants = policy_grants("dagster-daemon-policy.json")
+    granted = set().union(*(actions for actions, _ in grants))
+    # launching (seen above), watching and terminating runs (EcsRunLauncher source)
+    needed = operations | {"ecs:DescribeTasks", "ecs:StopTask", "ecs:TagResource"}
+    assert needed <= granted
+    assert granted - needed == {"logs:GetLogEvents", "iam:PassRole"}
+    account_region = "arn:aws:ecs:ap-southeast-2:123456789012"
+    assert allowed(grants, "ecs:RunTask", f"{account_region}:task-definition/run_0a1b_2c3d:7")
+    assert not allowed(grants, "ecs:RunTask", f"{account_region}:task-definition/other:1")
+    definition = launcher_config()["task_definition"]
+    for role in (definition["execution_role_arn"], definition["task_role_arn"]):
+        assert allowed(grants, "iam:PassRole", role)
+    log_group = definition["log_group"]
+    assert allowed(
+        grants,
+        "logs:GetLogEvents",
+        f"arn:aws:logs:ap-southeast-2:123456789012:log-group:{log_group}:log-stream:run/x",
+    )
+
+
+def test_the_execution_role_policy_reads_exactly_the_secrets_the_tasks_reference():
+    grants = policy_grants("dagster-execution-policy.json")
+    references = {s["valueFrom"] for s in launcher_config()["secrets"]}
+    for name in TASKS:
+        (container,) = task_definition(name)["containerDefinitions"]
+        references |= {s["valueFrom"] for s in container["secrets"]}
+    for reference in references:
+        if ":secretsmanager:" in reference:  # Secrets Manager appends a 6-character suffix
+            assert allowed(grants, "secretsmanager:GetSecretValue", reference + "-AbC123")
+        else:
+            assert allowed(grants, "ssm:GetParameters", reference)
+    assert sum(len(resources) for _, resources in grants) == len(references)
+
+
+def test_the_webserver_policy_only_watches_and_stops_run_tasks():
+    (grant,) = policy_grants("dagster-webserver-policy.json")
+    assert grant == (
+        {"ecs:DescribeTasks", "ecs:StopTask"},
+        ["arn:aws:ecs:ap-southeast-2:123456789012:task/indici/*"],
+    )
