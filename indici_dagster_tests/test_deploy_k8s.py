@@ -32,6 +32,10 @@ def test_the_user_code_deployment_is_this_image_serving_the_definitions_module()
     assert user_code["podSecurityContext"]["runAsNonRoot"] is True
     assert user_code["podSecurityContext"]["runAsUser"] == 10001  # the image's USER
     assert values["runLauncher"]["type"] == "K8sRunLauncher"
+    # the code server and the runs reach S3 and DynamoDB through the same IAM role (IRSA)
+    role = "eks.amazonaws.com/role-arn"
+    user_code_role = values["dagster-user-deployments"]["serviceAccount"]["annotations"][role]
+    assert user_code_role == values["serviceAccount"]["annotations"][role]
 
 
 def test_settings_are_named_and_secrets_come_from_kubernetes_secrets_never_inline():
