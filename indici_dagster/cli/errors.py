@@ -102,6 +102,9 @@ def one_line(error: BaseException) -> tuple[str, int]:
     if isinstance(error, SettingsError):
         return str(error), 2
     if isinstance(error, RuleError):
+        aws = _aws_message(error.__cause__) if error.__cause__ is not None else None
+        if aws is not None:
+            return f"cannot read the rules: {aws}", 1
         return f"invalid rules: {printable(str(error))}", 2
     if isinstance(error, EmbeddedServerError):
         return printable(str(error)), 1
