@@ -213,3 +213,18 @@ def test_the_code_location_loads_on_the_laptop_defaults(tmp_path, repo_root):
 
     assert done.returncode == 0, done.stdout + done.stderr
     assert not (tmp_path / "pg").exists()  # nothing is started while loading
+
+
+def test_the_warehouse_resource_takes_embedded_by_name(tmp_path):
+    from indici_dagster.core.embedded_admin import stop_server
+    from indici_dagster.resources import WarehouseResource
+
+    resource = WarehouseResource(dsn=EMBEDDED, embedded_dir=str(tmp_path / "pg"), timezone="UTC")
+    try:
+        warehouse = resource.get_warehouse()
+        with warehouse.connection() as connection, connection.cursor() as cursor:
+            cursor.execute("SELECT current_database()")
+            assert cursor.fetchone() == ("indici",)
+    finally:
+        stop_server(tmp_path / "pg")
+    assert (tmp_path / "pg" / "PG_VERSION").is_file()

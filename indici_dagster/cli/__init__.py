@@ -44,7 +44,8 @@ def rules_validate(args: argparse.Namespace, settings: Settings) -> int:
     rules = load_rules(_rules_location(settings, args.path))
     for rule in rules.values():
         kind = "static" if rule.is_static else f"key ({', '.join(rule.primary_key)})"
-        print(f"{rule.dataset:<28} -> {rule.table:<28} {len(rule.columns):>3} columns, {kind}")
+        dataset, table = printable(rule.dataset), printable(rule.table)
+        print(f"{dataset:<28} -> {table:<28} {len(rule.columns):>3} columns, {printable(kind)}")
     print(f"{len(rules)} rules are valid")
     return 0
 
@@ -77,7 +78,7 @@ def sample_data(args: argparse.Namespace, settings: Settings) -> int:
         days=args.days,
         end_date=date.fromisoformat(args.end_date) if args.end_date else None,
     )
-    print(f"wrote {len(keys)} files to {storage.url}")
+    print(f"wrote {len(keys)} files to {printable(storage.url)}")
     return 0
 
 
