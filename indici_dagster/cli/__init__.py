@@ -1,4 +1,4 @@
-"""The `indici` command: rules, sample data and the audit trail, without opening Dagster."""
+"""The `indici` command: rules, sample data, the audit trail, `doctor` and the laptop database."""
 
 import argparse
 import sys
