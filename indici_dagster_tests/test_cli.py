@@ -5,6 +5,7 @@ import os
 import socket
 from pathlib import Path
 
+import boto3
 import psycopg2.extensions
 import pytest
 
@@ -108,13 +109,20 @@ def test_debug_shows_the_traceback(monkeypatch):
 
 
 def test_missing_aws_credentials_are_one_line(tmp_path, monkeypatch, capsys):
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+    for name in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_REGION",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "ap-southeast-2")
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{_closed_port()}")
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # no credentials cached by earlier tests
 
     assert main(["rules", "validate", "dynamodb://indici-rules"]) == 1
     assert "no AWS credentials" in _one_error_line(capsys)
