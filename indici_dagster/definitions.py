@@ -12,7 +12,7 @@ from dagster import (
 from indici_dagster.assets.files import build_file_assets
 from indici_dagster.assets.tables import build_table_assets
 from indici_dagster.core.rules_store import load_rules
-from indici_dagster.core.settings import Settings
+from indici_dagster.core.settings import Settings, SettingsError, load_settings
 from indici_dagster.execution import build_executor
 from indici_dagster.partitions import daily_partitions
 from indici_dagster.resources import build_resources
@@ -46,4 +46,12 @@ def build_definitions(settings: Settings) -> Definitions:
     )
 
 
-defs = build_definitions(Settings.from_env())
+def _load_settings() -> Settings:
+    """The environment's settings; a bad one stops the load with its one-line message."""
+    try:
+        return load_settings()
+    except SettingsError as error:
+        raise SettingsError(str(error)) from None  # the message says it all: no inner frames
+
+
+defs = build_definitions(_load_settings())

@@ -8,7 +8,7 @@ from pydantic import PrivateAttr
 
 from indici_dagster.core import settings as env
 from indici_dagster.core.embedded import embedded_dsn
-from indici_dagster.core.settings import Settings
+from indici_dagster.core.settings import EMBEDDED, Settings
 from indici_dagster.core.storage import Storage, open_storage
 from indici_dagster.core.warehouse import Warehouse
 
@@ -26,7 +26,11 @@ class FileStorageResource(ConfigurableResource):
 
 
 class WarehouseResource(ConfigurableResource):
-    """The Postgres warehouse: `dsn`, or the embedded server kept in `embedded_dir`."""
+    """The Postgres warehouse: `dsn`, or (unset or `embedded`) the server kept in `embedded_dir`.
+
+    Whether the embedded server may be used is decided, and refused for S3 locations, by
+    `Settings` when the code location loads.
+    """
 
     dsn: str | None = None
     embedded_dir: str = Settings.pg_dir
@@ -36,7 +40,8 @@ class WarehouseResource(ConfigurableResource):
     def get_warehouse(self) -> Warehouse:
         """A `Warehouse` with its catalog (schemas, audit log, ledger) in place."""
         if self._warehouse is None:
-            dsn = self.dsn or embedded_dsn(self.embedded_dir)
+            embedded = self.dsn is None or self.dsn == EMBEDDED
+            dsn = embedded_dsn(self.embedded_dir) if embedded else self.dsn
             warehouse = Warehouse(dsn, self.timezone)
             warehouse.ensure_catalog()
             self._warehouse = warehouse
@@ -50,7 +55,7 @@ def _from_env(name: str, value: str | None) -> str | EnvVar | None:
 
 def build_resources(settings: Settings) -> dict[str, ConfigurableResource]:
     """The resources every asset, check and sensor uses, configured from `settings`."""
-    s3 = S3Resource(max_attempts=10)
+    s3 = S3Resource(max_attempts=10, region_name=settings.aws_region)
     return {
         "landing": FileStorageResource(location=_from_env(env.LANDING, settings.landing), s3=s3),
         "partitioned": FileStorageResource(

@@ -1,14 +1,17 @@
-"""The `indici` command: rules, sample data and the audit trail, without opening Dagster."""
+"""The `indici` command: rules, sample data, the audit trail, `doctor` and the laptop database."""
 
 import argparse
 import sys
 from collections.abc import Sequence
 from datetime import date
 
-from indici_dagster.core.embedded import embedded_dsn
+from indici_dagster.cli.context import load_project_env, require_catalog, warehouse_dsn
+from indici_dagster.cli.db import add_db_commands
+from indici_dagster.cli.doctor import doctor
+from indici_dagster.cli.errors import CliError, OneLineArgumentParser, one_line, where
 from indici_dagster.core.naming import InvalidIdentifierError, validate_identifier
 from indici_dagster.core.queries import WarehouseQueries
-from indici_dagster.core.rules import RuleError, parse_rules
+from indici_dagster.core.rules import parse_rules
 from indici_dagster.core.rules_store import (
     DYNAMODB_SCHEME,
     load_rules,
@@ -18,8 +21,9 @@ from indici_dagster.core.rules_store import (
     write_rules_file,
 )
 from indici_dagster.core.sample_data import write_sample_files
-from indici_dagster.core.settings import Settings
+from indici_dagster.core.settings import Settings, load_settings
 from indici_dagster.core.storage import open_storage
+from indici_dagster.core.text import printable
 from indici_dagster.core.warehouse import Warehouse
 
 
@@ -32,7 +36,7 @@ def _dynamodb_table(settings: Settings, given: str | None) -> str:
         return given
     if settings.rules and settings.rules.startswith(DYNAMODB_SCHEME):
         return settings.rules[len(DYNAMODB_SCHEME) :]
-    raise SystemExit("name the DynamoDB table with --table or set INDICI_RULES=dynamodb://<table>")
+    raise CliError("name the DynamoDB table with --table or set INDICI_RULES=dynamodb://<table>")
 
 
 def rules_validate(args: argparse.Namespace, settings: Settings) -> int:
@@ -40,7 +44,8 @@ def rules_validate(args: argparse.Namespace, settings: Settings) -> int:
     rules = load_rules(_rules_location(settings, args.path))
     for rule in rules.values():
         kind = "static" if rule.is_static else f"key ({', '.join(rule.primary_key)})"
-        print(f"{rule.dataset:<28} -> {rule.table:<28} {len(rule.columns):>3} columns, {kind}")
+        dataset, table = printable(rule.dataset), printable(rule.table)
+        print(f"{dataset:<28} -> {table:<28} {len(rule.columns):>3} columns, {printable(kind)}")
     print(f"{len(rules)} rules are valid")
     return 0
 
@@ -73,20 +78,20 @@ def sample_data(args: argparse.Namespace, settings: Settings) -> int:
         days=args.days,
         end_date=date.fromisoformat(args.end_date) if args.end_date else None,
     )
-    print(f"wrote {len(keys)} files to {storage.url}")
+    print(f"wrote {len(keys)} files to {printable(storage.url)}")
     return 0
 
 
 def audit(args: argparse.Namespace, settings: Settings) -> int:
-    """Print every audit row for a file: what happened to it, step by step."""
-    warehouse = Warehouse(settings.pg_dsn or embedded_dsn(settings.pg_dir), settings.timezone)
-    warehouse.ensure_catalog()
-    rows = WarehouseQueries(warehouse).file_history(args.file)
+    """Print every audit row for a file: what happened to it, step by step (read-only)."""
+    dsn = warehouse_dsn(settings)
+    require_catalog(dsn)
+    rows = WarehouseQueries(Warehouse(dsn, settings.timezone)).file_history(args.file)
     if not rows:
-        print(f"no audit rows for {args.file}")
+        print(f"no audit rows for {printable(args.file)} in {where(dsn)}")
         return 1
     for row in rows:
-        print(" | ".join("" if value is None else str(value) for value in row))
+        print(" | ".join("" if value is None else printable(str(value)) for value in row))
     return 0
 
 
@@ -95,14 +100,19 @@ def recount(args: argparse.Namespace, settings: Settings) -> int:
 
     Only needed after rows were changed by hand: every load and upsert keeps them exact.
     """
-    warehouse = Warehouse(settings.pg_dsn or embedded_dsn(settings.pg_dir), settings.timezone)
-    warehouse.ensure_catalog()
-    tables = args.table or WarehouseQueries(warehouse).data_tables()
-    for table in tables:
+    dsn = warehouse_dsn(settings)
+    require_catalog(dsn)
+    warehouse = Warehouse(dsn, settings.timezone)
+    existing = WarehouseQueries(warehouse).data_tables()
+    for table in args.table:
         try:
-            counts = warehouse.recount_rows(validate_identifier(table))
-        except InvalidIdentifierError as error:
-            raise SystemExit(f"table {error}") from None
+            validate_identifier(table)
+        except InvalidIdentifierError:
+            raise CliError(f"{printable(table)} is not a valid table name") from None
+        if table not in existing:
+            raise CliError(f"no table {table} in indici_staging or rpt of {where(dsn)}")
+    for table in args.table or existing:
+        counts = warehouse.recount_rows(table)
         print(" | ".join([table, *(f"{schema} {rows}" for schema, rows in counts.items())]))
     return 0
 
@@ -122,7 +132,7 @@ def bootstrap(args: argparse.Namespace, settings: Settings) -> int:
 
     admin_dsn = args.admin_dsn or os.environ.get("INDICI_ADMIN_DSN", "").strip()
     if not admin_dsn:
-        raise SystemExit("give the administrator's DSN with --admin-dsn or INDICI_ADMIN_DSN")
+        raise CliError("give the administrator's DSN with --admin-dsn or INDICI_ADMIN_DSN")
     try:
         actions = bootstrap_database(
             admin_dsn,
@@ -146,8 +156,14 @@ def bootstrap(args: argparse.Namespace, settings: Settings) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
-    parser = argparse.ArgumentParser(prog="indici", description=__doc__)
+    parser = OneLineArgumentParser(prog="indici", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="show a traceback on failure")
+    parser.set_defaults(needs_settings=True)
     commands = parser.add_subparsers(dest="command", required=True)
+
+    check = commands.add_parser("doctor", help="check every setting and connection")
+    check.set_defaults(handler=doctor, needs_settings=False)
+    add_db_commands(commands)
 
     rules = commands.add_parser("rules", help="check and copy transformation rules")
     rule_commands = rules.add_subparsers(dest="rules_command", required=True)
@@ -191,14 +207,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the `indici` command."""
+    """Run the `indici` command with the configuration `dagster dev` reads (`.env` included).
+
+    Any failure is one line on stderr and a non-zero exit; `--debug` shows the traceback.
+    """
     args = build_parser().parse_args(argv)
     try:
-        return args.handler(args, Settings.from_env())
-    except RuleError as error:
-        print(f"invalid rules: {error}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        args.env_file_names = load_project_env()
+        settings = load_settings() if args.needs_settings else None
+        return args.handler(args, settings)
+    except (Exception, KeyboardInterrupt) as error:
+        if args.debug:
+            raise
+        message, code = one_line(error)
+        print(f"indici: {message}", file=sys.stderr)
+        return code

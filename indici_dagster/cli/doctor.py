@@ -1,0 +1,187 @@
+"""`indici doctor`: every setting and every place the pipeline reaches, one line each."""
+
+import argparse
+import contextlib
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from indici_dagster.cli.errors import connect, one_line, where
+from indici_dagster.core.embedded import embedded_dsn
+from indici_dagster.core.embedded_admin import server_state
+from indici_dagster.core.rules_store import load_rules
+from indici_dagster.core.settings import (
+    AWS_DEFAULT_REGION,
+    LANDING,
+    PARTITIONED,
+    PG_DSN,
+    S3_SCHEME,
+    VARIABLES,
+    Settings,
+    SettingsError,
+    load_settings,
+    parse_variable,
+)
+from indici_dagster.core.text import printable
+
+OK, WARN, FAIL = "ok", "warn", "FAIL"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One line of the report: status, item, and what it found or what to fix."""
+
+    status: str
+    item: str
+    detail: str
+
+
+def _settings() -> Iterator[Finding]:
+    for variable in VARIABLES:
+        raw = os.environ.get(variable.name, "").strip()
+        try:
+            if raw:
+                parse_variable(variable, raw)
+        except SettingsError as error:
+            yield Finding(FAIL, variable.name, str(error))
+            continue
+        if variable.name == PG_DSN:
+            shown = where(raw) if raw and raw != "embedded" else raw or "unset (embedded server)"
+        else:
+            default = variable.default or "the shipped rules.yaml"
+            shown = printable(raw, limit=120) if raw else f"default ({default})"
+        yield Finding(OK, variable.name, shown)
+
+
+def _region(settings: Settings) -> Finding:
+    uses_aws = any(
+        location.startswith(S3_SCHEME) for location in (settings.landing, settings.partitioned)
+    ) or (settings.rules or "").startswith("dynamodb://")
+    if settings.aws_region:
+        return Finding(OK, "AWS region", settings.aws_region)
+    import boto3
+
+    profile_region = boto3.session.Session().region_name
+    if profile_region:
+        return Finding(OK, "AWS region", f"{profile_region} (from the AWS profile)")
+    if uses_aws:
+        return Finding(FAIL, "AWS region", f"none: set {AWS_DEFAULT_REGION} (or AWS_REGION)")
+    return Finding(OK, "AWS region", "not needed (no S3 or DynamoDB location)")
+
+
+def _location(variable: str, location: str, settings: Settings, required: bool) -> Finding:
+    name = "landing" if variable == LANDING else "partitioned"
+    if location.startswith(S3_SCHEME):
+        import boto3
+        from botocore.exceptions import ClientError
+
+        bucket, _, prefix = location[len(S3_SCHEME) :].partition("/")
+        client = boto3.client("s3", region_name=settings.aws_region)
+        try:
+            client.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            if code == "NoSuchBucket":
+                return Finding(
+                    FAIL, name, f"bucket {bucket} does not exist: create it or fix {variable}"
+                )
+            if code in ("AccessDenied", "AllAccessDisabled", "403"):
+                return Finding(FAIL, name, f"access denied listing bucket {bucket}: see deploy/iam")
+            return Finding(FAIL, name, one_line(error)[0])
+        return Finding(OK, name, f"bucket {bucket} can be listed")
+    folder = Path(location).expanduser().resolve()
+    if folder.is_dir():
+        return Finding(OK, name, f"folder {printable(str(folder))}")
+    if folder.exists():
+        return Finding(FAIL, name, f"{printable(str(folder))} is not a folder: fix {variable}")
+    if required:
+        return Finding(
+            FAIL,
+            name,
+            f"folder {printable(str(folder))} does not exist: create it, run indici sample-data, "
+            f"or fix {variable}",
+        )
+    return Finding(
+        WARN, name, f"folder {printable(str(folder))} does not exist yet (first copy creates it)"
+    )
+
+
+def _rules(settings: Settings) -> Finding:
+    rules = load_rules(settings.rules)
+    source = printable(settings.rules) if settings.rules else "the shipped rules.yaml"
+    return Finding(OK, "rules", f"{len(rules)} valid rules from {source}")
+
+
+def _warehouse(settings: Settings) -> Finding:
+    if settings.uses_embedded_server:
+        state = server_state(settings.pg_dir)
+        if not state.exists:
+            return Finding(
+                WARN,
+                "warehouse",
+                f"embedded server not created yet in {state.data_dir} (the first run creates it)",
+            )
+        if not state.running:
+            return Finding(
+                OK,
+                "warehouse",
+                f"embedded server in {state.data_dir}, stopped (starts when needed)",
+            )
+        dsn = embedded_dsn(state.data_dir)
+    else:
+        dsn = settings.pg_dsn or ""
+    with contextlib.closing(connect(dsn)) as connection, connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT current_setting('server_version'), "
+            "to_regclass('indici_staging.auditlog') IS NOT NULL"
+        )
+        version, catalog = cursor.fetchone()
+        connection.rollback()
+    tables = "audit log present" if catalog else "no audit log yet (the first run creates it)"
+    return Finding(OK, "warehouse", f"connected to {where(dsn)}, PostgreSQL {version}, {tables}")
+
+
+def _safely(item: str, check: Callable[[], Finding]) -> Finding:
+    try:
+        return check()
+    except Exception as error:  # every failure becomes a line
+        return Finding(FAIL, item, one_line(error)[0])
+
+
+def diagnose(env_file_names: Sequence[str] = ()) -> list[Finding]:
+    """Every check, in order; checks that need valid settings are skipped when they are not."""
+    env_file = Path.cwd() / ".env"
+    findings = [
+        Finding(OK, ".env", f"{len(env_file_names)} variables from {printable(str(env_file))}")
+        if env_file.is_file()
+        else Finding(OK, ".env", f"none in {printable(str(Path.cwd()))} (environment only)"),
+        *_settings(),
+    ]
+    try:
+        settings = load_settings()
+    except SettingsError as error:
+        if not any(finding.status == FAIL for finding in findings):
+            findings.append(Finding(FAIL, "settings", str(error)))
+        return [*findings, Finding(WARN, "other checks", "skipped: fix the settings above first")]
+    return [
+        *findings,
+        _safely("AWS region", lambda: _region(settings)),
+        _safely("landing", lambda: _location(LANDING, settings.landing, settings, True)),
+        _safely(
+            "partitioned", lambda: _location(PARTITIONED, settings.partitioned, settings, False)
+        ),
+        _safely("rules", lambda: _rules(settings)),
+        _safely("warehouse", lambda: _warehouse(settings)),
+    ]
+
+
+def doctor(args: argparse.Namespace, settings: None) -> int:
+    """Print one line per check; exit 1 if any failed."""
+    findings = diagnose(getattr(args, "env_file_names", ()))
+    width = max(len(finding.item) for finding in findings)
+    for finding in findings:
+        print(f"{finding.status:<4}  {finding.item:<{width}}  {finding.detail}")
+    failed = sum(finding.status == FAIL for finding in findings)
+    print(f"{failed} problem(s)" if failed else "everything checked is in order")
+    return 1 if failed else 0
