@@ -264,3 +264,44 @@ def test_numeric_bytes_match_what_postgres_sends_for_the_same_value(database):
 
 def test_the_epoch_offsets_match_postgres():
     assert date(2000, 1, 1) - date(1970, 1, 1) == timedelta(days=pg_binary._POSTGRES_EPOCH_DAYS)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    values=st.lists(st.one_of(st.none(), st.floats(), st.floats(width=32)), min_size=1),
+    width=st.sampled_from([32, 64]),
+)
+def test_any_float_arrives_in_numeric_as_the_shortest_decimal_it_prints_as(database, values, width):
+    kind = pa.float32() if width == 32 else pa.float64()
+    floats = pa.array(values, pa.float64()).cast(kind, safe=False)
+    batch = pa.RecordBatch.from_arrays([pg_binary.numeric_from_floats(floats)], names=["amount"])
+    rows = _copy_and_read_back(database, batch, ["numeric"])
+    for (actual,), value in zip(rows, floats.to_pylist(), strict=True):
+        if value is None:
+            assert actual is None
+            continue
+        # what Arrow prints the float as (as Python does for a float64)
+        printed = Decimal(
+            pa.array([value], kind).cast(pa.string())[0].as_py().replace("inf", "Infinity")
+        )
+        if printed.is_nan():
+            assert actual.is_nan()
+            continue
+        assert actual == printed
+        if printed.is_finite():
+            assert actual.as_tuple().exponent == min(0, printed.as_tuple().exponent)
+            assert pa.scalar(float(actual), kind).as_py() == value  # reads back as the float
+        if width == 64 and printed.is_finite():
+            assert printed == Decimal(repr(value))
+
+
+def test_numeric_bytes_of_nan_and_infinities_arrive_as_themselves(database):
+    specials = [Decimal("NaN"), Decimal("Infinity"), Decimal("-Infinity")]
+    wire = pa.array([pg_binary.numeric_bytes(v) for v in specials], pa.binary())
+    batch = pa.RecordBatch.from_arrays([wire], names=["amount"])
+    rows = _copy_and_read_back(database, batch, ["numeric"])
+    assert str([r[0] for r in rows]) == str(specials)
+    with pytest.raises(ValueError, match="signalling"):
+        pg_binary.numeric_bytes(Decimal("sNaN"))

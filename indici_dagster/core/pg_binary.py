@@ -244,7 +244,7 @@ def numeric_bytes(value: decimal.Decimal) -> bytes:
         special = _NUMERIC_NAN if value.is_nan() else _NUMERIC_INFINITY
         if value.is_infinite() and sign:
             special = _NUMERIC_NEGATIVE_INFINITY
-        return np.array([0, 0, special, 0], dtype=">i2").tobytes()
+        return np.array([0, 0, special, 0], dtype=">u2").tobytes()
     scale = max(0, -exponent)
     text = "".join(map(str, digits))
     if exponent < 0:
