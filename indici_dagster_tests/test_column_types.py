@@ -2,15 +2,20 @@
 staging column's own type, a value that does not fit names its column, type and exact row, and
 a file whose column type changed fails rather than being stored as reinterpreted bytes."""
 
+import contextlib
 import io
 import json
 import uuid
 from decimal import Decimal
 
+import psycopg2
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from indici_dagster.core import wire_forms
 from indici_dagster.core.filenames import parse_file_name
 from indici_dagster.core.rules import parse_rule
 from indici_dagster.core.warehouse import FileLoadError, Warehouse
@@ -93,7 +98,7 @@ def test_uuid_json_jsonb_numeric_and_bytea_arrive_exactly(warehouse, database):
         {"VisitID": 1, "VisitGuid": GUID, "Detail": detail, "Extra": detail, "Quantity": 0.1},
         {"VisitID": 2, "VisitGuid": "{0B7E4C5E8F5A4C1E9D0A2F3C4B5A6D7E}", "Quantity": 1e300},
         {"VisitID": 3, "VisitGuid": GUID.replace("-", ""), "Quantity": -2.675, "Price": 2.675},
-        {"VisitID": 4, "Detail": "[]", "Extra": '"\\u00e9"', "Quantity": float("nan")},
+        {"VisitID": 4, "Detail": '"\\ud800"', "Extra": '"\\u00e9"', "Quantity": float("nan")},
         {"VisitID": 5, "Quantity": 5e-324, "Price": 0.125, "Scan": b"\x00\xff\x00"},
         {"VisitID": 6, "Quantity": float("-inf"), "Price": -0.0},
     ]
@@ -107,7 +112,7 @@ def test_uuid_json_jsonb_numeric_and_bytea_arrive_exactly(warehouse, database):
         (1, GUID, detail, json.loads(detail), "0.1", None, None),
         (2, GUID, None, None, "1" + "0" * 300, None, None),
         (3, GUID, None, None, "-2.675", "2.68", None),  # rounded as Postgres rounds "2.675"
-        (4, None, "[]", "é", "NaN", None, None),
+        (4, None, '"\\ud800"', "é", "NaN", None, None),  # json keeps it; jsonb would not
         (5, None, None, None, "0." + "0" * 323 + "5", "0.13", b"\x00\xff\x00"),
         (6, None, None, None, "-Infinity", "0.00", None),
     ]
@@ -285,3 +290,40 @@ def test_random_uuids_arrive_as_themselves(warehouse, database):
          {"VisitID": list(range(300)), "VisitGuid": texts})  # fmt: skip
     staged = query(database, "SELECT visit_guid FROM indici_staging.visits ORDER BY visit_id")
     assert [uuid.UUID(g) for (g,) in staged] == guids
+
+
+_JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(st.characters(exclude_characters="\x00")),
+    lambda children: st.lists(children) | st.dictionaries(st.text(), children),
+    max_leaves=8,
+).map(json.dumps)
+_JSON_ISH = st.text(alphabet='{}[]":,0123456789.eE+- \\/ubfnrtal\t\nd8', max_size=14)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(text=st.one_of(_JSON_VALUES, _JSON_ISH))
+def test_json_is_accepted_exactly_when_postgres_accepts_it(database, text):
+    with contextlib.closing(psycopg2.connect(database)) as connection:
+        cursor = connection.cursor()
+        for type_name, convert in (
+            ("json", wire_forms.json_text),
+            ("jsonb", wire_forms.jsonb_bytes),
+        ):
+            try:
+                cursor.execute(f"SELECT %s::{type_name}", (text,))
+                postgres = True
+            except psycopg2.DataError:
+                postgres = False
+            connection.rollback()
+            try:
+                convert(pa.array([text]))
+                ours = True
+            except wire_forms.BadValueError:
+                ours = False
+            assert ours == postgres, type_name

@@ -70,7 +70,7 @@ def conform(
     name = column.source or column.name
 
     def convert(values: pa.Array) -> pa.Array:
-        special = column_type.convert(values, params) if len(values) else None
+        special = column_type.convert(values, params)
         return _convert(values, target, timezone) if special is None else special
 
     try:

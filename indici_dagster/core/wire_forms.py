@@ -83,8 +83,9 @@ def _refuse_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
-def _check_json(text: pa.Array) -> None:
-    """Raise `BadValueError` for the first value that is not JSON text `json_in` reads."""
+def _check_json(text: pa.Array, *, jsonb: bool) -> None:
+    """Raise `BadValueError` for the first value that is not JSON text `json_in` reads (with
+    `jsonb`: that `jsonb_in` reads, which also refuses half a surrogate pair)."""
     for index, value in enumerate(text.to_pylist()):
         if value is None:
             continue
@@ -95,12 +96,12 @@ def _check_json(text: pa.Array) -> None:
             raise BadValueError(index, "JSON nested too deeply") from None
         except ValueError:
             raise BadValueError(index, "not valid JSON") from None
-        if "\\ud" in value or "\\uD" in value:
+        if jsonb and ("\\ud" in value or "\\uD" in value):
             _check_surrogates(index, value)
 
 
 def _check_surrogates(index: int, value: str) -> None:
-    """Postgres refuses a `\\u` escape of half a surrogate pair; Python's parser allows it."""
+    """jsonb refuses a `\\u` escape of half a surrogate pair; Python's parser allows it."""
     decoded = json.loads(value, parse_int=str, parse_float=str)
     stack = [decoded]
     while stack:
@@ -120,13 +121,14 @@ def _check_surrogates(index: int, value: str) -> None:
 def json_text(column: pa.Array) -> pa.Array:
     """Valid JSON text, sent as it is (the `json` wire form is its text)."""
     text = _as_text(column)
-    _check_json(text)
+    _check_json(text, jsonb=False)
     return text
 
 
 def jsonb_bytes(column: pa.Array) -> pa.Array:
     """Valid JSON text behind the version byte 1 (the `jsonb` wire form)."""
-    text = json_text(column)
+    text = _as_text(column)
+    _check_json(text, jsonb=True)
     nul = pc.fill_null(pc.match_substring_regex(text, _NUL_ESCAPE), False)
     if pc.any(nul).as_py():
         raise BadValueError(_first(nul), "JSON with a \\u0000 escape, which jsonb cannot hold")
