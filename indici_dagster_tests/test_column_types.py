@@ -327,3 +327,28 @@ def test_json_is_accepted_exactly_when_postgres_accepts_it(database, text):
             except wire_forms.BadValueError:
                 ours = False
             assert ours == postgres, type_name
+
+
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    text=st.one_of(
+        st.uuids().map(str),
+        st.uuids().map(lambda u: "{" + u.hex.upper() + "}"),
+        st.text(alphabet="0123456789abcdefABCDEF-{} g", min_size=30, max_size=40),
+    )
+)
+def test_uuid_text_is_accepted_exactly_when_postgres_accepts_it_and_keeps_its_value(database, text):
+    with contextlib.closing(psycopg2.connect(database)) as connection:
+        cursor = connection.cursor()
+        try:
+            cursor.execute("SELECT %s::uuid::text", (text,))
+            postgres = cursor.fetchone()[0]
+        except psycopg2.DataError:
+            postgres = None
+    try:
+        ours = str(uuid.UUID(bytes=wire_forms.uuid_bytes(pa.array([text]))[0].as_py()))
+    except wire_forms.BadValueError:
+        ours = None
+    assert ours == postgres

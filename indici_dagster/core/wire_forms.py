@@ -145,6 +145,8 @@ def numeric_from_text(column: pa.Array) -> pa.Array:
             encoded.append(None)
             continue
         try:
+            if not value.isascii():  # Python reads other scripts' digits; Postgres does not
+                raise ValueError("not ASCII")
             encoded.append(pg_binary.numeric_bytes(Decimal(value)))
         except (InvalidOperation, ValueError):
             raise BadValueError(index, "not a number") from None
