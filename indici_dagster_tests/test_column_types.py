@@ -352,3 +352,39 @@ def test_uuid_text_is_accepted_exactly_when_postgres_accepts_it_and_keeps_its_va
     except wire_forms.BadValueError:
         ours = None
     assert ours == postgres
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"use_dictionary": True, "data_page_version": "1.0"},
+        {"use_dictionary": False, "column_encoding": {"Note": "DELTA_LENGTH_BYTE_ARRAY"}},
+        {
+            "use_dictionary": False,
+            "column_encoding": {"Note": "DELTA_BYTE_ARRAY"},
+            "data_page_version": "2.0",
+        },
+    ],
+)
+def test_impala_style_binary_strings_load_as_bytea_or_as_the_rules_text(
+    warehouse, database, options
+):
+    # Impala writes strings as BYTE_ARRAY without the UTF8 annotation
+    names = [b"Ng\xc4\x81ti", b"", None, b'Smith, "Jo"\n'] * 50
+    table = pa.table(
+        {"VisitID": pa.array(range(200), pa.int64()), "Note": pa.array(names, pa.binary())}
+    )
+    sink = io.BytesIO()
+    pq.write_table(table, sink, **options)
+    data = sink.getvalue()
+    assert pq.ParquetFile(io.BytesIO(data)).schema.column(1).logical_type.type == "NONE"
+
+    load(warehouse, "Codes_20261124_020000.parquet", data, CODES)
+    load(warehouse, "Visits_20261124_020000.parquet", data)
+
+    assert [
+        r[0]
+        for r in rows_of(database, "SELECT note FROM indici_staging.codes ORDER BY _row_number")
+    ] == names
+    texts = query(database, "SELECT note FROM indici_staging.visits ORDER BY _row_number")
+    assert [t for (t,) in texts] == [None if n is None else n.decode() for n in names]

@@ -197,3 +197,26 @@ def test_the_metadata_columns_are_defined_once_in_table_order(database):
     )
     assert [name for name, _ in sql.STAGING_METADATA] == list(METADATA_COLUMNS)
     assert [name for name, _ in sql.RPT_METADATA] == list(METADATA_COLUMNS[:4])
+
+
+def test_rules_validate_refuses_what_postgres_would_refuse(tmp_path, capsys):
+    from indici_dagster.cli import main
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "- dataset: Invoices\n"
+        "  primary_key: [InvoiceID]\n"
+        "  columns:\n"
+        "    InvoiceID: bigint\n"
+        "    Total: numeric(9999,0)\n"
+        "- dataset: Ledger\n"
+        "  table: landing_ledger_outcome_idx\n"
+        "- dataset: PatientID\n"
+        "- dataset: PatientId\n"
+    )
+
+    assert main(["rules", "validate", str(bad)]) == 2
+    error = capsys.readouterr().err
+    assert "numeric(9999,0)" in error and "precision must be from 1 to 1000" in error
+    assert "'landing_ledger_outcome_idx' is reserved" in error
+    assert "'patient_id' is already used by PatientID" in error
