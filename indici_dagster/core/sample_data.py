@@ -7,12 +7,10 @@ start with `Z`, the prefix reserved for test NHIs.
 """
 
 import io
-import uuid
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal
 from math import ceil
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -131,18 +129,9 @@ def _value(rng: np.random.Generator, column: Column, day: _Day) -> Any:
 
 
 def _key_value(column: Column, number: int, base: int) -> Any:
-    """The `number`th key value of a key column (IDs count from `base`)."""
-    if pa.types.is_integer(arrow_type(column.type)) or column.type.startswith("numeric"):
-        value = base + number - 1
-        return Decimal(value) if column.type.startswith("numeric(") else value
-    if column.type == "date":
-        return date(2000, 1, 1) + timedelta(days=number)
-    if column.type.startswith("timestamp"):
-        stamp = datetime(2000, 1, 1) + timedelta(minutes=number)
-        return stamp.replace(tzinfo=UTC) if column.type == "timestamptz" else stamp
-    if column.type == "uuid":
-        return str(uuid.uuid5(uuid.NAMESPACE_OID, f"{column.source}/{base}/{number}"))
-    return str(base + number - 1)
+    """The `number`th key value of a key column (IDs count from `base`), from its registry type."""
+    column_type, params = parse_type(column.type)
+    return column_type.key(column.source, params, number, base)
 
 
 def _new_keys(
@@ -218,7 +207,7 @@ def _batch(
     key_sources = [rule.column(name).source for name in rule.primary_key]
     nhi = {rule.column(name).source for name in rule.nhi_columns}
     mutable = [c for c in rule.columns if c.source not in [*key_sources, *nhi, *refs]]
-    stamps = [c for c in mutable if c.type == "timestamptz"]
+    stamps = [c for c in mutable if parse_type(c.type)[0].name == "timestamptz"]
     rows = []
     for index in rng.permutation(len(update_from))[:updates]:
         old = state.rows[update_from[int(index)]]

@@ -2,7 +2,7 @@
 
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -98,3 +98,35 @@ def json_text(_s: Sample) -> str:
 
 def raw_bytes(s: Sample) -> bytes:
     return s.rng.bytes(8)
+
+
+# The `number`th value of a key column (IDs count from `base`): one function per kind of type.
+
+
+def counted_key(_source: str, _params: tuple[int, ...], number: int, base: int) -> int:
+    return base + number - 1
+
+
+def decimal_key(source: str, params: tuple[int, ...], number: int, base: int) -> Any:
+    value = counted_key(source, params, number, base)
+    return Decimal(value) if params else value
+
+
+def text_key(source: str, params: tuple[int, ...], number: int, base: int) -> str:
+    return str(counted_key(source, params, number, base))
+
+
+def date_key(_source: str, _params: tuple[int, ...], number: int, _base: int) -> date:
+    return date(2000, 1, 1) + timedelta(days=number)
+
+
+def timestamp_key(_source: str, _params: tuple[int, ...], number: int, _base: int) -> datetime:
+    return datetime(2000, 1, 1) + timedelta(minutes=number)
+
+
+def timestamptz_key(source: str, params: tuple[int, ...], number: int, base: int) -> datetime:
+    return timestamp_key(source, params, number, base).replace(tzinfo=UTC)
+
+
+def uuid_key(source: str, _params: tuple[int, ...], number: int, base: int) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_OID, f"{source}/{base}/{number}"))

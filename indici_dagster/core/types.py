@@ -50,6 +50,8 @@ class ColumnType:
     """Whether the type may be written without parameters."""
     widens_to: Callable[[Params, "ColumnType", Params], bool] = lambda _p, _t, _q: False
     """Whether every value of this type is held exactly by another type (a checked widening)."""
+    key: Callable[[str, Params, int, int], Any] = samples.text_key
+    """The n-th value of a key column in sample files (source name, parameters, n, first ID)."""
 
     def spell(self, params: Params) -> str:
         """Canonical spelling with parameters: `numeric(12,2)`."""
@@ -203,7 +205,7 @@ def _integer(name: str, arrow_type: Arrow, aliases: tuple[str, ...], *sources: C
         return wider or (target.name == "numeric" and not target_params)
 
     simple(name, arrow_type, samples.integer, infer=_is(*sources), aliases=aliases,
-           widens_to=widens_to)  # fmt: skip
+           widens_to=widens_to, key=samples.counted_key)  # fmt: skip
 
 
 _INTEGER_RANKS = {"smallint": 0, "integer": 1, "bigint": 2}
@@ -265,7 +267,7 @@ def _numeric_infer(t: Arrow) -> Params | None:
 register(ColumnType("numeric", _numeric_arrow, samples.numeric, _numeric_wire, _numeric_infer,
                     _numeric_convert, aliases=("decimal", "decimal()"),
                     parameters=(("precision", 1, 1000), ("scale", 0, -1)),
-                    widens_to=_numeric_widens))  # fmt: skip
+                    widens_to=_numeric_widens, key=samples.decimal_key))  # fmt: skip
 simple("real", pa.float32(), samples.floating, infer=_is(pa.types.is_float16, pa.types.is_float32),
        aliases=("float4",), widens_to=lambda _p, t, _q: t.name == "double precision")  # fmt: skip
 simple("double precision", pa.float64(), samples.floating, infer=_is(pa.types.is_float64),
@@ -284,23 +286,27 @@ simple("varchar", pa.string(), samples.text, aliases=("character varying()",),
 simple("char", pa.string(), samples.text, aliases=("character()",), parameters=_LENGTH,
        plain=False)  # fmt: skip
 simple("boolean", pa.bool_(), samples.boolean, infer=_is(pa.types.is_boolean), aliases=("bool",))
-simple("date", pa.date32(), samples.day, infer=_is(pa.types.is_date))
+simple("date", pa.date32(), samples.day, infer=_is(pa.types.is_date), key=samples.date_key)
 simple("timestamp", pa.timestamp("us"), samples.timestamp, aliases=("timestamp without time zone",),
-       infer=lambda t: () if pa.types.is_timestamp(t) and not t.tz else None)  # fmt: skip
+       infer=lambda t: () if pa.types.is_timestamp(t) and not t.tz else None,
+       key=samples.timestamp_key)  # fmt: skip
 simple("timestamptz", pa.timestamp("us", "UTC"), samples.timestamptz,
        aliases=("timestamp with time zone",),
-       infer=lambda t: () if pa.types.is_timestamp(t) and t.tz else None)  # fmt: skip
+       infer=lambda t: () if pa.types.is_timestamp(t) and t.tz else None,
+       key=samples.timestamptz_key)  # fmt: skip
 simple("time", pa.time64("us"), samples.clock, infer=_is(pa.types.is_time),
        aliases=("time without time zone",))  # fmt: skip
 
 
-def _from_text(name: str, wire: Arrow, convert: Callable[[pa.Array], pa.Array], sample) -> None:
+def _from_text(
+    name: str, wire: Arrow, convert: Callable[[pa.Array], pa.Array], sample, **more
+) -> None:
     """A type that files hold as text and the wire takes as `wire` after `convert` checks it."""
     register(ColumnType(name, lambda _p: pa.string(), sample, lambda _p, _s: wire,
-                        convert=lambda array, _p: convert(array)))  # fmt: skip
+                        convert=lambda array, _p: convert(array), **more))  # fmt: skip
 
 
-_from_text("uuid", pa.binary(16), wire_forms.uuid_bytes, samples.uuid_text)  # its 16 bytes
+_from_text("uuid", pa.binary(16), wire_forms.uuid_bytes, samples.uuid_text, key=samples.uuid_key)
 _from_text("json", pa.string(), wire_forms.json_text, samples.json_text)  # its text
 _from_text("jsonb", pa.binary(), wire_forms.jsonb_bytes, samples.json_text)  # version 1, text
 _BINARY = (pa.types.is_binary, pa.types.is_large_binary, pa.types.is_fixed_size_binary)
