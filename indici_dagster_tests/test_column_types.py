@@ -388,3 +388,15 @@ def test_impala_style_binary_strings_load_as_bytea_or_as_the_rules_text(
     ] == names
     texts = query(database, "SELECT note FROM indici_staging.visits ORDER BY _row_number")
     assert [t for (t,) in texts] == [None if n is None else n.decode() for n in names]
+
+
+def test_fixed_size_binary_loads_into_a_rule_text_column_only_as_valid_utf8(warehouse, database):
+    good = {"VisitID": [1, 2], "Note": pa.array([b"ab", b"\xc4\x81"], pa.binary(2))}
+    load(warehouse, "Visits_20261123_020000.parquet", good)
+    assert query(database, "SELECT note FROM indici_staging.visits ORDER BY visit_id") == [
+        ("ab",),
+        ("ā",),
+    ]
+    bad = {"VisitID": [3, 4], "Note": pa.array([b"ok", b"\xff\xfe"], pa.binary(2))}
+    with pytest.raises(FileLoadError, match=r"'Note'.*row 2"):
+        load(warehouse, "Visits_20261124_020000.parquet", bad)
