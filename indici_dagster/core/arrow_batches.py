@@ -7,7 +7,6 @@ column, type and row number, never the value itself.
 """
 
 import queue
-import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 
@@ -20,57 +19,25 @@ from indici_dagster.core import pg_binary
 from indici_dagster.core.parquet import (
     CopyStream,
     TargetColumn,
+    UnsupportedColumnTypeError,
     ValueCastError,
     reject_unsupported,
 )
+from indici_dagster.core.types import METADATA, parse_type
+from indici_dagster.core.wire_forms import BadValueError
 
-_FIXED_TYPES: dict[str, pa.DataType] = {
-    "bigint": pa.int64(),
-    "integer": pa.int32(),
-    "smallint": pa.int16(),
-    "real": pa.float32(),
-    "double precision": pa.float64(),
-    "boolean": pa.bool_(),
-    "text": pa.string(),
-    "date": pa.date32(),
-    "timestamp": pa.timestamp("us"),
-    "timestamptz": pa.timestamp("us", tz="UTC"),
-    "time": pa.time64("us"),
-}
-_NUMERIC = re.compile(r"numeric\((\d+),?(\d+)?\)")
-_TEXT = re.compile(r"(?:varchar|char)\(\d+\)")
-
-METADATA_SCHEMA = pa.schema(
-    [
-        ("_source_file", pa.string()),
-        ("_source_ts", pa.timestamp("us", tz="UTC")),
-        ("_run_id", pa.string()),
-        ("_row_number", pa.int64()),
-    ]
-)
+_LOADED_METADATA = tuple(c for c in METADATA if c.loaded)
+METADATA_SCHEMA = pa.schema([(c.name, c.arrow) for c in _LOADED_METADATA])
+"""The metadata columns a staging COPY supplies, in the order `sql.COPY_METADATA` names them."""
 
 
-def binary_type_for(pg_type: str, source: pa.DataType | None) -> pa.DataType | None:
-    """The Arrow type to send for a column of `pg_type` fed from `source`; None if there is none.
-
-    None means the column needs Postgres's text input (uuid, json, a float into plain numeric),
-    and the file takes the CSV path instead.
-    """
+def binary_type_for(pg_type: str, source: pa.DataType | None) -> pa.DataType:
+    """The Arrow type sent for a column of `pg_type` fed from a file column of type `source`
+    (None: the file lacks the column, and it loads as NULL)."""
     if source is not None and pa.types.is_dictionary(source):
         source = source.value_type
-    if pg_type in _FIXED_TYPES:
-        return _FIXED_TYPES[pg_type]
-    if _TEXT.fullmatch(pg_type):
-        return pa.string()
-    match = _NUMERIC.fullmatch(pg_type)
-    if match and int(match.group(1)) <= 38:
-        return pa.decimal128(int(match.group(1)), int(match.group(2) or 0))
-    if pg_type == "numeric" and source is not None:
-        if pa.types.is_decimal(source) and source.precision <= 38:
-            return pa.decimal128(source.precision, source.scale)
-        if pa.types.is_integer(source) or pa.types.is_null(source):
-            return pa.decimal128(38, 0)
-    return None
+    column_type, params = parse_type(pg_type)
+    return column_type.wire(params, pa.null() if source is None else source)
 
 
 def _cast(array: pa.Array, target: pa.DataType, safe: bool = True) -> pa.Array:
@@ -93,20 +60,31 @@ def _first_failing_row(array: pa.Array, convert: Callable[[pa.Array], pa.Array])
 def conform(
     array: pa.Array, column: TargetColumn, target: pa.DataType, timezone: str, first_row: int
 ) -> pa.Array:
-    """Convert one file column to `target`, or raise `ValueCastError` naming its first bad row."""
+    """Convert one file column to `target`, the wire form of `column.type`, or raise
+    `ValueCastError` naming its first bad row (`UnsupportedColumnTypeError` if no value of the
+    file's type could ever load into the column's type)."""
     if pa.types.is_dictionary(array.type):
         array = array.dictionary_decode()
     reject_unsupported(array, column)
+    column_type, params = parse_type(column.type)
+    name = column.source or column.name
 
     def convert(values: pa.Array) -> pa.Array:
-        return _convert(values, target, timezone)
+        special = column_type.convert(values, params)
+        return _convert(values, target, timezone) if special is None else special
 
     try:
         return convert(array)
+    except BadValueError as error:
+        raise ValueCastError(name, column.type, first_row + error.index, error.reason) from None
+    except pa.ArrowNotImplementedError:
+        raise UnsupportedColumnTypeError(
+            f"column {name!r}: Parquet type {array.type} cannot load into {column.type}"
+        ) from None
     except (pa.ArrowException, ValueError):
         index = _first_failing_row(array, convert)
         # not chained: Arrow's own message quotes the offending value
-        raise ValueCastError(column.source or column.name, column.type, first_row + index) from None
+        raise ValueCastError(name, column.type, first_row + index) from None
 
 
 def _convert(array: pa.Array, target: pa.DataType, timezone: str) -> pa.Array:
@@ -139,8 +117,6 @@ def _convert(array: pa.Array, target: pa.DataType, timezone: str) -> pa.Array:
         return _cast(array, target, safe=False) if _fits(array, target) else _cast(array, target)
     if pa.types.is_decimal(target) and pa.types.is_decimal(source) and source.scale > target.scale:
         array = pc.round(array, ndigits=target.scale)  # Postgres rounds to the column's scale
-    if pa.types.is_decimal(target) and pa.types.is_floating(source):
-        array = pc.round(array, ndigits=target.scale)
     if pa.types.is_string(target) and pa.types.is_timestamp(source):
         return _cast(_cast(array, pa.timestamp("us", tz=source.tz), safe=False), target)
     return _cast(array, target)
@@ -247,11 +223,7 @@ class StagingBatches:
     def _convert_batches(self) -> Iterator[pa.RecordBatch]:
         sources = sorted({c.source for c in self._columns if c.source is not None})
         file_name, source_ts, run_id = self._constants
-        constants = [
-            pa.scalar(file_name, pa.string()),
-            pa.scalar(source_ts, pa.timestamp("us", tz="UTC")),
-            pa.scalar(run_id, pa.string()),
-        ]
+        constants = {"_source_file": file_name, "_source_ts": source_ts, "_run_id": run_id}
         # one column at a time: Postgres has the other core, and memory stays flat
         batches = self._file.iter_batches(
             batch_size=self._batch_rows, columns=sources, use_threads=False
@@ -269,7 +241,10 @@ class StagingBatches:
                 else:
                     raw = batch.column(batch.schema.get_field_index(column.source))
                     arrays.append(conform(raw, column, target, self._timezone, first_row))
-            arrays += [pa.repeat(constant, size) for constant in constants]
-            arrays.append(pa.array(np.arange(first_row, first_row + size, dtype=np.int64)))
+            for field in METADATA_SCHEMA:
+                if field.name == "_row_number":  # 1-based, counting the file's data rows
+                    arrays.append(pa.array(np.arange(first_row, first_row + size, dtype=np.int64)))
+                else:
+                    arrays.append(pa.repeat(pa.scalar(constants[field.name], field.type), size))
             produced += size
             yield pa.RecordBatch.from_arrays(arrays, schema=self.schema)

@@ -1,23 +1,20 @@
-"""Reading landed Parquet files: footers, Postgres types, and a streamed CSV feed for COPY.
+"""Reading landed Parquet files: footers, Postgres types, and the byte stream COPY reads.
 
 Files are read record batch by record batch; at most one encoded batch is held in memory, so
 memory use does not grow with file size.
 """
 
 import io
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-BATCH_ROWS = 65_536
+from indici_dagster.core.types import inferred_type
+
 READ_BUFFER_BYTES = 1 << 20
-_INTEGER_TYPES = {"smallint", "integer", "bigint"}
 
 
 class UnreadableParquetError(ValueError):
@@ -31,10 +28,13 @@ class UnsupportedColumnTypeError(ValueError):
 class ValueCastError(ValueError):
     """A value that does not fit its column's type: names column, type and row, never the value."""
 
-    def __init__(self, column: str, type_name: str, row_number: int) -> None:
+    def __init__(
+        self, column: str, type_name: str, row_number: int, reason: str | None = None
+    ) -> None:
         super().__init__(
             f"column {column!r}: a value cannot be converted to {type_name} "
-            f"(first offending row {row_number}); nothing of this file was loaded"
+            f"(first offending row {row_number}{f': {reason}' if reason else ''}); "
+            "nothing of this file was loaded"
         )
         self.column, self.type_name, self.row_number = column, type_name, row_number
 
@@ -77,31 +77,14 @@ def summarise(parquet_file: pq.ParquetFile) -> ParquetSummary:
 def postgres_type_for(arrow_type: pa.DataType) -> str:
     """Return the Postgres type that holds every value of `arrow_type` without loss.
 
-    Raises `UnsupportedColumnTypeError` for nested and binary types.
+    Raises `UnsupportedColumnTypeError` for types no registered type takes (nested ones).
     """
-    if pa.types.is_dictionary(arrow_type):
-        return postgres_type_for(arrow_type.value_type)
-    checks: Sequence[tuple[object, str]] = (
-        (pa.types.is_boolean, "boolean"),
-        (lambda t: pa.types.is_int8(t) or pa.types.is_int16(t) or pa.types.is_uint8(t), "smallint"),
-        (lambda t: pa.types.is_int32(t) or pa.types.is_uint16(t), "integer"),
-        (lambda t: pa.types.is_int64(t) or pa.types.is_uint32(t), "bigint"),
-        (pa.types.is_uint64, "numeric"),
-        (lambda t: pa.types.is_float16(t) or pa.types.is_float32(t), "real"),
-        (pa.types.is_float64, "double precision"),
-        (lambda t: pa.types.is_string(t) or pa.types.is_large_string(t), "text"),
-        (pa.types.is_date, "date"),
-        (pa.types.is_time, "time"),
-        (pa.types.is_null, "text"),
-    )
-    for check, name in checks:
-        if check(arrow_type):  # type: ignore[operator]
-            return name
-    if pa.types.is_timestamp(arrow_type):
-        return "timestamptz" if arrow_type.tz else "timestamp"
-    if pa.types.is_decimal(arrow_type):
-        return f"numeric({arrow_type.precision},{arrow_type.scale})"
-    raise UnsupportedColumnTypeError(f"Parquet type {arrow_type} has no supported Postgres type")
+    type_name = inferred_type(arrow_type)
+    if type_name is None:
+        raise UnsupportedColumnTypeError(
+            f"Parquet type {arrow_type} has no supported Postgres type"
+        )
+    return type_name
 
 
 @dataclass(frozen=True)
@@ -116,31 +99,8 @@ class TargetColumn:
     """Parquet column name, or None to load NULL."""
 
 
-def _prepare(array: pa.Array, column: TargetColumn, timezone: str, first_row: int) -> pa.Array:
-    """Turn a file column into values whose CSV text Postgres reads as `column.type`."""
-    if pa.types.is_dictionary(array.type):
-        array = array.dictionary_decode()
-    if pa.types.is_timestamp(array.type) and array.type.tz and column.type == "timestamp":
-        # an instant stored in UTC lands as local wall-clock time in the pipeline's zone
-        array = pc.local_timestamp(array.cast(pa.timestamp(array.type.unit, tz=timezone)))
-    if column.type in _INTEGER_TYPES and pa.types.is_floating(array.type):
-        # pandas writes integer columns with gaps as floats: accept them when they are whole
-        whole = pc.equal(pc.floor(array), array)
-        bad = pc.invert(pc.fill_null(whole, True))
-        if pc.any(bad).as_py():
-            index = pc.index(bad, True).as_py()
-            raise ValueCastError(column.source or column.name, column.type, first_row + index)
-        array = array.cast(pa.int64(), safe=False)
-    reject_unsupported(array, column)
-    return array
-
-
 def reject_unsupported(array: pa.Array, column: TargetColumn) -> None:
-    """Raise `UnsupportedColumnTypeError` for values no staging column can hold (binary, nested)."""
-    if pa.types.is_binary(array.type) or pa.types.is_large_binary(array.type):
-        raise UnsupportedColumnTypeError(
-            f"column {column.source!r}: binary Parquet values are not supported"
-        )
+    """Raise `UnsupportedColumnTypeError` for values no staging column can hold (nested)."""
     if pa.types.is_nested(array.type):
         raise UnsupportedColumnTypeError(
             f"column {column.source!r}: nested Parquet type {array.type} is not supported"
@@ -181,63 +141,3 @@ class CopyStream(io.RawIOBase):
     def close(self) -> None:
         self._chunks.close()  # type: ignore[attr-defined]
         super().close()
-
-
-class CsvCopyFeed(CopyStream):
-    """A read-only stream of CSV rows for `COPY ... FROM STDIN (FORMAT csv)`.
-
-    Each record batch of the file is converted and encoded only when the reader asks for more
-    bytes. Every row carries the constant metadata values and its 1-based row number.
-    """
-
-    def __init__(
-        self,
-        parquet_file: pq.ParquetFile,
-        columns: Sequence[TargetColumn],
-        constants: Sequence[str],
-        timezone: str,
-        batch_rows: int = BATCH_ROWS,
-    ) -> None:
-        self._file = parquet_file
-        self._columns = list(columns)
-        self._constants = [pa.scalar(value, pa.string()) for value in constants]
-        self._timezone = timezone
-        self.rows = 0
-        self.error: Exception | None = None
-        """The exception a read raised: psycopg2 reports it only as a cancelled COPY."""
-        super().__init__(self._encoded_batches(batch_rows))
-
-    def _encoded_batches(self, batch_rows: int) -> Iterator[bytes]:
-        try:
-            yield from self._csv_batches(batch_rows)
-        except Exception as error:
-            self.error = error
-            raise
-
-    def _csv_batches(self, batch_rows: int) -> Iterator[bytes]:
-        sources = sorted({c.source for c in self._columns if c.source is not None})
-        options = pa_csv.WriteOptions(include_header=False, quoting_style="all_valid")
-        # one column at a time: Postgres has the other core, and memory stays flat
-        batches = self._file.iter_batches(batch_size=batch_rows, columns=sources, use_threads=False)
-        for batch in batches:
-            size = batch.num_rows
-            if size == 0:
-                continue
-            first_row = self.rows + 1
-            arrays, names = [], []
-            for column in self._columns:
-                if column.source is None:
-                    arrays.append(pa.nulls(size, pa.string()))
-                else:
-                    raw = batch.column(batch.schema.get_field_index(column.source))
-                    arrays.append(_prepare(raw, column, self._timezone, first_row))
-                names.append(column.name)
-            for index, constant in enumerate(self._constants):
-                arrays.append(pa.repeat(constant, size))
-                names.append(f"_constant_{index}")
-            arrays.append(pa.array(np.arange(first_row, first_row + size, dtype=np.int64)))
-            names.append("_row_number")
-            sink = io.BytesIO()
-            pa_csv.write_csv(pa.RecordBatch.from_arrays(arrays, names=names), sink, options)
-            self.rows += size
-            yield sink.getvalue()

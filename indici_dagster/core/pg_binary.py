@@ -5,7 +5,9 @@ value's internal form without parsing text. The encoder here turns each column i
 values and 4-byte length prefixes with numpy and Arrow compute, lays fixed-width runs side by
 side, and joins the rest row-wise in one Arrow kernel, so no Python code runs per row (except
 for decimals wider than 64 bits, which are rare). Batches must already have the Arrow type
-matching their column (see `arrow_batches.binary_type_for`).
+matching their column (see `types.ColumnType.wire`): binary Arrow values are sent as they are,
+so a type whose wire form is not a plain Arrow value (uuid, jsonb, a float as `numeric`) is
+converted to its wire bytes first (`numeric_from_floats`, `wire_forms`).
 
 Format reference: https://www.postgresql.org/docs/current/sql-copy.html (Binary Format) and the
 `*_send` / `*_recv` functions of each type.
@@ -26,6 +28,9 @@ _POSTGRES_EPOCH_MICROS = _POSTGRES_EPOCH_DAYS * 86_400 * 1_000_000
 _NULL_LENGTH = -1
 _NUMERIC_POSITIVE = 0x0000
 _NUMERIC_NEGATIVE = 0x4000
+_NUMERIC_NAN = 0xC000
+_NUMERIC_INFINITY = 0xD000
+_NUMERIC_NEGATIVE_INFINITY = 0xF000
 _NBASE_DIGITS = 4  # numeric digits are base 10,000
 _JOIN_TYPE = pa.large_binary()
 _NO_SEPARATOR = pa.scalar(b"", _JOIN_TYPE)
@@ -41,7 +46,8 @@ def encode_batch(batch: pa.RecordBatch) -> pa.Buffer:
     Guarantees that each value arrives in Postgres exactly as Arrow holds it: integers, floats
     (NaN and infinities included), booleans, text, dates, microsecond timestamps (a zone-aware
     one as the instant it denotes), microsecond times and decimals (at their own scale). NULLs
-    stay NULL. Raises `UnsupportedBinaryTypeError` for any other column type.
+    stay NULL; binary values (any Arrow binary type) are sent byte for byte, as the value's
+    whole wire form. Raises `UnsupportedBinaryTypeError` for any other column type.
     """
     rows = batch.num_rows
     field_count = np.full((rows, 1), batch.num_columns, dtype=">i2").view(np.uint8)
@@ -78,7 +84,7 @@ def _encode_column(column: pa.Array) -> tuple[np.ndarray, pa.Array | None]:
     kind = column.type
     if pa.types.is_null(kind) or column.null_count == rows:
         return _lengths(np.full(rows, _NULL_LENGTH, dtype=np.int32)), None
-    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+    if _is_variable_width(kind):
         values = column.cast(_JOIN_TYPE)
         offsets = np.frombuffer(values.buffers()[1], dtype=np.int64)
         lengths = np.diff(offsets[values.offset : values.offset + rows + 1])
@@ -87,6 +93,10 @@ def _encode_column(column: pa.Array) -> tuple[np.ndarray, pa.Array | None]:
         values_bytes = _decimal_values(column)
         if values_bytes is None:
             return _decimals_slowly(column)
+    elif pa.types.is_decimal256(kind):
+        return _decimals_slowly(column)
+    elif pa.types.is_fixed_size_binary(kind):
+        values_bytes = _fixed_size_values(column)
     else:
         values_bytes = _big_endian_values(column).view(np.uint8).reshape(rows, -1)
     width = values_bytes.shape[1]
@@ -115,6 +125,27 @@ def _big_endian_values(column: pa.Array) -> np.ndarray:
         values = column.to_numpy()
         return values.astype(values.dtype.newbyteorder(">"))
     raise UnsupportedBinaryTypeError(f"no binary COPY encoding for Arrow type {kind}")
+
+
+def _is_variable_width(kind: pa.DataType) -> bool:
+    return any(
+        check(kind)
+        for check in (
+            pa.types.is_string,
+            pa.types.is_large_string,
+            pa.types.is_binary,
+            pa.types.is_large_binary,
+        )
+    )
+
+
+def _fixed_size_values(column: pa.Array) -> np.ndarray:
+    """A fixed-size binary column's values (NULLs as zero bytes) as a (rows, width) matrix."""
+    width = column.type.byte_width
+    if column.null_count:
+        column = pc.fill_null(column, pa.scalar(bytes(width), column.type))
+    data = np.frombuffer(column.buffers()[1], dtype=np.uint8)
+    return data[column.offset * width : (column.offset + len(column)) * width].reshape(-1, width)
 
 
 def _validity(column: pa.Array) -> pa.Buffer | None:
@@ -204,10 +235,16 @@ def _decimals_slowly(column: pa.Array) -> tuple[np.ndarray, pa.Array]:
 
 
 def numeric_bytes(value: decimal.Decimal) -> bytes:
-    """One finite decimal in Postgres `numeric` wire form, byte for byte what `numeric_send`
-    gives for the same value."""
+    """One decimal in Postgres `numeric` wire form, byte for byte what `numeric_send` gives for
+    the same value (NaN and infinities included; a signalling NaN raises `ValueError`)."""
     sign, digits, exponent = value.as_tuple()
-    assert isinstance(exponent, int), "Arrow decimals are always finite"
+    if value.is_snan():
+        raise ValueError("a signalling NaN has no numeric form")
+    if not isinstance(exponent, int):
+        special = _NUMERIC_NAN if value.is_nan() else _NUMERIC_INFINITY
+        if value.is_infinite() and sign:
+            special = _NUMERIC_NEGATIVE_INFINITY
+        return np.array([0, 0, special, 0], dtype=">u2").tobytes()
     scale = max(0, -exponent)
     text = "".join(map(str, digits))
     if exponent < 0:
@@ -231,3 +268,61 @@ def numeric_bytes(value: decimal.Decimal) -> bytes:
         weight = 0
     header = [len(groups), weight, _NUMERIC_NEGATIVE if sign else _NUMERIC_POSITIVE, scale]
     return np.array(header + groups, dtype=">i2").tobytes()
+
+
+_FLOAT_TEXT = (
+    r"^(?P<sign>-?)(?P<whole>[0-9]+)(?:\.(?P<fraction>[0-9]*))?(?:e(?P<exponent>[+-]?[0-9]+))?$"
+)
+_FLOAT_GROUPS = 6  # a shortest float has at most 17 digits: 5 groups, and 1 for the shift
+NUMERIC_FROM_FLOAT = pa.binary(2 * (4 + _FLOAT_GROUPS))
+"""The Arrow type `numeric_from_floats` returns: header and digits, 2 bytes each."""
+
+
+def numeric_from_floats(column: pa.Array) -> pa.Array:
+    """Each float's `numeric` wire form: the shortest decimal that reads back as the same
+    float (0.1 is 0.1, as Python and Arrow print it), NaN as NaN, infinities as infinities.
+
+    Returns a `fixed_size_binary` array (NULLs stay NULL) that `encode_batch` sends as it is;
+    a column's precision and scale are applied by Postgres, which rounds the decimal half away
+    from zero exactly as it would its text. Raises `ValueError` if Arrow printed a float in a
+    form this does not read (never expected; checked, not assumed).
+    """
+    if pa.types.is_float16(column.type):
+        column = column.cast(pa.float32())
+    rows = len(column)
+    finite = pc.fill_null(pc.is_finite(column), False)
+    text = pc.if_else(finite, pc.cast(column, pa.string()), pa.scalar("0"))
+    parts = pc.extract_regex(text, _FLOAT_TEXT)
+    if parts.null_count:
+        raise ValueError(f"row {pc.index(pc.is_null(parts), True).as_py()}: unreadable float text")
+    sign, whole, fraction, exponent = (parts.field(i) for i in range(4))
+    mantissa = pc.cast(pc.binary_join_element_wise(whole, fraction, ""), pa.int64()).to_numpy()
+    exponent = pc.replace_substring(exponent, "+", "")
+    exponent = pc.if_else(pc.equal(exponent, ""), pa.scalar("0"), exponent)
+    power = pc.cast(exponent, pa.int64()).to_numpy() - pc.utf8_length(fraction).to_numpy()
+    shift = power % _NBASE_DIGITS
+    groups = np.zeros((rows, _FLOAT_GROUPS), dtype=np.int64)
+    nbase = 10**_NBASE_DIGITS
+    carry = np.zeros(rows, dtype=np.int64)
+    for index in range(_FLOAT_GROUPS - 1, 0, -1):
+        digit = mantissa // nbase ** (_FLOAT_GROUPS - 1 - index) % nbase
+        value = digit * 10**shift + carry
+        groups[:, index], carry = value % nbase, value // nbase
+    groups[:, 0] = carry
+    values = column.to_numpy(zero_copy_only=False)
+    signs = np.where(pc.equal(sign, "-").to_numpy(zero_copy_only=False), 0x4000, 0)
+    signs = np.where(np.isnan(values), _NUMERIC_NAN, signs)
+    signs = np.where(values == np.inf, _NUMERIC_INFINITY, signs)
+    signs = np.where(values == -np.inf, _NUMERIC_NEGATIVE_INFINITY, signs)
+    special = signs >= _NUMERIC_NAN
+    encoded = np.empty((rows, 4 + _FLOAT_GROUPS), dtype=">i2")
+    encoded[:, 0] = _FLOAT_GROUPS
+    encoded[:, 1] = np.where(special, 0, _FLOAT_GROUPS - 1 + (power - shift) // _NBASE_DIGITS)
+    encoded[:, 2] = signs.astype(np.uint16).view(np.int16)
+    encoded[:, 3] = np.where(special, 0, np.maximum(0, -power))
+    encoded[:, 4:] = np.where(special[:, None], 0, groups)
+    return pa.Array.from_buffers(
+        NUMERIC_FROM_FLOAT,
+        rows,
+        [_validity(column), pa.py_buffer(encoded.view(np.uint8).tobytes())],
+    )

@@ -10,49 +10,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from indici_dagster.core.naming import InvalidIdentifierError, snake_case, validate_identifier
+from indici_dagster.core.sql import PIPELINE_RELATIONS, dataset_relations
+from indici_dagster.core.sql import PIPELINE_TABLES as PIPELINE_TABLES  # re-exported
+from indici_dagster.core.types import METADATA_NAMES, TypeSpellingError, canonical
 
 DATASET_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 
-PIPELINE_TABLES = frozenset({"auditlog", "landing_ledger", "table_row_counts"})
-"""The pipeline's own tables in `indici_staging`; no rule may name its table like one."""
-
-METADATA_COLUMNS = ("_source_file", "_source_ts", "_row_number", "_loaded_at", "_run_id")
+METADATA_COLUMNS = METADATA_NAMES
 """Columns the pipeline adds to every staging table; a source column may not map onto them."""
-
-_SIMPLE_TYPES = {
-    "bigint": "bigint",
-    "int8": "bigint",
-    "integer": "integer",
-    "int": "integer",
-    "int4": "integer",
-    "smallint": "smallint",
-    "int2": "smallint",
-    "numeric": "numeric",
-    "decimal": "numeric",
-    "real": "real",
-    "float4": "real",
-    "double precision": "double precision",
-    "float8": "double precision",
-    "float": "double precision",
-    "text": "text",
-    "varchar": "text",
-    "boolean": "boolean",
-    "bool": "boolean",
-    "date": "date",
-    "timestamp": "timestamp",
-    "timestamp without time zone": "timestamp",
-    "timestamptz": "timestamptz",
-    "timestamp with time zone": "timestamptz",
-    "time": "time",
-    "uuid": "uuid",
-    "json": "json",
-    "jsonb": "jsonb",
-}
-_PARAMETRISED_TYPES = {
-    re.compile(r"(?:numeric|decimal)\s*\(\s*([0-9]{1,4})\s*(?:,\s*([0-9]{1,4})\s*)?\)"): "numeric",
-    re.compile(r"(?:varchar|character varying)\s*\(\s*([0-9]{1,5})\s*\)"): "varchar",
-    re.compile(r"(?:char|character)\s*\(\s*([0-9]{1,5})\s*\)"): "char",
-}
+MAX_RULE_COLUMNS = 1600 - len(METADATA_NAMES)
+"""Postgres's limit of 1,600 columns a table, less the metadata columns."""
 
 
 class RuleError(ValueError):
@@ -60,27 +27,15 @@ class RuleError(ValueError):
 
 
 def canonical_type(type_name: str) -> str:
-    """Return the canonical Postgres spelling of an allowed column type.
+    """Return the canonical Postgres spelling of an allowed column type (see `types`).
 
-    Only the types listed here are accepted, so the result is safe to place in SQL text as a
-    type name. Raises `RuleError` for anything else.
+    Only registered types with parameters in Postgres's own limits are accepted, so the result
+    is safe to place in SQL text as a type name. Raises `RuleError` for anything else.
     """
-    text = " ".join(str(type_name).strip().lower().split())
-    if text in _SIMPLE_TYPES:
-        return _SIMPLE_TYPES[text]
-    for pattern, base in _PARAMETRISED_TYPES.items():
-        match = pattern.fullmatch(text)
-        if match:
-            numbers = [int(g) for g in match.groups() if g is not None]
-            if base == "numeric" and len(numbers) == 2 and numbers[1] > numbers[0]:
-                raise RuleError(f"type {type_name!r}: scale is larger than precision")
-            if numbers[0] == 0:
-                raise RuleError(f"type {type_name!r}: length must be at least 1")
-            return f"{base}({','.join(str(n) for n in numbers)})"
-    raise RuleError(
-        f"type {type_name!r} is not supported; use one of {', '.join(sorted(set(_SIMPLE_TYPES)))}"
-        ", numeric(p,s), varchar(n) or char(n)"
-    )
+    try:
+        return canonical(type_name)
+    except TypeSpellingError as error:
+        raise RuleError(str(error)) from None
 
 
 @dataclass(frozen=True)
@@ -160,12 +115,14 @@ def parse_rule(data: Mapping[str, Any]) -> Rule:
         table = validate_identifier(str(data.get("table") or snake_case(dataset)))
     except InvalidIdentifierError as error:
         raise RuleError(f"rule {dataset}: table {error}") from error
-    if table in PIPELINE_TABLES or table.startswith("_"):
-        raise RuleError(f"rule {dataset}: table name {table!r} is reserved")
+    if table in PIPELINE_RELATIONS or table.startswith("_"):
+        raise RuleError(f"rule {dataset}: table name {table!r} is reserved for the pipeline")
 
     raw_columns = data.get("columns") or {}
     if not isinstance(raw_columns, Mapping):
         raise RuleError(f"rule {dataset}: columns must map source column names to types")
+    if len(raw_columns) > MAX_RULE_COLUMNS:
+        raise RuleError(f"rule {dataset}: more than {MAX_RULE_COLUMNS} columns")
     columns: list[Column] = []
     seen: dict[str, str] = {}
     for source, type_name in raw_columns.items():
@@ -209,7 +166,8 @@ def parse_rules(items: Iterable[Mapping[str, Any]]) -> dict[str, Rule]:
     """Validate a list of rules; returns them by dataset.
 
     Raises `RuleError` naming every problem found (not just the first), including two rules for
-    one dataset or two datasets writing one table.
+    one dataset, two datasets writing one table, and a table named like an index another
+    dataset's tables bring.
     """
     rules: dict[str, Rule] = {}
     tables: dict[str, str] = {}
@@ -229,6 +187,13 @@ def parse_rules(items: Iterable[Mapping[str, Any]]) -> dict[str, Rule]:
         else:
             rules[rule.dataset] = rule
             tables[rule.table] = rule.dataset
+    for rule in rules.values():
+        for name in dataset_relations(rule.table):
+            if name in tables:
+                problems.append(
+                    f"rule {tables[name]}: table {name!r} is the name of an index of "
+                    f"{rule.dataset}'s tables"
+                )
     if problems:
         raise RuleError("; ".join(problems))
     return rules

@@ -7,12 +7,10 @@ start with `Z`, the prefix reserved for test NHIs.
 """
 
 import io
-import uuid
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal
 from math import ceil
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -22,7 +20,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from indici_dagster.core.rules import Column, Rule
+from indici_dagster.core.sample_values import Sample
 from indici_dagster.core.storage import Storage
+from indici_dagster.core.types import parse_type
 
 TWO_FILE_DATASET = "Appointments"
 """Gets a second, later file on the last day that updates keys of the first."""
@@ -32,15 +32,6 @@ NULL_RATE = 0.08
 """Share of values left null in non-key, non-reference, non-NHI columns."""
 
 _NHI_LETTERS = "ABCDEFGHJKLMNPQRSTUVWXYZ"  # NHI numbers never use I or O
-_FREE_TEXT = [
-    "Follow up in 2 weeks",
-    'Patient said "feeling much better", BP stable',
-    "Reviewed bloods; HbA1c 52\nRepeat in 3 months",
-    "Kōrero with whānau about the care plan",
-    'O\'Neil, "Jo" asked for an interpreter',
-    "Script sent to pharmacy, 1 x repeat",
-    "",
-]
 _ETHNICITIES = [
     (11, "New Zealand European"), (12, "Other European"), (21, "Māori"), (31, "Samoan"),
     (32, "Cook Islands Māori"), (33, "Tongan"), (34, "Niuean"), (35, "Tokelauan"), (36, "Fijian"),
@@ -80,13 +71,6 @@ _INT_POOLS: dict[str, list[int]] = {
 _SIZES = {"*": ((40, 121), (5, 21)), "Providers": ((8, 16), (0, 3))}
 """Ranges of new rows per file: (first day, later days), by dataset."""
 _TRUE_RATES = {"Deceased": 0.03, "Active": 0.9, "Overseas": 0.05}
-_ARROW_TYPES = {
-    "bigint": pa.int64(), "integer": pa.int32(), "smallint": pa.int16(), "numeric": pa.float64(),
-    "real": pa.float32(), "double precision": pa.float64(), "boolean": pa.bool_(),
-    "date": pa.date32(), "timestamp": pa.timestamp("us"), "timestamptz": pa.timestamp("us", "UTC"),
-    "time": pa.time64("us"),
-}  # fmt: skip
-_INT_TYPES = ("bigint", "integer", "smallint")
 
 
 @dataclass(frozen=True)
@@ -106,11 +90,9 @@ class _State:
 
 
 def arrow_type(type_name: str) -> pa.DataType:
-    """The Arrow type sample files use for a canonical rule type (text-like types: string)."""
-    if type_name.startswith("numeric("):
-        precision, _, scale = type_name[8:-1].partition(",")
-        return pa.decimal128(int(precision), int(scale or 0))
-    return _ARROW_TYPES.get(type_name, pa.string())
+    """The Arrow type sample files use for a canonical rule type (from the type registry)."""
+    column_type, params = parse_type(type_name)
+    return column_type.arrow(params)
 
 
 def nhi_number(number: int) -> str:
@@ -132,59 +114,24 @@ def _pick(rng: np.random.Generator, pool: Sequence[Any]) -> Any:
 
 
 def _value(rng: np.random.Generator, column: Column, day: _Day) -> Any:
-    """A plausible random value for a non-key, non-reference column."""
-    name, kind = column.source, column.type
-    if kind in _INT_TYPES:
-        pool = next((p for k, p in _INT_POOLS.items() if name.endswith(k)), None)
-        if pool:
-            return _pick(rng, pool)
-        return int(rng.integers(1, 5) if name.endswith(("Number", "Count")) else rng.integers(100))
-    if kind.startswith("numeric("):
-        scale = arrow_type(kind).scale
-        limit = min(500, 10 ** (arrow_type(kind).precision - scale) - 1)
-        return Decimal(int(rng.integers(limit * 10**scale + 1))).scaleb(-scale)
-    if kind in ("numeric", "real", "double precision"):
-        return round(float(rng.uniform(0.5, 10)), 3)
-    if kind == "boolean":
-        return bool(rng.random() < next((r for k, r in _TRUE_RATES.items() if k in name), 0.5))
-    if kind == "date":
-        back = rng.integers(365, 90 * 365) if "Birth" in name else rng.integers(0, 400)
-        return day.business - timedelta(days=int(back))
-    if kind == "timestamp":
-        back = int(rng.integers(0, 3650)) if "Enrol" in name else 0
-        start = datetime.combine(day.business - timedelta(days=back), time(7, 30))
-        return start + timedelta(
-            minutes=int(rng.integers(0, 11 * 60)), seconds=int(rng.integers(60))
-        )
-    if kind == "timestamptz":
-        return day.written_utc - timedelta(seconds=int(rng.integers(60, 18 * 3600)))
-    if kind == "time":
-        return time(int(rng.integers(7, 19)), _pick(rng, [0, 15, 30, 45]))
-    if kind == "uuid":
-        return str(uuid.UUID(bytes=rng.bytes(16)))
-    if kind in ("json", "jsonb"):
-        return '{"source": "sample", "note": "Kōrero, \\"quoted\\""}'
-    pool = next((p for k, p in _TEXT_POOLS.items() if name.endswith(k)), None)
-    if pool:
+    """A plausible random value for a non-key, non-reference column: from a pool of realistic
+    values for its name where there is one, else from its type's generator in the registry."""
+    name = column.source
+    column_type, params = parse_type(column.type)
+    arrow = column_type.arrow(params)
+    pools = _INT_POOLS if pa.types.is_integer(arrow) else _TEXT_POOLS
+    pool = next((p for k, p in pools.items() if name.endswith(k)), None)
+    if pool and (pa.types.is_integer(arrow) or pa.types.is_string(arrow)):
         return _pick(rng, pool)
-    if name.endswith("Number"):
-        return f"{_pick(rng, _NHI_LETTERS)}{_pick(rng, _NHI_LETTERS)}{rng.integers(10_000, 99_999)}"
-    return _pick(rng, _FREE_TEXT)
+    if pa.types.is_boolean(arrow):
+        return bool(rng.random() < next((r for k, r in _TRUE_RATES.items() if k in name), 0.5))
+    return column_type.sample(Sample(rng, name, params, day.business, day.written_utc))
 
 
 def _key_value(column: Column, number: int, base: int) -> Any:
-    """The `number`th key value of a key column (IDs count from `base`)."""
-    if column.type in _INT_TYPES or column.type.startswith("numeric"):
-        value = base + number - 1
-        return Decimal(value) if column.type.startswith("numeric(") else value
-    if column.type == "date":
-        return date(2000, 1, 1) + timedelta(days=number)
-    if column.type.startswith("timestamp"):
-        stamp = datetime(2000, 1, 1) + timedelta(minutes=number)
-        return stamp.replace(tzinfo=UTC) if column.type == "timestamptz" else stamp
-    if column.type == "uuid":
-        return str(uuid.uuid5(uuid.NAMESPACE_OID, f"{column.source}/{base}/{number}"))
-    return str(base + number - 1)
+    """The `number`th key value of a key column (IDs count from `base`), from its registry type."""
+    column_type, params = parse_type(column.type)
+    return column_type.key(column.source, params, number, base)
 
 
 def _new_keys(
@@ -229,8 +176,9 @@ def _fill(
             row[column.source] = None
         else:
             value = _value(rng, column, day)
-            if column.type.startswith(("varchar(", "char(")):  # keep within the declared length
-                value = value[: int(column.type.split("(")[1][:-1])]
+            _, params = parse_type(column.type)
+            if isinstance(value, str) and params and column.type.startswith(("varchar", "char")):
+                value = value[: params[0]]  # within the declared length
             row[column.source] = value
 
 
@@ -259,7 +207,7 @@ def _batch(
     key_sources = [rule.column(name).source for name in rule.primary_key]
     nhi = {rule.column(name).source for name in rule.nhi_columns}
     mutable = [c for c in rule.columns if c.source not in [*key_sources, *nhi, *refs]]
-    stamps = [c for c in mutable if c.type == "timestamptz"]
+    stamps = [c for c in mutable if parse_type(c.type)[0].name == "timestamptz"]
     rows = []
     for index in rng.permutation(len(update_from))[:updates]:
         old = state.rows[update_from[int(index)]]

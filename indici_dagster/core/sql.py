@@ -6,12 +6,11 @@ as query parameters, never in the text.
 """
 
 from collections.abc import Sequence
-from typing import Literal
 
 from psycopg2 import sql
 
 from indici_dagster.core.naming import validate_identifier
-from indici_dagster.core.rules import canonical_type
+from indici_dagster.core.types import METADATA, canonical
 
 STAGING_SCHEMA = "indici_staging"
 RPT_SCHEMA = "rpt"
@@ -19,20 +18,23 @@ AUDIT_TABLE = "auditlog"
 LEDGER_TABLE = "landing_ledger"
 ROW_COUNTS_TABLE = "table_row_counts"
 
-STAGING_METADATA = (
-    ("_source_file", "text NOT NULL"),
-    ("_source_ts", "timestamptz NOT NULL"),
-    ("_row_number", "bigint NOT NULL"),
-    ("_loaded_at", "timestamptz NOT NULL DEFAULT now()"),
-    ("_run_id", "text"),
-)
-RPT_METADATA = (
-    ("_source_file", "text NOT NULL"),
-    ("_source_ts", "timestamptz NOT NULL"),
-    ("_row_number", "bigint NOT NULL"),
-    ("_loaded_at", "timestamptz NOT NULL"),
-)
-COPY_METADATA = ("_source_file", "_source_ts", "_run_id", "_row_number")
+PIPELINE_TABLES = frozenset({AUDIT_TABLE, LEDGER_TABLE, ROW_COUNTS_TABLE})
+"""The pipeline's own tables in `indici_staging`; no rule may name its table like one."""
+PIPELINE_RELATIONS = PIPELINE_TABLES | {
+    f"{AUDIT_TABLE}_id_seq",
+    f"{AUDIT_TABLE}_pkey",
+    f"{AUDIT_TABLE}_source_file_idx",
+    f"{AUDIT_TABLE}_run_idx",
+    f"{LEDGER_TABLE}_pkey",
+    f"{LEDGER_TABLE}_outcome_idx",
+    f"{ROW_COUNTS_TABLE}_pkey",
+}
+"""Every relation (table, index, sequence) the pipeline creates for itself in `indici_staging`
+(a test compares it with the catalog): a dataset's table must not take one of these names."""
+
+STAGING_METADATA = tuple((c.name, f"{c.type} {c.staging}".strip()) for c in METADATA)
+RPT_METADATA = tuple((c.name, f"{c.type} {c.rpt}".strip()) for c in METADATA if c.rpt is not None)
+COPY_METADATA = tuple(c.name for c in METADATA if c.loaded)
 """Metadata columns a staging COPY supplies, in feed order (`_loaded_at` takes its default)."""
 
 RPT_ROW_VERSION = ("_source_ts", "_row_number", "_source_file")
@@ -48,7 +50,7 @@ def qualified(schema: str, table: str) -> sql.Composed:
 
 def _column_definitions(columns: Sequence[tuple[str, str]]) -> list[sql.Composable]:
     return [
-        sql.SQL("{} {}").format(sql.Identifier(validate_identifier(n)), sql.SQL(canonical_type(t)))
+        sql.SQL("{} {}").format(sql.Identifier(validate_identifier(n)), sql.SQL(canonical(t)))
         for n, t in columns
     ]
 
@@ -102,12 +104,18 @@ def add_column(schema: str, table: str, column: str, type_name: str) -> sql.Comp
     return sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
         qualified(schema, table),
         sql.Identifier(validate_identifier(column)),
-        sql.SQL(canonical_type(type_name)),
+        sql.SQL(canonical(type_name)),
     )
 
 
 def _staging_brin_index(table: str) -> str:
     return validate_identifier(f"{table[:45]}__source_ts_brin")
+
+
+def dataset_relations(table: str) -> frozenset[str]:
+    """The relations a dataset's tables bring besides themselves: the staging table's BRIN index
+    and the name Postgres gives rpt's primary key index (a 63-byte name at most)."""
+    return frozenset({_staging_brin_index(table), f"{table[: 63 - len('_pkey')]}_pkey"})
 
 
 def summarize_new_ranges(table: str) -> tuple[str, tuple[str]]:
@@ -129,23 +137,16 @@ def delete_file_rows(table: str) -> sql.Composed:
     ).format(qualified(STAGING_SCHEMA, table))
 
 
-def copy_into_staging(
-    table: str,
-    columns: Sequence[str],
-    copy_format: Literal["csv", "binary"] = "csv",
-    *,
-    freeze: bool = False,
-) -> sql.Composed:
-    """COPY ... FROM STDIN in `copy_format` for the given data columns followed by
+def copy_into_staging(table: str, columns: Sequence[str], *, freeze: bool = False) -> sql.Composed:
+    """COPY ... FROM STDIN in binary format for the given data columns followed by
     `COPY_METADATA`.
 
     `freeze` writes the rows already frozen; Postgres allows it only into a table created
     (or truncated) in the same transaction.
     """
-    return sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT {}{})").format(
+    return sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT binary{})").format(
         qualified(STAGING_SCHEMA, table),
         _identifiers([*columns, *COPY_METADATA]),
-        sql.SQL({"csv": "csv", "binary": "binary"}[copy_format]),
         sql.SQL(", FREEZE" if freeze else ""),
     )
 

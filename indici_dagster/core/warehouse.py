@@ -9,10 +9,9 @@ import contextlib
 import logging
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Literal
 from zoneinfo import ZoneInfo
 
 import psycopg2
@@ -35,8 +34,6 @@ from indici_dagster.core.audit import (
 from indici_dagster.core.filenames import LandedFileName
 from indici_dagster.core.naming import InvalidIdentifierError, to_identifier
 from indici_dagster.core.parquet import (
-    CopyStream,
-    CsvCopyFeed,
     TargetColumn,
     UnsupportedColumnTypeError,
     ValueCastError,
@@ -50,6 +47,7 @@ from indici_dagster.core.row_counts import (
     start_counting,
 )
 from indici_dagster.core.rules import METADATA_COLUMNS, Rule, RuleError, canonical_type
+from indici_dagster.core.types import TypeSpellingError, canonical, widens
 
 APPLICATION_NAME = "indici-dagster"
 
@@ -122,6 +120,44 @@ def plan_staging_columns(rule: Rule, schema: pa.Schema) -> StagingPlan:
     return StagingPlan(tuple(targets), tuple(missing), tuple(extra))
 
 
+def typed_columns(
+    columns: Sequence[TargetColumn],
+    source_types: Mapping[str, pa.DataType],
+    table_types: Mapping[str, str],
+) -> tuple[TargetColumn, ...]:
+    """Each column with the type its staging column really has (`table_types`, as the catalog
+    spells them), so the values sent are always of the column's own type.
+
+    A column the table lacks keeps its planned type. One whose table type differs is accepted
+    only if every value of the planned type fits the table's type exactly (a checked widening,
+    such as integer into bigint) or the file's column holds nothing but NULLs; otherwise
+    `FileLoadError` names the column, the table's type and the file's type.
+    """
+    typed = []
+    for column in columns:
+        existing = table_types.get(column.name)
+        if existing is None:
+            typed.append(column)
+            continue
+        try:
+            actual = canonical(existing)
+        except TypeSpellingError:
+            actual = None
+        source = source_types.get(column.source) if column.source is not None else None
+        if source is not None and pa.types.is_dictionary(source):
+            source = source.value_type
+        only_nulls = source is None or pa.types.is_null(source)
+        if actual is not None and (only_nulls or widens(column.type, actual)):
+            typed.append(replace(column, type=actual))
+            continue
+        raise FileLoadError(
+            f"column {column.source or column.name!r}: the staging column's type is {existing} "
+            f"but the file's is {column.type}, which it cannot hold exactly; nothing of this "
+            "file was loaded"
+        )
+    return tuple(typed)
+
+
 @dataclass(frozen=True)
 class StagingResult:
     """The outcome of loading one file into staging."""
@@ -174,7 +210,7 @@ class Warehouse:
     def __init__(self, dsn: str, timezone: str, *, upsert_work_mem: str = "512MB") -> None:
         self._dsn = dsn
         self._sessions = threading.local()
-        self._staging_columns: dict[str, set[str]] = {}
+        self._staging_columns: dict[str, dict[str, str]] = {}
         self.timezone = ZoneInfo(timezone).key  # validates the zone name
         self.upsert_work_mem = upsert_work_mem
 
@@ -311,12 +347,7 @@ class Warehouse:
             plan = plan_staging_columns(rule, parquet_file.schema_arrow)
             status = Status.STATIC if rule.is_static else Status.SUCCESS
             done = replace(audit, status=status, message=_drift_message(plan))
-            source_types = {f.name: f.type for f in parquet_file.schema_arrow}
-            targets = [binary_type_for(c.type, source_types.get(c.source)) for c in plan.columns]
-            if all(t is not None for t in targets):
-                rows = self._load_binary(rule, landed, parquet_file, plan, targets, done)
-            else:
-                rows = self._load_csv(rule, landed, parquet_file, plan, done)
+            rows = self._copy_file(rule, landed, parquet_file, plan, done)
         except (FileLoadError, ValueCastError, UnsupportedColumnTypeError, RuleError) as error:
             raise self._failed(audit, str(error)) from None
         except psycopg2.DataError as error:
@@ -378,82 +409,52 @@ class Warehouse:
             with contextlib.suppress(psycopg2.Error):
                 cursor.connection.rollback()
 
-    def _load_binary(
-        self,
-        rule: Rule,
-        landed: LandedFileName,
-        parquet_file: pq.ParquetFile,
-        plan: StagingPlan,
-        targets: list,
-        done: AuditEntry,
-    ) -> int:
-        """Binary COPY: the fast path, for every column type with an Arrow binary form."""
-        batches = StagingBatches(
-            parquet_file,
-            plan.columns,
-            targets,
-            constants=(landed.file_name, landed.source_ts, done.run_id or ""),
-            timezone=self.timezone,
-        )
-        return self._copy_file(rule, landed, plan, done, "binary", batches.copy_stream(), batches)
-
-    def _load_csv(
-        self,
-        rule: Rule,
-        landed: LandedFileName,
-        parquet_file: pq.ParquetFile,
-        plan: StagingPlan,
-        done: AuditEntry,
-    ) -> int:
-        """CSV COPY: for types only Postgres's text input reads (uuid, json)."""
-        feed = CsvCopyFeed(
-            parquet_file,
-            plan.columns,
-            constants=(landed.file_name, landed.source_ts.isoformat(), done.run_id or ""),
-            timezone=self.timezone,
-        )
-        return self._copy_file(rule, landed, plan, done, "csv", feed, feed)
-
     def _copy_file(
         self,
         rule: Rule,
         landed: LandedFileName,
+        parquet_file: pq.ParquetFile,
         plan: StagingPlan,
         done: AuditEntry,
-        copy_format: Literal["csv", "binary"],
-        stream: CopyStream,
-        progress: "StagingBatches | CsvCopyFeed",
     ) -> int:
-        """One transaction: replace the file's rows with what `stream` sends, audit, commit.
-
-        `progress` counts the rows sent and holds any error raised while reading the file.
-        """
+        """One transaction: replace the file's rows with its content, sent by binary COPY as
+        values of each staging column's own type, audit, commit."""
         with self._load_session() as connection, connection.cursor() as cursor:
             replaced, created = self._replace_file_rows(cursor, rule.table, landed, plan)
+            source_types = {f.name: f.type for f in parquet_file.schema_arrow}
+            columns = typed_columns(plan.columns, source_types, self._staging_columns[rule.table])
+            batches = StagingBatches(
+                parquet_file,
+                columns,
+                [binary_type_for(c.type, source_types.get(c.source or "")) for c in columns],
+                constants=(landed.file_name, landed.source_ts, done.run_id or ""),
+                timezone=self.timezone,
+            )
+            stream = batches.copy_stream()
             # a table this transaction created takes its rows frozen, so no reader ever has to
             # mark them committed and write every page again, and gets its index once they are
             # in, in one pass that leaves every range summarized. (Frozen rows are visible even
             # to snapshots older than the commit; those could not see the table at all.)
             copy = statements.copy_into_staging(
-                rule.table, [c.name for c in plan.columns], copy_format, freeze=created
+                rule.table, [c.name for c in columns], freeze=created
             )
             try:
                 cursor.copy_expert(copy, stream, size=COPY_CHUNK_BYTES)
             except psycopg2.Error:
-                if progress.error is not None:  # raised while reading the file, not by Postgres
-                    raise progress.error from None
+                if batches.error is not None:  # raised while reading the file, not by Postgres
+                    raise batches.error from None
                 raise
             finally:
                 stream.close()
-            _check_complete(done, progress.rows)
+            _check_complete(done, batches.rows)
             if created:
                 cursor.execute(statements.create_staging_index(rule.table))
-            self._finish_file_rows(cursor, rule.table, progress.rows, replaced)
-            write_audit_entries(cursor, [replace(done, rows_loaded=progress.rows)])
+            self._finish_file_rows(cursor, rule.table, batches.rows, replaced)
+            write_audit_entries(cursor, [replace(done, rows_loaded=batches.rows)])
             connection.commit()
             if not created:
                 self._index_committed_file(cursor, rule.table)
-        return progress.rows
+        return batches.rows
 
     def _failed(self, audit: AuditEntry, message: str) -> FileLoadError:
         self._staging_columns.clear()
@@ -466,7 +467,7 @@ class Warehouse:
         """Create or widen the staging table; True if it was created, still without its index."""
         # the DDL is idempotent but costs round trips; a step loading many files of one shape
         # runs it once (any failed load forgets the table, so the next one checks again)
-        if {c.name for c in columns} <= self._staging_columns.get(table, set()):
+        if {c.name for c in columns} <= self._staging_columns.get(table, {}).keys():
             return False
         pairs = [(c.name, c.type) for c in columns]
         created = not _table_exists(cursor, statements.STAGING_SCHEMA, table)
@@ -474,7 +475,7 @@ class Warehouse:
         if not created:
             cursor.execute(statements.create_staging_index(table))
         existing = _add_missing_columns(cursor, statements.STAGING_SCHEMA, table, pairs)
-        self._staging_columns[table] = set(existing) | {name for name, _ in pairs}
+        self._staging_columns[table] = {**dict(pairs), **existing}
         return created
 
     def upsert_window_into_rpt(
