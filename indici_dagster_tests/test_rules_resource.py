@@ -1,0 +1,298 @@
+"""The `rules` resource against moto's DynamoDB: a location that loads while DynamoDB is down,
+rules that change between a tick and its run, and rule tables that are empty or malformed."""
+
+import json
+import logging
+import socket
+import uuid
+
+import boto3
+import pytest
+import yaml
+from dagster import DagsterInstance
+from dagster._core.remote_representation.external_data import (
+    RepositorySnap,
+    ResourceConfigEnvVarSnap,
+)
+
+from indici_dagster.assets.keys import rpt_key, staging_key
+from indici_dagster.core.rule_fingerprints import parse_fingerprints, rule_changes
+from indici_dagster.core.rules import RuleError, parse_rules
+from indici_dagster.core.rules_store import SNAPSHOT_PREFIX, write_dynamodb_rules
+from indici_dagster.core.settings import Settings
+from indici_dagster.core.warehouse import Warehouse
+from indici_dagster.definitions import INGEST_JOB
+from indici_dagster.rules_resource import RULES_FINGERPRINT_TAG, fingerprint_tags
+from indici_dagster_tests.support import (
+    TEST_RULES,
+    TIMEZONE,
+    build,
+    execute_requests,
+    patients,
+    put_s3,
+    query,
+    s3_keys,
+    tick,
+)
+
+DAY = "2026-11-22"
+PATIENTS_FILE = "Patients_20261122093000.parquet"
+RULES = parse_rules(yaml.safe_load(TEST_RULES))
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def table(moto_endpoint, monkeypatch) -> str:
+    """A rules table on moto holding TEST_RULES; INDICI_RULES left unset."""
+    monkeypatch.delenv("INDICI_RULES", raising=False)
+    name = f"indici-rules-{uuid.uuid4().hex[:8]}"
+    boto3.client("dynamodb").create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "dataset", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "dataset", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    write_dynamodb_rules(RULES, name)
+    return name
+
+
+def settings_for(table: str, landing: str, partitioned: str, dsn: str | None = None) -> Settings:
+    return Settings(
+        landing=landing,
+        partitioned=partitioned,
+        rules=f"dynamodb://{table}",
+        pg_dsn=dsn or "postgresql://nobody@127.0.0.1:1/none",  # not connected to at load
+        timezone=TIMEZONE,
+        start_date="2026-01-01",
+    )
+
+
+def dynamodb_unreachable(monkeypatch) -> None:
+    """Point DynamoDB (only) at a closed loopback port; S3 stays on moto."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", f"http://127.0.0.1:{_closed_port()}")
+
+
+def rules_resource_snap(defs):
+    """What the UI shows for the `rules` resource (the repository snapshot it is served from)."""
+    snap = RepositorySnap.from_def(defs.get_repository_def())
+    return next(r for r in snap.resources if r.name == "rules")
+
+
+def test_a_location_loads_from_the_snapshot_while_dynamodb_is_unreachable_and_says_so(
+    table, buckets, monkeypatch, caplog
+):
+    landing, partitioned = buckets
+    settings = settings_for(table, landing, partitioned)
+    build(settings)  # DynamoDB reachable: the rule set is kept as the snapshot
+    assert s3_keys(partitioned) == [f"{SNAPSHOT_PREFIX}{table}.json"]
+
+    dynamodb_unreachable(monkeypatch)
+    with caplog.at_level(logging.WARNING):
+        defs = build(settings)
+
+    keys = defs.resolve_asset_graph().get_all_asset_keys()
+    assert all(staging_key(d) in keys and rpt_key(d) in keys for d in RULES)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("SNAPSHOT" in w and table in w and "saved 20" in w for w in warnings)
+    rule_set = json.loads(rules_resource_snap(defs).configured_values["rule_set"])
+    assert (
+        "SNAPSHOT" in rule_set and "saved 20" in rule_set and "EndpointConnectionError" in rule_set
+    )
+    assert "SNAPSHOT" in defs.resolve_job_def(INGEST_JOB).description
+
+
+def test_a_first_load_with_dynamodb_unreachable_and_no_snapshot_fails_with_one_clear_message(
+    table, buckets, monkeypatch
+):
+    landing, partitioned = buckets
+    dynamodb_unreachable(monkeypatch)
+
+    with pytest.raises(RuleError) as raised:
+        build(settings_for(table, landing, partitioned))
+
+    message = str(raised.value)
+    assert f"DynamoDB table {table!r}" in message
+    assert "no snapshot of earlier rules exists" in message
+    assert "\n" not in message and raised.value.__cause__ is None
+    assert s3_keys(partitioned) == []
+
+
+def test_the_rules_resource_shows_its_source_as_the_variable_it_came_from(
+    table, buckets, monkeypatch
+):
+    landing, partitioned = buckets
+    monkeypatch.setenv("INDICI_RULES", f"dynamodb://{table}")
+
+    defs = build(settings_for(table, landing, partitioned))
+
+    resource = rules_resource_snap(defs)
+    assert resource.configured_values["location"] == ResourceConfigEnvVarSnap(name="INDICI_RULES")
+    rule_set = json.loads(resource.configured_values["rule_set"])
+    assert rule_set.startswith(f"read from dynamodb://{table} at")
+
+
+def test_an_empty_rules_table_is_an_error_at_load_not_an_empty_pipeline(table, buckets):
+    landing, partitioned = buckets
+    dynamodb = boto3.resource("dynamodb").Table(table)
+    for dataset in RULES:
+        dynamodb.delete_item(Key={"dataset": dataset})
+
+    with pytest.raises(RuleError, match=rf"rules in dynamodb://{table}: there are none"):
+        build(settings_for(table, landing, partitioned))
+
+
+def test_a_malformed_rule_item_fails_the_load_naming_it_even_with_a_snapshot(table, buckets):
+    landing, partitioned = buckets
+    settings = settings_for(table, landing, partitioned)
+    build(settings)  # a snapshot exists
+    boto3.resource("dynamodb").Table(table).put_item(
+        Item={
+            "dataset": "Invoices",
+            "primary_key": ["InvoiceID"],
+            "columns": {"InvoiceID": "money"},
+        }
+    )
+
+    with pytest.raises(RuleError) as raised:
+        build(settings)
+
+    assert "rule Invoices: column 'InvoiceID': type 'money' is not supported" in str(raised.value)
+
+
+# --------------------------------------------------------------------------------------------
+# A tick and its run
+
+
+@pytest.fixture
+def landed(table, buckets, database):
+    """Definitions over moto S3 and DynamoDB, with one Patients file landed."""
+    landing, partitioned = buckets
+    put_s3(landing, PATIENTS_FILE, patients([(1, "Alpha-family"), (2, "Beta-family")]))
+    return settings_for(table, landing, partitioned, database)
+
+
+def change_patients_rule(table: str) -> None:
+    item = RULES["Patients"].to_dict()
+    item["columns"] = {**item["columns"], "Gender": "text"}
+    boto3.resource("dynamodb").Table(table).put_item(Item=item)
+
+
+def staged_files(dsn: str) -> list[tuple]:
+    return query(
+        dsn,
+        "SELECT source_file, status FROM indici_staging.auditlog WHERE step = 'staging' "
+        "ORDER BY source_file",
+    )
+
+
+def test_the_sensor_tags_each_run_with_the_rules_it_requested_it_under(landed):
+    defs = build(landed)
+    with DagsterInstance.ephemeral() as instance:
+        result = tick(defs, instance)
+
+    (request,) = result.run_requests
+    requested = parse_fingerprints(request.tags[RULES_FINGERPRINT_TAG])
+    assert set(requested) == {"Patients"}
+    assert rule_changes(requested, RULES, ["Patients"]) == []
+
+
+def test_a_rule_changed_between_the_tick_and_the_run_fails_the_run_naming_the_change(
+    landed, table, database
+):
+    with DagsterInstance.ephemeral() as instance:
+        result = tick(build(landed), instance)
+        change_patients_rule(table)
+        defs = build(landed)  # the run worker loads the location with the new rule
+
+        (outcome,) = execute_requests(defs, instance, result)
+
+        assert not outcome.success
+        failures = [e for e in outcome.all_events if e.event_type_value == "STEP_FAILURE"]
+        messages = [e.event_specific_data.error.message for e in failures]
+        assert any("Patients: columns changed" in m for m in messages), messages
+        assert not any("family" in m for m in messages)  # names parts, never values
+        assert (PATIENTS_FILE, "success") not in staged_files(database)
+
+        # a new run of the date, not requested under the old rule, loads with the new one
+        retry = defs.resolve_job_def(INGEST_JOB).execute_in_process(
+            partition_key=DAY,
+            asset_selection=list(result.run_requests[0].asset_selection),
+            instance=instance,
+        )
+    assert retry.success
+    assert query(database, "SELECT count(*), count(gender) FROM rpt.patients") == [(2, 0)]
+
+
+def test_an_unchanged_rule_set_runs_the_requested_files_through(landed, database):
+    defs = build(landed)
+    with DagsterInstance.ephemeral() as instance:
+        (outcome,) = execute_requests(defs, instance, tick(defs, instance))
+    assert outcome.success
+    assert query(database, "SELECT count(*) FROM rpt.patients") == [(2,)]
+
+
+def test_a_tick_that_cannot_read_the_rules_fails_and_hands_nothing_over(
+    landed, database, monkeypatch
+):
+    defs = build(landed)
+    Warehouse(database, TIMEZONE).ensure_catalog()
+    dynamodb_unreachable(monkeypatch)
+
+    with DagsterInstance.ephemeral() as instance, pytest.raises(Exception) as raised:
+        tick(defs, instance)
+
+    assert "cannot read rules from DynamoDB table" in str(raised.value)
+    assert query(database, "SELECT count(*) FROM indici_staging.landing_ledger") == [(0,)]
+
+
+def test_a_malformed_rule_item_after_the_tick_fails_the_run_naming_it_and_loads_nothing(
+    landed, table, database
+):
+    with DagsterInstance.ephemeral() as instance:
+        defs = build(landed)
+        result = tick(defs, instance)
+        boto3.resource("dynamodb").Table(table).put_item(
+            Item={"dataset": "Invoices", "primary_key": "Nope", "columns": {"InvoiceID": "int"}}
+        )
+
+        (outcome,) = execute_requests(defs, instance, result)
+
+    assert not outcome.success
+    failures = [e for e in outcome.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert any(
+        "rule Invoices: primary_key column 'Nope' is not in columns"
+        in e.event_specific_data.error.message
+        for e in failures
+    )
+    assert (PATIENTS_FILE, "success") not in staged_files(database)
+
+
+# --------------------------------------------------------------------------------------------
+# Fingerprints
+
+
+def test_a_rule_change_is_named_by_part_and_never_shows_rule_content():
+    datasets = [*RULES, "Vaccinations"]
+    requested = parse_fingerprints(fingerprint_tags(RULES, datasets)[RULES_FINGERPRINT_TAG])
+    changed = yaml.safe_load(TEST_RULES.replace("Amount: numeric(12,2)", "Amount: numeric(14,2)"))
+    now = parse_rules([*changed, {"dataset": "Vaccinations"}])
+    del now["EthnicityCode"]
+
+    changes = rule_changes(requested, now, datasets)
+
+    assert changes == [
+        "EthnicityCode: rule removed",
+        "InvoiceLines: columns changed",
+        "Vaccinations: rule added",
+    ]
+    assert rule_changes(requested, RULES, datasets) == []
+
+
+def test_a_damaged_rules_fingerprint_tag_is_refused():
+    with pytest.raises(RuleError, match="not Dataset=fingerprint"):
+        parse_fingerprints("Patients=abc")
