@@ -15,7 +15,7 @@ from dagster._core.remote_representation.external_data import (
     ResourceConfigEnvVarSnap,
 )
 
-from indici_dagster.assets.keys import rpt_key, staging_key
+from indici_dagster.assets.keys import PARTITIONED, RAW, rpt_key, staging_key
 from indici_dagster.core.rule_fingerprints import parse_fingerprints, rule_changes
 from indici_dagster.core.rules import RuleError, parse_rules
 from indici_dagster.core.rules_store import SNAPSHOT_PREFIX, write_dynamodb_rules
@@ -226,6 +226,38 @@ def test_a_rule_changed_between_the_tick_and_the_run_fails_the_run_naming_the_ch
         )
     assert retry.success
     assert query(database, "SELECT count(*), count(gender) FROM rpt.patients") == [(2, 0)]
+
+
+def test_a_rule_changed_after_the_copy_fails_the_table_steps_naming_it(landed, table, database):
+    with DagsterInstance.ephemeral() as instance:
+        defs = build(landed)
+        (request,) = tick(defs, instance).run_requests
+        job = defs.resolve_job_def(INGEST_JOB)
+        copy = job.execute_in_process(
+            partition_key=DAY,
+            asset_selection=[RAW, PARTITIONED],
+            tags=request.tags,
+            instance=instance,
+        )
+        assert copy.success
+        change_patients_rule(table)
+
+        tables = (
+            build(landed)
+            .resolve_job_def(INGEST_JOB)
+            .execute_in_process(
+                partition_key=DAY,
+                asset_selection=[staging_key("Patients"), rpt_key("Patients")],
+                tags=request.tags,
+                instance=instance,
+                raise_on_error=False,
+            )
+        )
+
+    failures = [e for e in tables.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert [e.step_key for e in failures] == ["indici__staging__Patients"]
+    assert "Patients: columns changed" in failures[0].event_specific_data.error.message
+    assert staged_files(database) == []
 
 
 def test_an_unchanged_rule_set_runs_the_requested_files_through(landed, database):

@@ -183,7 +183,8 @@ class LoadedRules:
     as_of: datetime
     """When the rules were read; for a snapshot, when it was saved."""
     from_snapshot: str | None = None
-    """Why the snapshot was used (the store's error), or None when read from the store."""
+    """Why the snapshot was used (the store's error; empty when the snapshot was read on its
+    own), or None when the rules were read from the store."""
     snapshot_problem: str | None = None
     """Why a rule set read from the store could not be kept as the snapshot, if it could not."""
 
@@ -272,7 +273,10 @@ def load_rules_or_snapshot(
     except RulesUnavailableError as error:
         if not error.transient or snapshots is None:
             raise
-        snapshot = read_snapshot(snapshots, source)
+        try:
+            snapshot = read_snapshot(snapshots, source)
+        except RuleError as damaged:
+            raise RuleError(f"{error}; and {damaged}") from None
         if snapshot is None:
             raise RulesUnavailableError(
                 f"{error}; and no snapshot of earlier rules exists at "
