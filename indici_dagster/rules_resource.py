@@ -120,8 +120,15 @@ class RulesResource(ResourceWithBoto3Configuration):
         a tick never hands files over under rules it could not read.
         """
         current = self.current()
-        for dataset in sorted(set(current) - set(built)):
-            log.warning(f"rule for {dataset} is newer than this code location: reload it")
+        names = set(built) | set(current)
+        changed = rule_changes(fingerprints(built, names), current, names)
+        if changed:
+            log.warning(
+                "rules changed since this code location loaded (reload it to show them): "
+                + "; ".join(changed)
+                + ". Files are requested under the current rules; those of a dataset whose "
+                "rule was added wait for the reload."
+            )
         return {d: rule for d, rule in current.items() if d in built}
 
     def require_unchanged(

@@ -122,6 +122,20 @@ def test_a_first_load_with_dynamodb_unreachable_and_no_snapshot_fails_with_one_c
     assert s3_keys(partitioned) == []
 
 
+def test_a_damaged_snapshot_is_never_used(table, buckets, monkeypatch):
+    landing, partitioned = buckets
+    settings = settings_for(table, landing, partitioned)
+    build(settings)
+    put_s3(partitioned, f"{SNAPSHOT_PREFIX}{table}.json", b'{"rules": [], "saved_at": "x"}')
+    dynamodb_unreachable(monkeypatch)
+
+    with pytest.raises(RuleError) as raised:
+        build(settings)
+
+    assert "EndpointConnectionError" in str(raised.value)
+    assert f"{SNAPSHOT_PREFIX}{table}.json is damaged" in str(raised.value)
+
+
 def test_the_rules_resource_shows_its_source_as_the_variable_it_came_from(
     table, buckets, monkeypatch
 ):
@@ -190,7 +204,8 @@ def staged_files(dsn: str) -> list[tuple]:
     )
 
 
-def test_the_sensor_tags_each_run_with_the_rules_it_requested_it_under(landed):
+def test_the_sensor_tags_each_run_with_the_rules_it_requested_it_under(landed, monkeypatch):
+    monkeypatch.setenv("INDICI_RULES", landed.rules)  # the resource then reads it at tick time
     defs = build(landed)
     with DagsterInstance.ephemeral() as instance:
         result = tick(defs, instance)
@@ -199,6 +214,25 @@ def test_the_sensor_tags_each_run_with_the_rules_it_requested_it_under(landed):
     requested = parse_fingerprints(request.tags[RULES_FINGERPRINT_TAG])
     assert set(requested) == {"Patients"}
     assert rule_changes(requested, RULES, ["Patients"]) == []
+
+
+def test_a_tick_after_a_rule_change_requests_under_the_current_rule_and_says_so(
+    landed, table, database, capfd
+):
+    defs = build(landed)  # a code location loaded before the change
+    change_patients_rule(table)
+    with DagsterInstance.ephemeral() as instance:
+        result = tick(defs, instance)
+        sensor_log = capfd.readouterr().err
+        (outcome,) = execute_requests(build(landed), instance, result)
+
+    current = parse_rules(boto3.resource("dynamodb").Table(table).scan()["Items"])
+    requested = parse_fingerprints(result.run_requests[0].tags[RULES_FINGERPRINT_TAG])
+    assert rule_changes(requested, current, ["Patients"]) == []
+    assert "rules changed since this code location loaded" in sensor_log
+    assert "Patients: columns changed" in sensor_log
+    assert outcome.success
+    assert query(database, "SELECT count(*), count(gender) FROM rpt.patients") == [(2, 0)]
 
 
 def test_a_rule_changed_between_the_tick_and_the_run_fails_the_run_naming_the_change(
