@@ -5,11 +5,12 @@ import json
 import logging
 import socket
 import uuid
+from types import SimpleNamespace
 
 import boto3
 import pytest
 import yaml
-from dagster import DagsterInstance
+from dagster import DagsterInstance, Failure
 from dagster._core.remote_representation.external_data import (
     RepositorySnap,
     ResourceConfigEnvVarSnap,
@@ -22,7 +23,7 @@ from indici_dagster.core.rules_store import SNAPSHOT_PREFIX, write_dynamodb_rule
 from indici_dagster.core.settings import Settings
 from indici_dagster.core.warehouse import Warehouse
 from indici_dagster.definitions import INGEST_JOB
-from indici_dagster.rules_resource import RULES_FINGERPRINT_TAG, fingerprint_tags
+from indici_dagster.rules_resource import RULES_FINGERPRINT_TAG, RulesResource, fingerprint_tags
 from indici_dagster_tests.support import (
     TEST_RULES,
     TIMEZONE,
@@ -362,3 +363,21 @@ def test_a_rule_change_is_named_by_part_and_never_shows_rule_content():
 def test_a_damaged_rules_fingerprint_tag_is_refused():
     with pytest.raises(RuleError, match="not Dataset=fingerprint"):
         parse_fingerprints("Patients=abc")
+
+
+def test_a_step_that_cannot_reach_the_rules_store_fails_retryably_with_one_line(table):
+    resource = RulesResource(
+        location=f"dynamodb://{table}",
+        endpoint_url=f"http://127.0.0.1:{_closed_port()}",  # its own setting beats the moto env
+        max_attempts=1,
+    )
+    step = SimpleNamespace(run=SimpleNamespace(tags={}))
+
+    with pytest.raises(Failure) as raised:
+        resource.require_unchanged(step, RULES, ["Patients"])
+
+    assert raised.value.allow_retries
+    assert raised.value.description.startswith(f"cannot read rules from DynamoDB table {table!r}")
+    assert "EndpointConnectionError" in raised.value.description
+    # and with the table reachable, the same rules pass
+    RulesResource(location=f"dynamodb://{table}").require_unchanged(step, RULES, ["Patients"])
