@@ -22,16 +22,18 @@ from indici_dagster.core.rule_fingerprints import (
     rule_changes,
 )
 from indici_dagster.core.rules import Rule, RuleError
-from indici_dagster.core.rules_store import (
-    DYNAMODB_SCHEME,
+from indici_dagster.core.rules_snapshot import (
     LoadedRules,
-    RulesUnavailableError,
-    load_rules,
     load_rules_or_snapshot,
+    snapshot_places,
 )
+from indici_dagster.core.rules_store import DYNAMODB_SCHEME, RulesUnavailableError, load_rules
 from indici_dagster.core.settings import Settings
 from indici_dagster.core.storage import Storage, open_storage
 from indici_dagster.resources import _from_env
+
+LOCAL_SNAPSHOT_DIR = "./.indici"
+"""The folder next to the code location holding the local snapshot copy (`rules/<table>.json`)."""
 
 RULES_FINGERPRINT_TAG = "indici/rules_fingerprint"
 """Run tag the sensor sets: the rule fingerprint of each dataset among the run's files."""
@@ -42,8 +44,9 @@ class RulesResource(ResourceWithBoto3Configuration):
 
     DynamoDB is reached with boto3 configured like dagster-aws's resources (region, endpoint,
     profile, retries) plus short timeouts. The last rule set read from DynamoDB is kept as a
-    snapshot (`_indici/rules/<table>.json` in the partitioned location), which the code
-    location loads from while DynamoDB cannot be reached.
+    snapshot (`_indici/rules/<table>.json` in the partitioned location, and a copy in
+    `.indici/rules/` next to the code location), which the code location loads from while
+    DynamoDB cannot be reached.
     """
 
     location: str | None = Field(
@@ -55,6 +58,11 @@ class RulesResource(ResourceWithBoto3Configuration):
         default=None,
         description="Where the snapshot of the last rule set read from DynamoDB is kept "
         "(INDICI_PARTITIONED), under `_indici/rules/`.",
+    )
+    local_snapshot_dir: str | None = Field(
+        default=LOCAL_SNAPSHOT_DIR,
+        description="A folder next to the code location keeping a second snapshot copy, used "
+        "when the partitioned location cannot be read either.",
     )
     max_attempts: int = Field(default=3, description="Attempts per DynamoDB call, first included.")
     connect_timeout: float = Field(default=3.0, description="Seconds to wait for a connection.")
@@ -87,7 +95,7 @@ class RulesResource(ResourceWithBoto3Configuration):
         return session.resource("dynamodb", **self._session_kwargs())
 
     def snapshot_storage(self) -> Storage | None:
-        """The storage holding snapshots, or None when none is configured."""
+        """The storage holding the shared snapshot, or None when none is configured."""
         if not self.snapshot_location:
             return None
         client = None
@@ -104,9 +112,12 @@ class RulesResource(ResourceWithBoto3Configuration):
 
         Raises `RuleError` (one line) when there is nothing safe to load.
         """
-        dynamodb = self.dynamodb() if self._is_dynamodb() else None
-        storage = self.snapshot_storage() if self._is_dynamodb() else None
-        return load_rules_or_snapshot(self.location, dynamodb, storage)
+        if not self._is_dynamodb():
+            return load_rules_or_snapshot(self.location)
+        places = snapshot_places(
+            str(self.location), self.snapshot_storage(), self.local_snapshot_dir
+        )
+        return load_rules_or_snapshot(self.location, self.dynamodb(), places)
 
     def current(self) -> dict[str, Rule]:
         """The rules in the store now (never a snapshot); raises `RuleError` naming the problem."""
@@ -191,7 +202,7 @@ def load_rules_resource(settings: Settings) -> tuple[RulesResource, LoadedRules]
     if loaded.from_snapshot is not None:
         log.warning(f"rules: {loaded.summary()}")
     if loaded.snapshot_problem:
-        log.warning(f"rules: not kept as a snapshot: {loaded.snapshot_problem}")
+        log.warning(f"rules snapshot: {loaded.snapshot_problem}")
     resource = RulesResource(
         location=_from_env(env.RULES, settings.rules),
         snapshot_location=_from_env(env.PARTITIONED, settings.partitioned),

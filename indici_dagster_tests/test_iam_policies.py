@@ -404,6 +404,7 @@ def test_pipeline_runs_end_to_end_with_only_its_policy(
     monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
     # boto3's default session keeps the credentials it first found: start a fresh one
     monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+    monkeypatch.chdir(tmp_path)  # the local rules snapshot copy stays in the test's folder
     settings = Settings(
         landing=f"s3://{world.landing}/incoming",
         partitioned=f"s3://{world.partitioned}/indici",

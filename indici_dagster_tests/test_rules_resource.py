@@ -19,7 +19,8 @@ from dagster._core.remote_representation.external_data import (
 from indici_dagster.assets.keys import PARTITIONED, RAW, rpt_key, staging_key
 from indici_dagster.core.rule_fingerprints import parse_fingerprints, rule_changes
 from indici_dagster.core.rules import RuleError, parse_rules
-from indici_dagster.core.rules_store import SNAPSHOT_PREFIX, write_dynamodb_rules
+from indici_dagster.core.rules_snapshot import SNAPSHOT_PREFIX
+from indici_dagster.core.rules_store import write_dynamodb_rules
 from indici_dagster.core.settings import Settings
 from indici_dagster.core.warehouse import Warehouse
 from indici_dagster.definitions import INGEST_JOB
@@ -48,9 +49,11 @@ def _closed_port() -> int:
 
 
 @pytest.fixture
-def table(moto_endpoint, monkeypatch) -> str:
-    """A rules table on moto holding TEST_RULES; INDICI_RULES left unset."""
+def table(moto_endpoint, monkeypatch, tmp_path) -> str:
+    """A rules table on moto holding TEST_RULES; INDICI_RULES left unset, and the working
+    directory (where the local snapshot copy is kept) the test's own."""
     monkeypatch.delenv("INDICI_RULES", raising=False)
+    monkeypatch.chdir(tmp_path)
     name = f"indici-rules-{uuid.uuid4().hex[:8]}"
     boto3.client("dynamodb").create_table(
         TableName=name,
@@ -107,6 +110,23 @@ def test_a_location_loads_from_the_snapshot_while_dynamodb_is_unreachable_and_sa
     assert "SNAPSHOT" in defs.resolve_job_def(INGEST_JOB).description
 
 
+def test_the_local_snapshot_copy_is_used_when_s3_is_unreachable_too(
+    table, buckets, monkeypatch, tmp_path
+):
+    landing, partitioned = buckets
+    settings = settings_for(table, landing, partitioned)
+    build(settings)
+    assert (tmp_path / ".indici" / "rules" / f"{table}.json").is_file()
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{_closed_port()}")  # S3 as well
+    defs = build(settings)
+
+    rule_set = json.loads(rules_resource_snap(defs).configured_values["rule_set"])
+    assert rule_set.startswith(f"SNAPSHOT of dynamodb://{table} saved")
+    keys = defs.resolve_asset_graph().get_all_asset_keys()
+    assert all(staging_key(d) in keys for d in RULES)
+
+
 def test_a_first_load_with_dynamodb_unreachable_and_no_snapshot_fails_with_one_clear_message(
     table, buckets, monkeypatch
 ):
@@ -123,18 +143,27 @@ def test_a_first_load_with_dynamodb_unreachable_and_no_snapshot_fails_with_one_c
     assert s3_keys(partitioned) == []
 
 
-def test_a_damaged_snapshot_is_never_used(table, buckets, monkeypatch):
+def test_a_damaged_snapshot_copy_is_never_used(table, buckets, monkeypatch, tmp_path, caplog):
     landing, partitioned = buckets
     settings = settings_for(table, landing, partitioned)
     build(settings)
     put_s3(partitioned, f"{SNAPSHOT_PREFIX}{table}.json", b'{"rules": [], "saved_at": "x"}')
     dynamodb_unreachable(monkeypatch)
 
+    with caplog.at_level(logging.WARNING):
+        build(settings)  # from the intact local copy, saying the other is damaged
+    assert any(
+        f"{SNAPSHOT_PREFIX}{table}.json is damaged" in r.getMessage() for r in caplog.records
+    )
+
+    local = tmp_path / ".indici" / "rules" / f"{table}.json"
+    local.write_text(local.read_text().replace("bigint", "integer"))  # fingerprint no longer fits
     with pytest.raises(RuleError) as raised:
         build(settings)
 
     assert "EndpointConnectionError" in str(raised.value)
     assert f"{SNAPSHOT_PREFIX}{table}.json is damaged" in str(raised.value)
+    assert f"rules/{table}.json is damaged: its fingerprint differs" in str(raised.value)
 
 
 def test_the_rules_resource_shows_its_source_as_the_variable_it_came_from(

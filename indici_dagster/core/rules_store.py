@@ -1,12 +1,6 @@
-"""Where rules live: a YAML file or a DynamoDB table (`dynamodb://<table>`), and the snapshot
-of the last rule set read from DynamoDB that a code location loads from while DynamoDB is down.
-"""
+"""Where rules live: a YAML file or a DynamoDB table (`dynamodb://<table>`)."""
 
-import contextlib
-import json
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
@@ -16,9 +10,7 @@ import boto3
 import yaml
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from indici_dagster.core.rule_fingerprints import rule_set_fingerprint
 from indici_dagster.core.rules import Rule, RuleError, parse_rules
-from indici_dagster.core.storage import Storage
 
 DYNAMODB_SCHEME = "dynamodb://"
 
@@ -49,7 +41,8 @@ def write_rules_file(rules: Mapping[str, Rule], path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(items, sort_keys=False), encoding="utf-8")
 
 
-def _dynamodb_table(location: str) -> str:
+def dynamodb_table(location: str) -> str:
+    """The table named by a `dynamodb://<table>` location."""
     table = location[len(DYNAMODB_SCHEME) :].strip("/")
     if not table:
         raise RuleError(f"{location!r} names no DynamoDB table")
@@ -151,7 +144,7 @@ def load_rules(location: str | Path | None = None, dynamodb: Any = None) -> dict
     """
     location = str(location) if location else str(shipped_rules_path())
     if location.startswith(DYNAMODB_SCHEME):
-        items = read_dynamodb_rules(_dynamodb_table(location), dynamodb)
+        items = read_dynamodb_rules(dynamodb_table(location), dynamodb)
     else:
         items = read_rules_file(location)
     try:
@@ -164,131 +157,3 @@ def load_rules(location: str | Path | None = None, dynamodb: Any = None) -> dict
             "(add rules, e.g. with `indici rules push`)"
         )
     return rules
-
-
-# --------------------------------------------------------------------------------------------
-# The snapshot: the last rule set read from DynamoDB, so a location loads while it is down
-
-SNAPSHOT_PREFIX = "_indici/rules/"
-"""Where snapshots live in their storage: one JSON object per DynamoDB table."""
-
-
-@dataclass(frozen=True)
-class LoadedRules:
-    """A validated rule set and where it came from."""
-
-    rules: dict[str, Rule]
-    source: str
-    """The rules location: a YAML path or `dynamodb://<table>`."""
-    as_of: datetime
-    """When the rules were read; for a snapshot, when it was saved."""
-    from_snapshot: str | None = None
-    """Why the snapshot was used (the store's error; empty when the snapshot was read on its
-    own), or None when the rules were read from the store."""
-    snapshot_problem: str | None = None
-    """Why a rule set read from the store could not be kept as the snapshot, if it could not."""
-
-    def summary(self) -> str:
-        """One line for the UI and logs: source, time, count and fingerprint; never content."""
-        when = self.as_of.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        what = f"{len(self.rules)} rules, fingerprint {rule_set_fingerprint(self.rules)}"
-        if self.from_snapshot is None:
-            return f"read from {self.source} at {when} ({what})"
-        return (
-            f"SNAPSHOT of {self.source} saved {when} ({what}), used because the table could not "
-            f"be read when the code location loaded: {self.from_snapshot}"
-        )
-
-
-def snapshot_key(location: str) -> str:
-    """The snapshot key for a `dynamodb://<table>` location."""
-    return f"{SNAPSHOT_PREFIX}{_dynamodb_table(location)}.json"
-
-
-def save_snapshot(storage: Storage, loaded: LoadedRules) -> bool:
-    """Keep `loaded` as the snapshot of its table unless the snapshot already holds these rules.
-
-    Returns True when written. The snapshot is what `load_rules_or_snapshot` falls back to.
-    """
-    fingerprint = rule_set_fingerprint(loaded.rules)
-    key = snapshot_key(loaded.source)
-    with contextlib.suppress(RuleError):
-        current = read_snapshot(storage, loaded.source)
-        if current is not None and rule_set_fingerprint(current.rules) == fingerprint:
-            return False
-    document = {
-        "source": loaded.source,
-        "saved_at": loaded.as_of.astimezone(UTC).isoformat(),
-        "fingerprint": fingerprint,
-        "rules": [loaded.rules[d].to_dict() for d in sorted(loaded.rules)],
-    }
-    storage.put_bytes(key, json.dumps(document, indent=1).encode("utf-8"))
-    return True
-
-
-def read_snapshot(storage: Storage, location: str) -> LoadedRules | None:
-    """The snapshot of the table at `location`, or None if there is none.
-
-    Raises `RuleError` when it exists but cannot be read, does not validate, or does not match
-    its own fingerprint (a damaged snapshot is never used).
-    """
-    key = snapshot_key(location)
-    try:
-        if storage.head(key) is None:
-            return None
-        with storage.open_for_read(key) as handle:
-            document = json.loads(handle.read().decode("utf-8"))
-        rules = parse_rules(document["rules"])
-        saved_at = datetime.fromisoformat(document["saved_at"])
-    except (RuleError, KeyError, TypeError, ValueError) as error:
-        raise RuleError(f"snapshot {storage.display(key)} is damaged: {error}") from None
-    except (OSError, BotoCoreError, ClientError) as error:
-        raise RuleError(
-            f"snapshot {storage.display(key)} cannot be read: {type(error).__name__}"
-        ) from None
-    if not rules or document.get("fingerprint") != rule_set_fingerprint(rules):
-        raise RuleError(f"snapshot {storage.display(key)} is damaged: its fingerprint differs")
-    return LoadedRules(rules, location, saved_at, from_snapshot="")
-
-
-def load_rules_or_snapshot(
-    location: str | None,
-    dynamodb: Any = None,
-    snapshots: Storage | None = None,
-    now: datetime | None = None,
-) -> LoadedRules:
-    """Load the rules as a code location does: from the store, else from the last snapshot.
-
-    A DynamoDB rule set read successfully is kept as the snapshot in `snapshots`. When the table
-    cannot be reached (a transient error), the snapshot is returned with `from_snapshot` saying
-    why. Everything else raises `RuleError` with one line: invalid or no rules, a table that is
-    missing or refused, and an unreachable table with no snapshot yet (a first-ever load).
-    """
-    source = location or str(shipped_rules_path())
-    now = now or datetime.now(UTC)
-    if not source.startswith(DYNAMODB_SCHEME):
-        return LoadedRules(load_rules(source), source, now)
-    try:
-        loaded = LoadedRules(load_rules(source, dynamodb), source, now)
-    except RulesUnavailableError as error:
-        if not error.transient or snapshots is None:
-            raise
-        try:
-            snapshot = read_snapshot(snapshots, source)
-        except RuleError as damaged:
-            raise RuleError(f"{error}; and {damaged}") from None
-        if snapshot is None:
-            raise RulesUnavailableError(
-                f"{error}; and no snapshot of earlier rules exists at "
-                f"{snapshots.display(snapshot_key(source))} (it is written on the first "
-                "successful read), so the code location cannot load until the table is reachable",
-                transient=True,
-            ) from None
-        return LoadedRules(snapshot.rules, source, snapshot.as_of, from_snapshot=str(error))
-    if snapshots is not None:
-        try:
-            save_snapshot(snapshots, loaded)
-        except (OSError, BotoCoreError, ClientError) as error:
-            problem = f"cannot write {snapshots.display(snapshot_key(source))}: {error}"
-            return replace(loaded, snapshot_problem=problem)
-    return loaded
