@@ -11,11 +11,11 @@ from dagster import (
 
 from indici_dagster.assets.files import build_file_assets
 from indici_dagster.assets.tables import build_table_assets
-from indici_dagster.core.rules_store import load_rules
 from indici_dagster.core.settings import Settings, SettingsError, load_settings
 from indici_dagster.execution import build_executor
 from indici_dagster.partitions import daily_partitions
 from indici_dagster.resources import build_resources
+from indici_dagster.rules_resource import load_rules_resource
 from indici_dagster.sensors import build_landing_sensor
 
 INGEST_JOB = "indici_ingest_job"
@@ -23,7 +23,8 @@ INGEST_JOB = "indici_ingest_job"
 
 def build_definitions(settings: Settings) -> Definitions:
     """Everything Dagster shows, for these settings and the rules they point at."""
-    rules = load_rules(settings.rules)
+    rules_resource, loaded = load_rules_resource(settings)
+    rules = loaded.rules
     partitions = daily_partitions(settings)
     with warnings.catch_warnings():
         # BackfillPolicy is marked beta; range backfills rely on it deliberately
@@ -35,13 +36,14 @@ def build_definitions(settings: Settings) -> Definitions:
         INGEST_JOB,
         selection=AssetSelection.all(),
         partitions_def=partitions,
-        description="Landed files of a date through every layer (launched by the landing sensor).",
+        description="Landed files of a date through every layer (launched by the landing sensor)."
+        + (f"\n\nRules: {loaded.summary()}" if loaded.from_snapshot is not None else ""),
     )
     return Definitions(
         assets=assets,
         jobs=[ingest_job],
         sensors=[build_landing_sensor(ingest_job, partitions, rules, settings.timezone)],
-        resources=build_resources(settings),
+        resources={**build_resources(settings), "rules": rules_resource},
         executor=build_executor(settings),
     )
 

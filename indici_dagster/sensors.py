@@ -23,6 +23,7 @@ from indici_dagster.core.audit import AuditEntry, Status, Step, write_audit_entr
 from indici_dagster.core.landing_scan import scan_landing
 from indici_dagster.core.rules import Rule
 from indici_dagster.resources import FileStorageResource, WarehouseResource
+from indici_dagster.rules_resource import RulesResource, fingerprint_tags
 
 MAX_RUNS_PER_TICK = 50
 """A large backlog is handed over this many dates at a time; the rest follows next tick."""
@@ -54,7 +55,7 @@ def _audit_for(entry: ledger.LedgerEntry) -> AuditEntry:
 def build_landing_sensor(
     job: UnresolvedAssetJobDefinition,
     partitions_def: DailyPartitionsDefinition,
-    rules: Mapping[str, Rule],
+    built_rules: Mapping[str, Rule],
     timezone: str,
 ) -> SensorDefinition:
     """The landing sensor for these rules, targeting `job`."""
@@ -74,7 +75,9 @@ def build_landing_sensor(
         context: SensorEvaluationContext,
         landing: FileStorageResource,
         warehouse: WarehouseResource,
+        rules: RulesResource,
     ) -> SensorResult | SkipReason:
+        current = rules.rules_for_tick(built_rules, context.log)  # fails the tick if unreadable
         store = warehouse.get_warehouse()
         previous = _load_cursor(context.cursor)
         objects, scan_state = scan_landing(landing.get_storage(), previous.get("scan"))
@@ -84,7 +87,7 @@ def build_landing_sensor(
         plan = ledger.plan_landing(
             unseen,
             waiting,
-            rules.keys(),
+            current.keys(),
             timezone=timezone,
             first_partition=partitions_def.get_first_partition_key(),
             last_partition=partitions_def.get_last_partition_key(),
@@ -99,7 +102,7 @@ def build_landing_sensor(
 
         for entry in rejected:
             context.log.warning(f"{entry.source_key}: {entry.message}; left where it is")
-        still_waiting = [e for e in waiting if e.dataset not in rules] + [
+        still_waiting = [e for e in waiting if e.dataset not in current] + [
             e for r in requests for e in r.entries if e.outcome is ledger.Outcome.NO_RULE
         ]
         for dataset, dates in ledger.summarise_waiting(still_waiting).items():
@@ -119,7 +122,11 @@ def build_landing_sensor(
                 partition_key=request.partition_key,
                 asset_selection=[RAW, PARTITIONED]
                 + [key(d) for d in sorted(request.datasets) for key in (staging_key, rpt_key)],
-                tags={"indici/files": str(len(request.entries)), "indici/trigger": "landing"},
+                tags={
+                    "indici/files": str(len(request.entries)),
+                    "indici/trigger": "landing",
+                    **fingerprint_tags(current, {e.dataset for e in request.entries}),
+                },
             )
             for request in requests
         ]

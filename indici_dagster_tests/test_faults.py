@@ -758,6 +758,7 @@ def test_unreachable_dynamodb_rules_fail_loudly_and_quickly_and_no_pipeline_is_b
     tmp_path, moto_endpoint, monkeypatch
 ):
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{_closed_port()}")
+    monkeypatch.chdir(tmp_path)  # no local rules snapshot left by another test
     settings = Settings(
         landing=str(tmp_path / "landing"),
         partitioned=str(tmp_path / "partitioned"),

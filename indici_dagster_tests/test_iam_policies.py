@@ -404,6 +404,7 @@ def test_pipeline_runs_end_to_end_with_only_its_policy(
     monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
     # boto3's default session keeps the credentials it first found: start a fresh one
     monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+    monkeypatch.chdir(tmp_path)  # the local rules snapshot copy stays in the test's folder
     settings = Settings(
         landing=f"s3://{world.landing}/incoming",
         partitioned=f"s3://{world.partitioned}/indici",
@@ -425,6 +426,7 @@ def test_pipeline_runs_end_to_end_with_only_its_policy(
     pipeline_s3 = world.client("s3", world.pipeline)
     copied = pipeline_s3.list_objects_v2(Bucket=world.partitioned)["Contents"]
     assert sorted(o["Key"] for o in copied) == [
+        f"indici/_indici/rules/{world.table}.json",  # the rules snapshot, kept at load
         "indici/dataset=EthnicityCode/date=2026-11-24/EthnicityCode_20261124_010000.parquet",
         "indici/dataset=Patients/date=2026-11-24/Patients_20261124_020000.parquet",
     ]

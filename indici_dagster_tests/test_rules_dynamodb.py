@@ -13,9 +13,10 @@ from indici_dagster_tests.support import TIMEZONE, build
 
 
 @pytest.fixture
-def table(moto_endpoint, monkeypatch) -> str:
+def table(moto_endpoint, monkeypatch, tmp_path) -> str:
     """A new, empty rules table (partition key `dataset`); INDICI_RULES left unset."""
     monkeypatch.delenv("INDICI_RULES", raising=False)
+    monkeypatch.chdir(tmp_path)  # the local rules snapshot copy stays in the test's folder
     name = f"indici-rules-{uuid.uuid4().hex[:8]}"
     boto3.client("dynamodb").create_table(
         TableName=name,

@@ -29,6 +29,7 @@ from indici_dagster.core.rules import Rule
 from indici_dagster.partitions import RANGE_BACKFILL, group_by_partition
 from indici_dagster.resources import FileStorageResource, WarehouseResource
 from indici_dagster.retries import TRANSIENT_RETRY, fails_fast_on_permanent_errors
+from indici_dagster.rules_resource import RulesResource
 
 _FILES_SCHEMA = TableSchema(
     columns=[
@@ -45,6 +46,7 @@ def build_file_assets(
     partitions_def: DailyPartitionsDefinition, rules: Mapping[str, Rule], timezone: str
 ) -> list[AssetsDefinition]:
     """The `raw` and `partitioned` assets, each covering every dataset."""
+    built_rules = rules
 
     @asset(
         key=RAW,
@@ -107,13 +109,15 @@ def build_file_assets(
         landing: FileStorageResource,
         partitioned: FileStorageResource,
         warehouse: WarehouseResource,
+        rules: RulesResource,
     ) -> MaterializeResult:
         """Every landed file of the date, copied byte for byte to `dataset=<D>/date=<date>/`."""
+        rules.require_unchanged(context, built_rules)
         source, target = landing.get_storage(), partitioned.get_storage()
         files = landed_files_for(source, context.partition_keys, timezone)
-        report = copy_to_partitioned(source, target, files, rules, run_id=context.run_id)
+        report = copy_to_partitioned(source, target, files, built_rules, run_id=context.run_id)
         warehouse.get_warehouse().write_audit(report.entries)
-        waiting = sorted({f.name.dataset for f in files if f.name.dataset not in rules})
+        waiting = sorted({f.name.dataset for f in files if f.name.dataset not in built_rules})
         if waiting:
             context.log.warning(f"no rule yet for datasets {waiting}: copied and audited only")
         if report.failed or report.clashes:

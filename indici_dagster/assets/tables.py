@@ -31,6 +31,7 @@ from indici_dagster.core.warehouse import FileUpsert
 from indici_dagster.partitions import RANGE_BACKFILL, group_by_partition
 from indici_dagster.resources import FileStorageResource, WarehouseResource
 from indici_dagster.retries import TRANSIENT_RETRY, fails_fast_on_permanent_errors
+from indici_dagster.rules_resource import RulesResource
 
 
 def _schema(columns: list[tuple[str, str]]) -> TableSchema:
@@ -77,7 +78,9 @@ def build_table_assets(
         context: AssetExecutionContext,
         partitioned: FileStorageResource,
         warehouse: WarehouseResource,
+        rules: RulesResource,
     ) -> MaterializeResult:
+        rules.require_unchanged(context, {rule.dataset: rule}, [rule.dataset])
         store = warehouse.get_warehouse()
         outcomes = load_partitions_into_staging(
             partitioned.get_storage(), store, rule, context.partition_keys, run_id=context.run_id
@@ -127,7 +130,10 @@ def build_table_assets(
         check_specs=rpt_check_specs(rpt_asset_key, rule),
     )
     @fails_fast_on_permanent_errors
-    def rpt(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+    def rpt(
+        context: AssetExecutionContext, warehouse: WarehouseResource, rules: RulesResource
+    ) -> MaterializeResult:
+        rules.require_unchanged(context, {rule.dataset: rule}, [rule.dataset])
         store = warehouse.get_warehouse()
         window = context.partition_time_window
         results = store.upsert_window_into_rpt(

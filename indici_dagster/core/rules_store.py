@@ -8,7 +8,7 @@ from typing import Any
 
 import boto3
 import yaml
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from indici_dagster.core.rules import Rule, RuleError, parse_rules
 
@@ -41,7 +41,8 @@ def write_rules_file(rules: Mapping[str, Rule], path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(items, sort_keys=False), encoding="utf-8")
 
 
-def _dynamodb_table(location: str) -> str:
+def dynamodb_table(location: str) -> str:
+    """The table named by a `dynamodb://<table>` location."""
     table = location[len(DYNAMODB_SCHEME) :].strip("/")
     if not table:
         raise RuleError(f"{location!r} names no DynamoDB table")
@@ -53,20 +54,59 @@ def _plain(value: Any) -> Any:
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, Mapping):
         return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set):
+    if isinstance(value, set | frozenset):
+        # a DynamoDB set has no order: sorted, so the same item always reads the same
+        return sorted(_plain(v) for v in value)
+    if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value
 
 
-def read_dynamodb_rules(table: str) -> list[dict[str, Any]]:
+class RulesUnavailableError(RuleError):
+    """The rules store could not be read (as opposed to rules that were read and are invalid)."""
+
+    def __init__(self, message: str, *, transient: bool) -> None:
+        super().__init__(message)
+        self.transient = transient
+        """True when trying again later may succeed (unreachable, timed out, throttled)."""
+
+
+def _unavailable(table: str, error: Exception) -> RulesUnavailableError:
+    """One line saying why `table` could not be read, and whether a retry may help."""
+    if isinstance(error, ClientError):
+        code = str(error.response.get("Error", {}).get("Code", "")) or type(error).__name__
+        transient = code not in _PERMANENT_CODES
+        reason = f"{code} ({error})"
+    else:
+        transient = not isinstance(error, NoCredentialsError)
+        reason = f"{type(error).__name__} ({error})"
+    return RulesUnavailableError(
+        f"cannot read rules from DynamoDB table {table!r}: {reason}", transient=transient
+    )
+
+
+_PERMANENT_CODES = frozenset(
+    {
+        "AccessDeniedException",
+        "ResourceNotFoundException",
+        "UnrecognizedClientException",
+        "InvalidSignatureException",
+        "ValidationException",
+    }
+)
+
+
+def read_dynamodb_rules(table: str, dynamodb: Any = None) -> list[dict[str, Any]]:
     """Return every rule item in a DynamoDB table (paginated scan, strongly consistent).
 
-    Raises `RuleError` when the table cannot be read (unreachable, missing, access denied).
+    `dynamodb` is a boto3 DynamoDB service resource (default: one from the environment).
+    Raises `RulesUnavailableError` when the table cannot be read (unreachable, missing, access
+    denied), saying whether a retry may help.
     """
     items: list[dict[str, Any]] = []
     kwargs: dict[str, Any] = {"ConsistentRead": True}
     try:
-        table_resource = boto3.resource("dynamodb").Table(table)
+        table_resource = (dynamodb or boto3.resource("dynamodb")).Table(table)
         while True:
             page = table_resource.scan(**kwargs)
             items.extend(_plain(item) for item in page.get("Items", []))
@@ -74,7 +114,7 @@ def read_dynamodb_rules(table: str) -> list[dict[str, Any]]:
                 return items
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
     except (BotoCoreError, ClientError) as error:
-        raise RuleError(f"cannot read rules from DynamoDB table {table!r}: {error}") from error
+        raise _unavailable(table, error) from None
 
 
 def write_dynamodb_rules(rules: Mapping[str, Rule], table: str, *, replace: bool = False) -> int:
@@ -94,13 +134,26 @@ def write_dynamodb_rules(rules: Mapping[str, Rule], table: str, *, replace: bool
     return len(rules)
 
 
-def load_rules(location: str | Path | None = None) -> dict[str, Rule]:
+def load_rules(location: str | Path | None = None, dynamodb: Any = None) -> dict[str, Rule]:
     """Load and validate the rules at `location` (YAML path or `dynamodb://table`).
 
-    With no location, the rules file shipped in the package. Raises `RuleError` if the rules
-    cannot be read or any rule is invalid: a pipeline never runs with half its rules.
+    With no location, the rules file shipped in the package; `dynamodb` is the boto3 resource
+    for a table (default: one from the environment). Raises `RuleError` if the rules cannot be
+    read (`RulesUnavailableError`), any rule is invalid (naming each by dataset), or there are
+    none: a pipeline never runs with half its rules, nor with none.
     """
     location = str(location) if location else str(shipped_rules_path())
     if location.startswith(DYNAMODB_SCHEME):
-        return parse_rules(read_dynamodb_rules(_dynamodb_table(location)))
-    return parse_rules(read_rules_file(location))
+        items = read_dynamodb_rules(dynamodb_table(location), dynamodb)
+    else:
+        items = read_rules_file(location)
+    try:
+        rules = parse_rules(items)
+    except RuleError as error:
+        raise RuleError(f"rules in {location}: {error}") from None
+    if not rules:
+        raise RuleError(
+            f"rules in {location}: there are none; a pipeline without rules would load nothing "
+            "(add rules, e.g. with `indici rules push`)"
+        )
+    return rules
