@@ -454,7 +454,7 @@ def test_cli_bootstrap_prints_actions_but_no_password(admin_dsn: str, monkeypatc
         assert f"created role {writer}" in out.out
         assert f"set the password of role {writer}" in out.out
         assert f"set the password of role {reader}" not in out.out
-        assert "password=***" in out.out
+        assert "\nbootstrapped host=" in out.out
         assert secret not in out.out + out.err
         assert "writer-secret-456" not in out.out + out.err
 

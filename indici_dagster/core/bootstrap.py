@@ -32,9 +32,9 @@ import psycopg2.extensions
 from psycopg2 import sql
 from psycopg2.extensions import cursor as Cursor  # noqa: N812 - the class, named as a type
 
+from indici_dagster.core.dsn import ConnectionFailedError, connect
 from indici_dagster.core.naming import InvalidIdentifierError, validate_identifier
 from indici_dagster.core.sql import RPT_SCHEMA, STAGING_SCHEMA
-from indici_dagster.core.warehouse import mask_dsn
 
 DEFAULT_WRITER = "indici_writer"
 DEFAULT_READER = "indici_reader"
@@ -52,14 +52,18 @@ class BootstrapError(RuntimeError):
 @contextlib.contextmanager
 def _admin_connection(admin_dsn: str) -> Iterator[psycopg2.extensions.connection]:
     try:
-        connection = psycopg2.connect(admin_dsn, application_name="indici-bootstrap")
-    except psycopg2.OperationalError as error:
-        first = (str(error).strip().splitlines() or ["connection failed"])[0]
-        raise BootstrapError(f"cannot connect to {mask_dsn(admin_dsn)}: {first}") from None
-    try:
-        yield connection
-    finally:
-        connection.close()
+        connection = connect(
+            admin_dsn, variable="the administrator's DSN", application_name="indici-bootstrap"
+        )
+    except ConnectionFailedError as error:
+        message = str(error)
+    else:
+        try:
+            yield connection
+        finally:
+            connection.close()
+        return
+    raise BootstrapError(message)  # outside the handler: no chained cause
 
 
 def _one(cursor: Cursor, query: str, params: tuple = ()) -> tuple | None:

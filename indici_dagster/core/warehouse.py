@@ -32,6 +32,7 @@ from indici_dagster.core.audit import (
     Step,
     write_audit_entries,
 )
+from indici_dagster.core.dsn import connect
 from indici_dagster.core.filenames import LandedFileName
 from indici_dagster.core.naming import InvalidIdentifierError, to_identifier
 from indici_dagster.core.parquet import (
@@ -58,12 +59,6 @@ log = logging.getLogger(__name__)
 
 class FileLoadError(RuntimeError):
     """A file that could not be loaded; the message is safe to log (no values, no secrets)."""
-
-
-def mask_dsn(dsn: str) -> str:
-    """Return `dsn` with any password replaced by `***`, for logs and the UI."""
-    masked = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", dsn)
-    return re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", masked, flags=re.I)
 
 
 @dataclass(frozen=True)
@@ -179,15 +174,9 @@ class Warehouse:
         self.upsert_work_mem = upsert_work_mem
 
     def _connect(self) -> psycopg2.extensions.connection:
-        try:
-            # binary COPY sends text as UTF-8 bytes, whatever PGCLIENTENCODING says
-            connection = psycopg2.connect(
-                self._dsn, application_name=APPLICATION_NAME, client_encoding="UTF8"
-            )
-        except psycopg2.OperationalError as error:
-            raise psycopg2.OperationalError(
-                f"cannot connect to {mask_dsn(self._dsn)}: {_first_line(error)}"
-            ) from None
+        # binary COPY sends text as UTF-8 bytes, whatever PGCLIENTENCODING says; a failure
+        # names only host, port, database and user (`ConnectionFailedError`)
+        connection = connect(self._dsn, application_name=APPLICATION_NAME, client_encoding="UTF8")
         with connection.cursor() as cursor:
             cursor.execute("SET TIME ZONE %s", (self.timezone,))
         connection.commit()
