@@ -19,6 +19,7 @@ import pyarrow as pa
 import pytest
 from dagster import DagsterInstance
 from psycopg2 import sql
+from psycopg2.extensions import parse_dsn
 
 from indici_dagster import cli
 from indici_dagster.core.bootstrap import BootstrapError, bootstrap_database
@@ -51,14 +52,19 @@ def _execute(dsn: str, statement: str, params: tuple = ()) -> None:
         connection.commit()
 
 
+def _with_owners(names: tuple[str, ...]) -> list[str]:
+    return [n for name in names for n in (name, f"{name}_owner")]
+
+
 @contextlib.contextmanager
 def _roles(admin_dsn: str, *names: str) -> Iterator[tuple[str, ...]]:
-    """Unique role names; afterwards DROP OWNED BY + DROP ROLE for those that exist."""
+    """Unique role names; afterwards DROP OWNED BY + DROP ROLE for those that exist (and for
+    the owner role bootstrap makes for a writer)."""
     try:
         yield names
     finally:
         with contextlib.closing(_admin(admin_dsn)) as admin, admin.cursor() as cursor:
-            for name in names:
+            for name in _with_owners(names):
                 cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,))
                 if cursor.fetchone():
                     cursor.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
@@ -81,10 +87,10 @@ def _fresh_database(admin_dsn: str, roles: tuple[str, ...]) -> Iterator[str]:
         yield dsn
     finally:
         with contextlib.closing(_admin(dsn)) as admin, admin.cursor() as cursor:
-            for role in roles:
+            for role in _with_owners(roles):
                 cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
                 if cursor.fetchone():
-                    cursor.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+                    cursor.execute(sql.SQL("DROP OWNED BY {} CASCADE").format(sql.Identifier(role)))
         with contextlib.closing(_admin(admin_dsn)) as admin, admin.cursor() as cursor:
             cursor.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
@@ -133,12 +139,18 @@ def bootstrapped(admin_dsn: str) -> Iterator[Bootstrapped]:
         )
 
 
+CATALOG = ("auditlog", "landing_ledger", "pipeline_locks", "table_row_counts")
+
+
 def privileges(dsn: str, writer: str, reader: str) -> dict[str, object]:
-    """Every role attribute, owner and privilege bootstrap decides, with role names normalised."""
-    names = {writer: "WRITER", reader: "READER", "-": "PUBLIC"}
+    """Every role attribute, owner and privilege bootstrap decides, the pipeline's own tables'
+    columns and indexes, and the DDL guard, with role names normalised."""
+    owner = f"{writer}_owner"
+    names = {writer: "WRITER", reader: "READER", owner: "OWNER", "-": "PUBLIC"}
+    roles = {"writer": writer, "reader": reader, "owner": owner, "catalog": list(CATALOG)}
 
     def rows(statement: str) -> list[tuple]:
-        found = query(dsn, statement, {"writer": writer, "reader": reader})
+        found = query(dsn, statement, roles)
         return sorted(tuple(names.get(v, v) if isinstance(v, str) else v for v in r) for r in found)
 
     acl = (
@@ -146,15 +158,15 @@ def privileges(dsn: str, writer: str, reader: str) -> dict[str, object]:
         "CASE WHEN a.grantee = 0 THEN '-' ELSE pg_get_userbyid(a.grantee) END, "
         "a.privilege_type, a.is_grantable FROM {source}, aclexplode({acl}) a"
     )
+    ours = "(%(writer)s, %(reader)s, %(owner)s)"
     return {
         "roles": rows(
             "SELECT rolname, rolsuper, rolcreatedb, rolcreaterole, rolbypassrls, rolcanlogin, "
-            "rolinherit FROM pg_roles WHERE rolname IN (%(writer)s, %(reader)s)"
+            f"rolinherit FROM pg_roles WHERE rolname IN {ours}"
         ),
         "memberships": rows(
             "SELECT pg_get_userbyid(roleid), pg_get_userbyid(member) FROM pg_auth_members "
-            "WHERE pg_get_userbyid(member) IN (%(writer)s, %(reader)s) "
-            "OR pg_get_userbyid(roleid) IN (%(writer)s, %(reader)s)"
+            f"WHERE pg_get_userbyid(member) IN {ours} OR pg_get_userbyid(roleid) IN {ours}"
         ),
         "database": rows(
             acl.format(what="datname = current_database()", source="pg_database", acl="datacl")
@@ -182,11 +194,37 @@ def privileges(dsn: str, writer: str, reader: str) -> dict[str, object]:
         ),
         "tables": rows(
             acl.format(
-                what="n.nspname, c.relname, pg_get_userbyid(c.relowner)",
+                what="n.nspname, c.relname, c.relkind, pg_get_userbyid(c.relowner)",
                 source="pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace",
-                acl="coalesce(c.relacl, acldefault('r', c.relowner))",
+                acl="coalesce(c.relacl, acldefault(CASE c.relkind WHEN 'S' THEN 's'::\"char\" "
+                "ELSE 'r' END, c.relowner))",
             )
-            + " WHERE n.nspname IN ('indici_staging', 'rpt') AND c.relkind IN ('r', 'p')"
+            + " WHERE n.nspname IN ('indici_staging', 'rpt') AND c.relkind IN ('r', 'p', 'S')"
+        ),
+        "columns": rows(
+            "SELECT c.relname, a.attnum, a.attname, format_type(a.atttypid, a.atttypmod), "
+            "a.attnotnull, coalesce(pg_get_expr(d.adbin, d.adrelid), '') FROM pg_attribute a "
+            "JOIN pg_class c ON c.oid = a.attrelid LEFT JOIN pg_attrdef d "
+            "ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
+            "WHERE c.relnamespace = 'indici_staging'::regnamespace "
+            "AND c.relname = ANY(%(catalog)s) AND a.attnum > 0 AND NOT a.attisdropped"
+        ),
+        "indexes": rows(
+            "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index "
+            "WHERE indrelid IN (SELECT oid FROM pg_class "
+            "WHERE relnamespace = 'indici_staging'::regnamespace AND relname = ANY(%(catalog)s))"
+        ),
+        "functions": rows(
+            acl.format(
+                what="p.proname, pg_get_userbyid(p.proowner), p.prosrc",
+                source="pg_proc p",
+                acl="coalesce(p.proacl, acldefault('f', p.proowner))",
+            )
+            + " WHERE p.pronamespace IN ('indici_staging'::regnamespace, 'rpt'::regnamespace)"
+        ),
+        "event_triggers": rows(
+            "SELECT evtname, evtevent, evtenabled, evtfoid::regprocedure::text, "
+            "coalesce(array_to_string(evttags, ','), '') FROM pg_event_trigger"
         ),
     }
 
@@ -203,45 +241,83 @@ def test_bootstrap_run_twice_creates_roles_and_schemas_once_and_changes_nothing_
     bootstrapped: Bootstrapped,
 ):
     b = bootstrapped
+    owner = f"{b.writer}_owner"
     assert f"created role {b.writer} (LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE)" in (
         b.first_actions
     )
-    assert f"created schema indici_staging owned by {b.writer}" in b.first_actions
-    assert f"created schema rpt owned by {b.writer}" in b.first_actions
+    assert f"created role {owner} (NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT)" in (
+        b.first_actions
+    )
+    assert f"created schema indici_staging owned by {owner}" in b.first_actions
+    assert f"created schema rpt owned by {owner}" in b.first_actions
+    assert "created table indici_staging.auditlog" in b.first_actions
     assert not [a for a in b.second_actions if a.startswith("created")]
-    assert f"schema rpt already owned by {b.writer}" in b.second_actions
+    assert f"schema rpt already owned by {owner}" in b.second_actions
     state = privileges(b.admin, b.writer, b.reader)
     # a third run leaves exactly the same privileges behind
     bootstrap_database(b.admin, writer=b.writer, reader=b.reader)
     assert privileges(b.admin, b.writer, b.reader) == state
 
     assert state["roles"] == [
+        ("OWNER", False, False, False, False, False, False),
         ("READER", False, False, False, False, True, True),
         ("WRITER", False, False, False, False, True, True),
     ]
     assert state["memberships"] == []
     assert state["schema_owners"] == [
-        ("indici_staging", "WRITER"),
+        ("indici_staging", "OWNER"),
         ("public", "pg_database_owner"),
-        ("rpt", "WRITER"),
+        ("rpt", "OWNER"),
     ]
     schema_grants = {(s, grantee, p) for s, _, grantee, p, _ in state["schemas"]}
     assert {(s, g, p) for s, g, p in schema_grants if s != "public"} == {
+        ("indici_staging", "OWNER", "CREATE"),
+        ("indici_staging", "OWNER", "USAGE"),
         ("indici_staging", "WRITER", "CREATE"),
         ("indici_staging", "WRITER", "USAGE"),
+        ("rpt", "OWNER", "CREATE"),
+        ("rpt", "OWNER", "USAGE"),
         ("rpt", "WRITER", "CREATE"),
         ("rpt", "WRITER", "USAGE"),
         ("rpt", "READER", "USAGE"),
     }
     assert ("public", "PUBLIC", "CREATE") not in schema_grants
-    assert not {g for s, g, _ in schema_grants if s == "public"} & {"WRITER", "READER"}
+    assert not {g for s, g, _ in schema_grants if s == "public"} & {"WRITER", "READER", "OWNER"}
+    # PUBLIC may neither connect nor create temporary tables; the writer and reader only connect
     database_grants = {(g, p) for _, _, g, p, _ in state["database"]}
-    assert {(g, p) for g, p in database_grants if g in ("WRITER", "READER")} == {
+    assert not [g for g, _ in database_grants if g == "PUBLIC"]
+    assert {(g, p) for g, p in database_grants if g in ("WRITER", "READER", "OWNER")} == {
         ("WRITER", "CONNECT"),
         ("READER", "CONNECT"),
     }
     assert state["default_privileges"] == [
         ("WRITER", "rpt", "r", "WRITER", "READER", "SELECT", False)
+    ]
+    # the pipeline's own tables belong to the owner role; the writer may append to the audit
+    # log and read it, and read, insert and update the rest; nobody else may do anything
+    granted = {
+        (table, kind, owner_, grantee, privilege)
+        for _, table, kind, owner_, _, grantee, privilege, _ in state["tables"]
+        if grantee != "OWNER"
+    }
+    assert granted == {
+        ("auditlog", "r", "OWNER", "WRITER", "INSERT"),
+        ("auditlog", "r", "OWNER", "WRITER", "SELECT"),
+        ("auditlog_id_seq", "S", "OWNER", "WRITER", "USAGE"),
+        *{
+            (table, "r", "OWNER", "WRITER", privilege)
+            for table in ("landing_ledger", "pipeline_locks", "table_row_counts")
+            for privilege in ("INSERT", "SELECT", "UPDATE")
+        },
+    }
+    assert state["event_triggers"] == [
+        (
+            "indici_writer_ddl_guard",
+            "ddl_command_start",
+            "O",
+            "indici_staging.writer_ddl_guard()",
+            "",
+        )
     ]
 
 
@@ -278,14 +354,25 @@ def test_pipeline_runs_end_to_end_as_the_writer_and_the_reader_sees_only_rpt(
         assert [r.partition_key for r in result.run_requests] == ["2026-11-24"]
         assert all(r.success for r in execute_requests(defs, instance, result))
 
-    # the writer created and owns every table; the reader was never granted anything by hand
+    # the writer created and owns every data table, the owner role the pipeline's own tables;
+    # the reader was never granted anything by hand
     owners = query(
         b.admin,
-        "SELECT DISTINCT pg_get_userbyid(c.relowner) FROM pg_class c "
+        "SELECT n.nspname, c.relname, pg_get_userbyid(c.relowner) FROM pg_class c "
         "JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname IN ('indici_staging', 'rpt') AND c.relkind = 'r'",
+        "WHERE n.nspname IN ('indici_staging', 'rpt') AND c.relkind = 'r' ORDER BY 1, 2",
     )
-    assert owners == [(b.writer,)]
+    owner = f"{b.writer}_owner"
+    assert owners == [
+        ("indici_staging", "auditlog", owner),
+        ("indici_staging", "ethnicity_code", b.writer),
+        ("indici_staging", "landing_ledger", owner),
+        ("indici_staging", "patients", b.writer),
+        ("indici_staging", "pipeline_locks", owner),
+        ("indici_staging", "table_row_counts", owner),
+        ("rpt", "ethnicity_code", b.writer),
+        ("rpt", "patients", b.writer),
+    ]
     assert query(b.reader_dsn, "SELECT patient_id, family_name FROM rpt.patients ORDER BY 1") == [
         (1, "A1"),
         (2, "B2"),
@@ -356,7 +443,7 @@ def test_bootstrap_hands_existing_schemas_and_tables_to_the_writer(admin_dsn: st
         _execute(dsn, "GRANT ALL ON rpt.legacy TO PUBLIC")
         actions = bootstrap_database(dsn, writer=writer, reader=reader)
         admin_name = query(dsn, "SELECT current_user")[0][0]
-        assert f"schema rpt was owned by {admin_name}; now owned by {writer}" in actions
+        assert f"schema rpt was owned by {admin_name}; now owned by {writer}_owner" in actions
         assert f"table rpt.legacy was owned by {admin_name}; now owned by {writer}" in actions
         writer_dsn = psycopg2.extensions.make_dsn(dsn, user=writer)
         reader_dsn = psycopg2.extensions.make_dsn(dsn, user=reader)
@@ -364,12 +451,21 @@ def test_bootstrap_hands_existing_schemas_and_tables_to_the_writer(admin_dsn: st
         _execute(writer_dsn, "INSERT INTO rpt.legacy VALUES (1, 'a')")
         assert query(reader_dsn, "SELECT id, name FROM rpt.legacy") == [(1, "a")]
         # the table's own grant to PUBLIC stays (bootstrap does not rewrite table ACLs for
-        # PUBLIC), but PUBLIC lost USAGE on the schema, so only the reader gets in
+        # PUBLIC), but PUBLIC lost USAGE on the schema, and CONNECT on the database, so only
+        # the reader gets in
         other = f"indici_o_{suffix}"
         with _roles(admin_dsn, other):
             with contextlib.closing(_admin(dsn)) as admin, admin.cursor() as cursor:
                 cursor.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(other)))
             other_dsn = psycopg2.extensions.make_dsn(dsn, user=other)
+            with pytest.raises(psycopg2.OperationalError, match="permission denied for database"):
+                psycopg2.connect(other_dsn).close()
+            _execute(
+                dsn,
+                sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+                    sql.Identifier(parse_dsn(dsn)["dbname"]), sql.Identifier(other)
+                ),
+            )
             assert _fails_for_lack_of_privilege(other_dsn, "SELECT * FROM rpt.legacy")
 
 

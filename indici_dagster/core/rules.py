@@ -13,7 +13,7 @@ from indici_dagster.core.naming import InvalidIdentifierError, snake_case, valid
 
 DATASET_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 
-PIPELINE_TABLES = frozenset({"auditlog", "landing_ledger", "table_row_counts"})
+PIPELINE_TABLES = frozenset({"auditlog", "landing_ledger", "table_row_counts", "pipeline_locks"})
 """The pipeline's own tables in `indici_staging`; no rule may name its table like one."""
 
 METADATA_COLUMNS = ("_source_file", "_source_ts", "_row_number", "_loaded_at", "_run_id")
