@@ -22,8 +22,11 @@ from psycopg2 import sql
 from psycopg2.extensions import parse_dsn
 
 from indici_dagster import cli
+from indici_dagster.core import ledger
+from indici_dagster.core.audit import AuditEntry, Status, Step
 from indici_dagster.core.bootstrap import BootstrapError, bootstrap_database
-from indici_dagster.core.warehouse import Warehouse
+from indici_dagster.core.warehouse import LockTimeoutError, Warehouse
+from indici_dagster_tests.sabotage import holding_table_lock
 from indici_dagster_tests.support import (
     build,
     execute_requests,
@@ -559,3 +562,154 @@ def test_cli_bootstrap_prints_actions_but_no_password(admin_dsn: str, monkeypatc
             cli.main(["bootstrap", "--admin-dsn", dsn, "--writer", reader, "--reader", reader]) == 1
         )
         assert "different roles" in capsys.readouterr().err
+
+
+def _other_role(admin_dsn: str, dsn: str, name: str) -> str:
+    """A plain LOGIN role with no grant of its own; its DSN into `dsn`'s database."""
+    with contextlib.closing(_admin(admin_dsn)) as admin, admin.cursor() as cursor:
+        cursor.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(name)))
+    return psycopg2.extensions.make_dsn(dsn, user=name)
+
+
+def test_only_the_writer_and_reader_connect_and_nobody_creates_temporary_tables(
+    admin_dsn: str, bootstrapped: Bootstrapped
+):
+    b = bootstrapped
+    other = f"indici_o_{_suffix()}"
+    with _roles(admin_dsn, other):
+        other_dsn = _other_role(admin_dsn, b.admin, other)
+        with pytest.raises(psycopg2.OperationalError, match="permission denied for database"):
+            psycopg2.connect(other_dsn).close()
+    for dsn in (b.writer_dsn, b.reader_dsn):
+        assert _fails_for_lack_of_privilege(dsn, "CREATE TEMPORARY TABLE scratch (id int)")
+        assert _fails_for_lack_of_privilege(dsn, "CREATE SCHEMA scratch")
+
+
+def test_the_writer_may_only_append_to_the_audit_log_and_never_delete_from_the_ledger(
+    bootstrapped: Bootstrapped,
+):
+    b = bootstrapped
+    warehouse = Warehouse(b.writer_dsn, "UTC")
+    warehouse.ensure_catalog()  # everything exists already: nothing to create, nothing fails
+    warehouse.write_audit([AuditEntry(Step.STAGING, Status.SUCCESS, "Patients_x.parquet")])
+    with warehouse.connection() as connection, connection.cursor() as cursor:
+        ledger.record(
+            cursor, [ledger.LedgerEntry("k", "e", 1, ledger.Outcome.UNRECOGNISED, message="a")]
+        )
+        ledger.record(
+            cursor, [ledger.LedgerEntry("k", "e", 1, ledger.Outcome.UNRECOGNISED, message="b")]
+        )
+        connection.commit()
+    assert query(b.writer_dsn, "SELECT source_file FROM indici_staging.auditlog") == [
+        ("Patients_x.parquet",)
+    ]
+    assert query(b.writer_dsn, "SELECT message FROM indici_staging.landing_ledger") == [("b",)]
+    for statement in (
+        "UPDATE indici_staging.auditlog SET message = 'rewritten'",
+        "DELETE FROM indici_staging.auditlog",
+        "TRUNCATE indici_staging.auditlog",
+        "ALTER TABLE indici_staging.auditlog DISABLE TRIGGER ALL",
+        "ALTER TABLE indici_staging.auditlog ADD COLUMN note text",
+        "DROP TABLE indici_staging.auditlog",
+        "SELECT setval('indici_staging.auditlog_id_seq', 1)",
+        "DELETE FROM indici_staging.landing_ledger",
+        "TRUNCATE indici_staging.landing_ledger",
+        "DELETE FROM indici_staging.pipeline_locks",
+        "DELETE FROM indici_staging.table_row_counts",
+        "ALTER TABLE indici_staging.landing_ledger OWNER TO CURRENT_USER",
+    ):
+        assert _fails_for_lack_of_privilege(b.writer_dsn, statement), statement
+    assert query(b.admin, "SELECT source_file, message FROM indici_staging.auditlog") == [
+        ("Patients_x.parquet", None)
+    ]
+
+
+def test_the_writer_cannot_grant_staging_or_audit_access_to_anyone(bootstrapped: Bootstrapped):
+    b = bootstrapped
+    Warehouse(b.writer_dsn, "UTC").ensure_catalog()
+    # the DDL the pipeline runs is allowed: create and widen tables, index them
+    for statement in (
+        "CREATE TABLE indici_staging.secret (id int)",
+        "ALTER TABLE indici_staging.secret ADD COLUMN IF NOT EXISTS nhi text",
+        "CREATE INDEX IF NOT EXISTS secret_id ON indici_staging.secret (id)",
+        "INSERT INTO indici_staging.secret VALUES (1, 'ZZZ0016')",
+        "CREATE TABLE rpt.report (id int)",
+    ):
+        _execute(b.writer_dsn, statement)
+    reader = f'"{b.reader}"'  # a lower-case identifier: quoting is enough
+    for statement in (
+        "GRANT SELECT ON indici_staging.secret TO PUBLIC",
+        f"GRANT SELECT ON indici_staging.secret TO {reader}",
+        f"GRANT SELECT ON indici_staging.auditlog TO {reader}",
+        f"GRANT USAGE ON SCHEMA indici_staging TO {reader}",
+        "GRANT USAGE ON SCHEMA rpt TO PUBLIC",
+        f"GRANT UPDATE, DELETE ON rpt.report TO {reader}",
+        "GRANT SELECT ON rpt.report TO PUBLIC",
+        "ALTER DEFAULT PRIVILEGES IN SCHEMA rpt GRANT ALL ON TABLES TO PUBLIC",
+        "CREATE FUNCTION rpt.leak() RETURNS bigint LANGUAGE sql SECURITY DEFINER "
+        "AS 'SELECT count(*) FROM indici_staging.secret'",
+        "CREATE VIEW rpt.leak AS SELECT * FROM indici_staging.secret",
+        "DO $$ BEGIN EXECUTE 'GRANT SELECT ON indici_staging.secret TO PUBLIC'; END $$",
+        "DROP TABLE indici_staging.secret",
+        "DROP EVENT TRIGGER indici_writer_ddl_guard",
+    ):
+        assert _fails_for_lack_of_privilege(b.writer_dsn, statement), statement
+    for statement in (
+        "SELECT * FROM indici_staging.secret",
+        "SELECT * FROM indici_staging.auditlog",
+        "UPDATE rpt.report SET id = 2",
+    ):
+        assert _fails_for_lack_of_privilege(b.reader_dsn, statement), statement
+    assert query(b.reader_dsn, "SELECT count(*) FROM rpt.report") == [(0,)]
+
+
+def test_the_reader_cannot_take_or_hold_the_pipelines_lock_and_loads_proceed(
+    tmp_path, bootstrapped: Bootstrapped, buckets
+):
+    b = bootstrapped
+    landing, partitioned = buckets
+    defs = build(make_settings(tmp_path, b.writer_dsn, landing, partitioned))
+    put_s3(landing, "Patients_20261124_020000.parquet", patients([(1, "A1")]))
+    with DagsterInstance.ephemeral() as instance:
+        assert all(r.success for r in execute_requests(defs, instance, tick(defs, instance)))
+        for statement in (
+            "SELECT * FROM indici_staging.pipeline_locks FOR UPDATE",
+            "LOCK TABLE indici_staging.pipeline_locks IN ACCESS EXCLUSIVE MODE",
+            "LOCK TABLE indici_staging.patients IN ACCESS SHARE MODE",
+            "SELECT * FROM rpt.patients FOR SHARE",
+        ):
+            assert _fails_for_lack_of_privilege(b.reader_dsn, statement), statement
+        # the reader holds what it can: the advisory keys the pipeline once used, and an open
+        # transaction that has read rpt; the next load and upsert go through regardless
+        with contextlib.closing(psycopg2.connect(b.reader_dsn)) as reader:
+            with reader.cursor() as cursor:
+                for name in ("indici_dagster:patients", "indici_dagster:catalog"):
+                    cursor.execute("SELECT pg_advisory_lock(hashtext(%s))", (name,))
+                cursor.execute("SELECT count(*) FROM rpt.patients")
+            put_s3(landing, "Patients_20261125_020000.parquet", patients([(1, "A2"), (2, "B1")]))
+            results = execute_requests(defs, instance, tick(defs, instance))
+            assert [r.success for r in results] == [True]
+            reader.rollback()
+    assert query(b.reader_dsn, "SELECT patient_id, family_name FROM rpt.patients ORDER BY 1") == [
+        (1, "A2"),
+        (2, "B1"),
+    ]
+
+
+def test_a_held_table_lock_fails_the_work_within_lock_timeout_naming_the_table(
+    bootstrapped: Bootstrapped,
+):
+    b = bootstrapped
+    Warehouse(b.writer_dsn, "UTC").ensure_catalog()
+    warehouse = Warehouse(b.writer_dsn, "UTC", lock_timeout="50ms")
+    with holding_table_lock(b.writer_dsn, "patients"):  # another of the writer's sessions
+        with pytest.raises(LockTimeoutError) as raised:
+            warehouse.recount_rows("patients")
+    assert str(raised.value) == (
+        "table patients: the pipeline's lock on it was not granted within lock_timeout (50ms); "
+        "another load or upsert of the table still holds it"
+    )
+    # infrastructure, so the step's retry policy takes it, not a file's failure
+    assert isinstance(raised.value, psycopg2.OperationalError)
+    assert raised.value.__cause__ is None and raised.value.__context__ is None
+    assert warehouse.recount_rows("patients") == {"indici_staging": 0, "rpt": 0}
