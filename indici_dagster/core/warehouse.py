@@ -256,7 +256,11 @@ class Warehouse:
                 cursor.execute("SELECT set_config('lock_timeout', %s, false)", (self.lock_timeout,))
                 try:
                     _create_catalog(cursor)
-                except (psycopg2.errors.UniqueViolation, psycopg2.errors.DuplicateObject):
+                except (
+                    psycopg2.errors.UniqueViolation,
+                    psycopg2.errors.DuplicateObject,
+                    psycopg2.errors.DuplicateTable,
+                ):
                     if attempt == 2:
                         raise
                     continue  # a concurrent call created it first: look again
