@@ -185,3 +185,21 @@ def test_a_server_left_running_with_trust_by_an_older_version_is_restarted_safel
                     host=str(socket_dir), dbname="indici", user="postgres", passfile=str(nowhere)
                 )
             ).close()
+
+
+def test_removing_the_server_deletes_its_data_and_passwords_and_the_next_start_is_fresh():
+    from indici_dagster.core.embedded import remove_server
+
+    with _base("pg") as data_dir:
+        dsn = embedded_dsn(data_dir)
+        old_password = paths_for(data_dir).passfile("writer").read_text()
+        with contextlib.closing(psycopg2.connect(dsn)) as connection:
+            with connection.cursor() as cursor:
+                cursor.execute("CREATE TABLE rpt.gone (id int)")
+            connection.commit()
+        remove_server(data_dir)
+        assert not server_status(data_dir).running
+        assert not data_dir.exists() and not paths_for(data_dir).auth_dir.exists()
+        fresh = embedded_dsn(data_dir)
+        assert paths_for(data_dir).passfile("writer").read_text() != old_password
+        assert _one(fresh, "SELECT to_regclass('rpt.gone') IS NULL") == (True,)

@@ -19,23 +19,20 @@ server) can crash the child before it runs. The server outlives the child, so th
 the daemon and every run share it and its data.
 
 API for the CLI: `embedded_dsn` (start if needed; the writer's DSN), `start_server`,
-`server_status`, `stop_server`, `role_dsn` (the writer's, reader's or superuser's DSN of a
-running server) and `EmbeddedPaths` (where the data, passfiles and log are).
+`server_status`, `stop_server`, `remove_server`, `role_dsn` (the writer's, reader's or
+superuser's DSN of a running server) and `paths_for` (where the data, passfiles and log are).
 """
 
-import base64
 import contextlib
-import fcntl
 import hashlib
-import hmac
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
 import types
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -46,6 +43,13 @@ from psycopg2 import sql
 
 from indici_dagster.core.bootstrap import DEFAULT_READER, DEFAULT_WRITER, bootstrap_database
 from indici_dagster.core.dsn import connect
+from indici_dagster.core.private_files import (
+    exclusive_lock,
+    passfile_line,
+    private_dir,
+    scram_verifier,
+    write_private,
+)
 
 DATABASE = "indici"
 SUPERUSER = "postgres"
@@ -87,6 +91,11 @@ class EmbeddedPaths:
         return self.auth_dir / f"{role}.pgpass"
 
     @property
+    def socket_dir_beside(self) -> Path:
+        """The socket directory, when its path is short enough to hold a socket."""
+        return self.data_dir.parent / f"{self.data_dir.name}-socket"
+
+    @property
     def log_file(self) -> Path:
         """The server's log (no passwords: logins are SCRAM, and passwords are set as hashes)."""
         return self.data_dir / "log"
@@ -115,9 +124,7 @@ def server_status(data_dir: str | Path) -> ServerStatus:
         import psutil
 
         alive = any(str(data) in part for part in psutil.Process(pid).cmdline())
-    except (OSError, ValueError, IndexError, ImportError, LookupError):
-        return ServerStatus(False)
-    except Exception:  # psutil.Error: no such process, or one we may not inspect
+    except Exception:  # no pid file, a stale one, or a process gone: not running
         return ServerStatus(False)
     socket_dir = Path(lines[4]) if len(lines) > 4 and lines[4] else None
     return ServerStatus(alive, pid if alive else None, socket_dir if alive else None)
@@ -130,6 +137,16 @@ def stop_server(data_dir: str | Path) -> bool:
         return False
     _run("pg_ctl", ["-D", str(paths.data_dir), "-w", "-t", "60", "-m", "fast", "stop"])
     return True
+
+
+def remove_server(data_dir: str | Path) -> None:
+    """Stop the server of `data_dir` and delete its data, passfiles and socket directory: the
+    next start creates an empty cluster with new passwords. Every row in it is lost."""
+    paths = paths_for(data_dir)
+    stop_server(paths.data_dir)
+    for path in (paths.data_dir, paths.auth_dir, paths.socket_dir_beside):
+        shutil.rmtree(path, ignore_errors=True)
+    _known.pop(paths.data_dir, None)
 
 
 def role_dsn(data_dir: str | Path, role: Role = "writer", database: str = DATABASE) -> str:
@@ -160,8 +177,8 @@ def start_server(data_dir: str | Path) -> str:
     """
     paths = paths_for(data_dir)
     paths.data_dir.parent.mkdir(parents=True, exist_ok=True)
-    _private_dir(paths.auth_dir, os.geteuid())
-    with _exclusive(paths.auth_dir / "start.lock"):
+    private_dir(paths.auth_dir, os.geteuid())
+    with exclusive_lock(paths.auth_dir / "start.lock"):
         status = server_status(paths.data_dir)
         if status.running and _is_safe(paths, status):
             started = False
@@ -255,34 +272,6 @@ def _run(binary: str, args: list[str], stdin: str | None = None) -> None:
         raise EmbeddedServerError(f"{binary} failed: {detail}")
 
 
-@contextlib.contextmanager
-def _exclusive(lock_file: Path) -> Iterator[None]:
-    """One process at a time starts or sets up the server of a data directory."""
-    descriptor = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(descriptor)
-
-
-def _private_dir(path: Path, owner: int) -> Path:
-    """Make `path` a directory of `owner` with mode 0700, or refuse one that is not: a symlink,
-    a file, or a directory of another user."""
-    if not path.exists() and not path.is_symlink():
-        path.mkdir(mode=0o700)
-        if owner != os.geteuid():
-            os.chown(path, owner, -1)
-    info = path.lstat()
-    import stat
-
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != owner:
-        raise EmbeddedServerError(f"{path} is not a directory of the server's user; refusing it")
-    if info.st_mode & 0o077:
-        os.chmod(path, 0o700)
-    return path
-
-
 def _fits(directory: Path) -> bool:
     """Whether a Unix socket in `directory` fits the 107 bytes a socket path may hold."""
     return len(os.fsencode(directory / SOCKET_NAME)) <= 107
@@ -291,20 +280,20 @@ def _fits(directory: Path) -> bool:
 def _socket_dir(paths: EmbeddedPaths) -> Path:
     """A directory private to the server's user, short enough to hold the socket."""
     owner = _server_uid()
-    beside = paths.data_dir.parent / f"{paths.data_dir.name}-socket"
+    beside = paths.socket_dir_beside
     if _fits(beside):
-        return _private_dir(beside, owner)
+        return private_dir(beside, owner)
     runtime = os.environ.get("XDG_RUNTIME_DIR", "")
     if runtime and owner == os.geteuid():
         digest = hashlib.sha256(str(paths.data_dir).encode()).hexdigest()[:12]
         candidate = Path(runtime) / f"indici-pg-{digest}"
         info = Path(runtime).stat()
         if info.st_uid == owner and not info.st_mode & 0o077 and _fits(candidate):
-            return _private_dir(candidate, owner)
+            return private_dir(candidate, owner)
     fresh = Path(tempfile.mkdtemp(prefix="indici-pg-"))  # 0700, a name nobody can guess
     if owner != os.geteuid():
         os.chown(fresh, owner, -1)
-    return _private_dir(fresh, owner)
+    return private_dir(fresh, owner)
 
 
 def _is_safe(paths: EmbeddedPaths, status: ServerStatus) -> bool:
@@ -323,18 +312,9 @@ def _is_safe(paths: EmbeddedPaths, status: ServerStatus) -> bool:
     )
 
 
-def _write_private(path: Path, text: str) -> None:
-    """Write `path` (0600) atomically: it never exists with another mode or half written."""
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(text)
-    os.replace(temporary, path)
-
-
 def _write_for_server(path: Path, text: str) -> None:
     """Write a configuration file in the data directory, owned by the server's user (0600)."""
-    _write_private(path, text)
+    write_private(path, text)
     if _server_uid() != os.geteuid():
         os.chown(path, _server_uid(), -1)
 
@@ -344,7 +324,7 @@ def _prepare_cluster(paths: EmbeddedPaths) -> None:
     socket settings, and give the superuser a password if it has none on file."""
     data = paths.data_dir
     if not (data / "PG_VERSION").exists():
-        _private_dir(data, _server_uid())
+        private_dir(data, _server_uid())
         if any(data.iterdir()):
             raise EmbeddedServerError(f"{data} is neither empty nor a PostgreSQL data directory")
         if _server_user() is not None:
@@ -387,27 +367,7 @@ def _prepare_cluster(paths: EmbeddedPaths) -> None:
             ["--single", "-D", str(data), "-c", "exit_on_error=on", "postgres"],
             stdin=f"ALTER ROLE {SUPERUSER} PASSWORD '{verifier}'\n",
         )
-        _write_private(paths.passfile("superuser"), _passfile_line(SUPERUSER, password))
-
-
-def scram_verifier(password: str, iterations: int = 4096) -> str:
-    """The SCRAM-SHA-256 verifier PostgreSQL stores for an ASCII `password` (RFC 5802/7677):
-    what `ALTER ROLE ... PASSWORD` may be given instead of the clear text."""
-    salt = secrets.token_bytes(16)
-    salted = hashlib.pbkdf2_hmac("sha256", password.encode("ascii"), salt, iterations)
-    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
-    server_key = hmac.new(salted, b"Server Key", "sha256").digest()
-    stored_key = hashlib.sha256(client_key).digest()
-    encode = base64.b64encode
-    return (
-        f"SCRAM-SHA-256${iterations}:{encode(salt).decode()}"
-        f"${encode(stored_key).decode()}:{encode(server_key).decode()}"
-    )
-
-
-def _passfile_line(user: str, password: str) -> str:
-    # token_urlsafe passwords hold no ':' or '\\', which pgpass would need escaped
-    return f"*:*:*:{user}:{password}\n"
+        write_private(paths.passfile("superuser"), passfile_line(SUPERUSER, password))
 
 
 def _set_up_database(paths: EmbeddedPaths, *, rebootstrap: bool) -> None:
@@ -432,7 +392,7 @@ def _set_up_database(paths: EmbeddedPaths, *, rebootstrap: bool) -> None:
         reader_password=passwords.get("reader"),
     )
     for role, password in passwords.items():
-        _write_private(paths.passfile(role), _passfile_line(ROLE_NAMES[role], password))
+        write_private(paths.passfile(role), passfile_line(ROLE_NAMES[role], password))
 
 
 if __name__ == "__main__":
