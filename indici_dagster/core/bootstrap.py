@@ -220,12 +220,19 @@ def _ensure_catalog(cursor: Cursor, owner: str, writer: str, reader: str) -> lis
     roles = sql.SQL("PUBLIC, {}, {}").format(sql.Identifier(writer), sql.Identifier(reader))
     for table, statement in catalog_statements():
         qualified = sql.SQL("{}.{}").format(staging, sql.Identifier(table))
-        if _one(cursor, "SELECT to_regclass(%s)", (f'"{STAGING_SCHEMA}"."{table}"',))[0] is None:
-            cursor.execute(statement)
+        existed = _one(cursor, "SELECT to_regclass(%s)", (f'"{STAGING_SCHEMA}"."{table}"',))[0]
+        cursor.execute(statement)  # idempotent; brings an existing table up to date too
+        if existed is None:
             actions.append(f"created table {STAGING_SCHEMA}.{table}")
-        cursor.execute(
-            sql.SQL("ALTER TABLE {} OWNER TO {}").format(qualified, sql.Identifier(owner))
+        current = _one(
+            cursor,
+            "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = to_regclass(%s)",
+            (f'"{STAGING_SCHEMA}"."{table}"',),
         )
+        if current != (owner,):  # (ALTER ... OWNER locks the table even when nothing changes)
+            cursor.execute(
+                sql.SQL("ALTER TABLE {} OWNER TO {}").format(qualified, sql.Identifier(owner))
+            )
         cursor.execute(sql.SQL("REVOKE ALL ON {} FROM {}").format(qualified, roles))
         privileges = WRITER_CATALOG_PRIVILEGES[table]
         cursor.execute(
