@@ -45,17 +45,15 @@ import psycopg2.extensions
 from psycopg2 import sql
 from psycopg2.extensions import cursor as Cursor  # noqa: N812 - the class, named as a type
 
+from indici_dagster.core.bootstrap_catalog import (
+    WRITER_CATALOG_PRIVILEGES,
+    ensure_catalog_tables,
+    ensure_ddl_guard,
+    fetch_one,
+)
 from indici_dagster.core.dsn import ConnectionFailedError, connect
 from indici_dagster.core.naming import InvalidIdentifierError, validate_identifier
-from indici_dagster.core.sql import (
-    AUDIT_TABLE,
-    LEDGER_TABLE,
-    LOCKS_TABLE,
-    ROW_COUNTS_TABLE,
-    RPT_SCHEMA,
-    STAGING_SCHEMA,
-)
-from indici_dagster.core.warehouse import catalog_statements
+from indici_dagster.core.sql import RPT_SCHEMA, STAGING_SCHEMA
 
 DEFAULT_WRITER = "indici_writer"
 DEFAULT_READER = "indici_reader"
@@ -64,35 +62,6 @@ ROLE_ATTRIBUTES = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE"
 """Attributes of a login role bootstrap creates (a constant: never built from input)."""
 OWNER_ATTRIBUTES = "NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT"
 """Attributes of the owner role bootstrap creates."""
-
-WRITER_CATALOG_PRIVILEGES = {
-    AUDIT_TABLE: "SELECT, INSERT",
-    LEDGER_TABLE: "SELECT, INSERT, UPDATE",
-    ROW_COUNTS_TABLE: "SELECT, INSERT, UPDATE",
-    LOCKS_TABLE: "SELECT, INSERT, UPDATE",
-}
-"""What the writer may do with each of the pipeline's own tables (constants, never input)."""
-
-WRITER_DDL = ("CREATE TABLE", "CREATE INDEX", "ALTER TABLE")
-"""The only DDL commands the writer may run."""
-GUARD_FUNCTION = "writer_ddl_guard"
-GUARD_TRIGGER = "indici_writer_ddl_guard"
-
-_GUARD_BODY = """
-BEGIN
-    IF TG_TAG NOT IN ('CREATE TABLE', 'CREATE INDEX', 'ALTER TABLE') AND EXISTS (
-        SELECT FROM pg_namespace n WHERE n.nspname IN ('indici_staging', 'rpt')
-        AND has_schema_privilege(current_user, n.oid, 'CREATE')
-        AND NOT pg_has_role(current_user, n.nspowner, 'USAGE')
-    ) THEN
-        RAISE EXCEPTION 'role % may not run % in this database: the pipeline''s writer may only '
-            'create and alter tables and indexes (indici bootstrap)', current_user, TG_TAG
-            USING ERRCODE = 'insufficient_privilege';
-    END IF;
-END
-"""
-"""The event trigger's body: a role that may create in the pipeline's schemas without owning
-them (the writer) may run no other DDL. A superuser or the owner role is not restricted."""
 
 _ELEVATED = ("SUPERUSER", "CREATEDB", "CREATEROLE", "BYPASSRLS")
 """Role attributes bootstrap refuses on an existing role, in the order it selects them."""
@@ -119,11 +88,6 @@ def _admin_connection(admin_dsn: str) -> Iterator[psycopg2.extensions.connection
     raise BootstrapError(message)  # outside the handler: no chained cause
 
 
-def _one(cursor: Cursor, query: str, params: tuple = ()) -> tuple | None:
-    cursor.execute(query, params)
-    return cursor.fetchone()
-
-
 def _ensure_role(
     cursor: Cursor,
     connection: psycopg2.extensions.connection,
@@ -132,7 +96,7 @@ def _ensure_role(
     attributes: str = ROLE_ATTRIBUTES,
 ) -> list[str]:
     """Create `role` if missing; refuse an elevated one; set its password if given."""
-    row = _one(
+    row = fetch_one(
         cursor,
         "SELECT rolsuper, rolcreatedb, rolcreaterole, rolbypassrls, rolcanlogin "
         "FROM pg_roles WHERE rolname = %s",
@@ -173,7 +137,7 @@ def _ensure_schema(cursor: Cursor, schema: str, owner: str, writer: str) -> list
     """Create `schema` owned by the owner role, or hand it to it; the pipeline's own tables go
     to the owner, every other table (the data the writer loads and alters) to the writer."""
     schema_id, owner_id, writer_id = (sql.Identifier(n) for n in (schema, owner, writer))
-    row = _one(
+    row = fetch_one(
         cursor,
         "SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = %s",
         (schema,),
@@ -212,87 +176,6 @@ def _ensure_schema(cursor: Cursor, schema: str, owner: str, writer: str) -> list
     return actions
 
 
-def _ensure_catalog(cursor: Cursor, owner: str, writer: str, reader: str) -> list[str]:
-    """Create the pipeline's own tables (as `Warehouse.ensure_catalog` would), owned by the
-    owner role, and grant the writer only what the pipeline does with each."""
-    actions: list[str] = []
-    staging = sql.Identifier(STAGING_SCHEMA)
-    roles = sql.SQL("PUBLIC, {}, {}").format(sql.Identifier(writer), sql.Identifier(reader))
-    for table, statement in catalog_statements():
-        qualified = sql.SQL("{}.{}").format(staging, sql.Identifier(table))
-        existed = _one(cursor, "SELECT to_regclass(%s)", (f'"{STAGING_SCHEMA}"."{table}"',))[0]
-        cursor.execute(statement)  # idempotent; brings an existing table up to date too
-        if existed is None:
-            actions.append(f"created table {STAGING_SCHEMA}.{table}")
-        current = _one(
-            cursor,
-            "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = to_regclass(%s)",
-            (f'"{STAGING_SCHEMA}"."{table}"',),
-        )
-        if current != (owner,):  # (ALTER ... OWNER locks the table even when nothing changes)
-            cursor.execute(
-                sql.SQL("ALTER TABLE {} OWNER TO {}").format(qualified, sql.Identifier(owner))
-            )
-        cursor.execute(sql.SQL("REVOKE ALL ON {} FROM {}").format(qualified, roles))
-        privileges = WRITER_CATALOG_PRIVILEGES[table]
-        cursor.execute(
-            sql.SQL("GRANT " + privileges + " ON {} TO {}").format(
-                qualified, sql.Identifier(writer)
-            )
-        )
-        cursor.execute(
-            "SELECT s.relname FROM pg_depend d JOIN pg_class s ON s.oid = d.objid "
-            "WHERE d.refobjid = to_regclass(%s) AND s.relkind = 'S' AND d.deptype IN ('a', 'i') "
-            "ORDER BY 1",
-            (f'"{STAGING_SCHEMA}"."{table}"',),
-        )
-        for (sequence,) in cursor.fetchall():
-            sequence_id = sql.Identifier(STAGING_SCHEMA, sequence)
-            cursor.execute(sql.SQL("REVOKE ALL ON SEQUENCE {} FROM {}").format(sequence_id, roles))
-            cursor.execute(
-                sql.SQL("GRANT USAGE ON SEQUENCE {} TO {}").format(
-                    sequence_id, sql.Identifier(writer)
-                )
-            )
-        actions.append(f"{writer} may {privileges} on {STAGING_SCHEMA}.{table}, nothing more")
-    return actions
-
-
-def _ensure_guard(cursor: Cursor, owner: str) -> list[str]:
-    """(Re)create the event trigger that limits the writer's DDL (needs a superuser)."""
-    function = sql.SQL("{}.{}").format(
-        sql.Identifier(STAGING_SCHEMA), sql.Identifier(GUARD_FUNCTION)
-    )
-    cursor.execute(
-        sql.SQL(
-            "CREATE OR REPLACE FUNCTION {}() RETURNS event_trigger LANGUAGE plpgsql AS {}"
-        ).format(function, sql.Literal(_GUARD_BODY))
-    )
-    cursor.execute(
-        sql.SQL("ALTER FUNCTION {}() OWNER TO {}").format(function, sql.Identifier(owner))
-    )
-    cursor.execute(sql.SQL("REVOKE ALL ON FUNCTION {}() FROM PUBLIC").format(function))
-    if _one(cursor, "SELECT 1 FROM pg_event_trigger WHERE evtname = %s", (GUARD_TRIGGER,)):
-        return [f"event trigger {GUARD_TRIGGER} already in place"]
-    try:
-        cursor.execute(
-            sql.SQL("CREATE EVENT TRIGGER {} ON ddl_command_start EXECUTE FUNCTION {}()").format(
-                sql.Identifier(GUARD_TRIGGER), function
-            )
-        )
-    except psycopg2.errors.InsufficientPrivilege:
-        pass  # raised below, outside the handler
-    else:
-        return [
-            f"created event trigger {GUARD_TRIGGER}: the writer may run no DDL but "
-            f"{', '.join(WRITER_DDL)}"
-        ]
-    raise BootstrapError(
-        "creating the event trigger that limits the writer's DDL needs a superuser "
-        "(or rds_superuser on RDS); run bootstrap as one"
-    )
-
-
 def bootstrap_database(
     admin_dsn: str,
     *,
@@ -329,7 +212,7 @@ def bootstrap_database(
     rpt, staging = sql.Identifier(RPT_SCHEMA), sql.Identifier(STAGING_SCHEMA)
     actions: list[str] = []
     with _admin_connection(admin_dsn) as connection, connection.cursor() as cursor:
-        database, admin = _one(cursor, "SELECT current_database(), current_user")  # type: ignore[misc]
+        database, admin = fetch_one(cursor, "SELECT current_database(), current_user")  # type: ignore[misc]
         if admin in (writer, reader, owner):
             raise BootstrapError(f"run bootstrap as an administrator, not as role {admin}")
         database_id = sql.Identifier(database)
@@ -359,7 +242,7 @@ def bootstrap_database(
             f"(only: no CREATE, no TEMPORARY) to {writer}, {reader}"
         )
 
-        if _one(cursor, "SELECT 1 FROM pg_namespace WHERE nspname = 'public'"):
+        if fetch_one(cursor, "SELECT 1 FROM pg_namespace WHERE nspname = 'public'"):
             cursor.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
             cursor.execute(
                 sql.SQL("REVOKE ALL ON SCHEMA public FROM {}, {}, {}").format(
@@ -373,8 +256,18 @@ def bootstrap_database(
 
         actions += _ensure_schema(cursor, STAGING_SCHEMA, owner, writer)
         actions += _ensure_schema(cursor, RPT_SCHEMA, owner, writer)
-        actions += _ensure_catalog(cursor, owner, writer, reader)
-        actions += _ensure_guard(cursor, owner)
+        actions += ensure_catalog_tables(cursor, owner, writer, reader)
+        try:
+            actions += ensure_ddl_guard(cursor, owner)
+        except psycopg2.errors.InsufficientPrivilege:
+            refused = True
+        else:
+            refused = False
+        if refused:  # raised outside the handler: nothing of the server's text is kept
+            raise BootstrapError(
+                "creating the event trigger that limits the writer's DDL needs a superuser "
+                "(or rds_superuser on RDS); run bootstrap as one"
+            )
 
         cursor.execute(sql.SQL("REVOKE ALL ON SCHEMA {} FROM {}").format(staging, reader_id))
         cursor.execute(
