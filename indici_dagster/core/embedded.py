@@ -273,8 +273,10 @@ def _run(binary: str, args: list[str], stdin: str | None = None) -> None:
 
 
 def _fits(directory: Path) -> bool:
-    """Whether a Unix socket in `directory` fits the 107 bytes a socket path may hold."""
-    return len(os.fsencode(directory / SOCKET_NAME)) <= 107
+    """Whether a Unix socket in `directory` fits the bytes a socket path may hold (107 on Linux,
+    103 on macOS, less the terminating NUL)."""
+    limit = 103 if sys.platform == "darwin" else 107
+    return len(os.fsencode(directory / SOCKET_NAME)) <= limit
 
 
 def _socket_dir(paths: EmbeddedPaths) -> Path:
