@@ -19,9 +19,8 @@ import psycopg2
 import psycopg2.extensions
 import pytest
 
-from indici_dagster.core import embedded
+from indici_dagster.core import embedded_cluster
 from indici_dagster.core.embedded import (
-    HBA,
     embedded_dsn,
     paths_for,
     role_dsn,
@@ -44,7 +43,11 @@ def _base(name: str = "") -> Iterator[Path]:
 
 
 def _server_uid() -> int:
-    return pwd.getpwnam(embedded.SERVER_USER_WHEN_ROOT).pw_uid if os.geteuid() == 0 else os.getuid()
+    return (
+        pwd.getpwnam(embedded_cluster.SERVER_USER_WHEN_ROOT).pw_uid
+        if os.geteuid() == 0
+        else os.getuid()
+    )
 
 
 def _one(dsn: str, statement: str) -> tuple:
@@ -151,7 +154,7 @@ def test_the_socket_directory_is_private_even_with_a_very_long_project_path():
         assert stat.S_ISDIR(info.st_mode) and not stat.S_ISLNK(info.st_mode)
         assert stat.S_IMODE(info.st_mode) == 0o700
         assert info.st_uid == _server_uid()
-        assert len(os.fsencode(socket_dir / embedded.SOCKET_NAME)) <= 107
+        assert len(os.fsencode(socket_dir / embedded_cluster.SOCKET_NAME)) <= 107
         assert _one(dsn, "SELECT current_user") == ("indici_writer",)
 
 
@@ -173,7 +176,7 @@ def test_a_server_left_running_with_trust_by_an_older_version_is_restarted_safel
             connection.commit()
 
         dsn = embedded_dsn(data_dir)
-        assert (data_dir / "pg_hba.conf").read_text() == HBA
+        assert (data_dir / "pg_hba.conf").read_text() == embedded_cluster.HBA
         assert _one(dsn, "SELECT id FROM rpt.kept") == (7,)  # data kept, handed to the writer
         with pytest.raises(psycopg2.OperationalError):
             psycopg2.connect(old_uri, connect_timeout=3).close()  # the old socket is gone
