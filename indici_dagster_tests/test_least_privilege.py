@@ -713,3 +713,31 @@ def test_a_held_table_lock_fails_the_work_within_lock_timeout_naming_the_table(
     assert isinstance(raised.value, psycopg2.OperationalError)
     assert raised.value.__cause__ is None and raised.value.__context__ is None
     assert warehouse.recount_rows("patients") == {"indici_staging": 0, "rpt": 0}
+
+
+def test_bootstrap_by_an_administrator_who_is_not_a_superuser_fails_and_changes_nothing(
+    admin_dsn: str,
+):
+    suffix = _suffix()
+    writer, reader, admin = f"indici_w_{suffix}", f"indici_r_{suffix}", f"indici_a_{suffix}"
+    with (
+        _roles(admin_dsn, writer, reader, admin),
+        _fresh_database(admin_dsn, (writer, reader, admin)) as dsn,
+    ):
+        with contextlib.closing(_admin(dsn)) as connection, connection.cursor() as cursor:
+            cursor.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEROLE").format(sql.Identifier(admin)))
+            cursor.execute(
+                sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
+                    sql.Identifier(parse_dsn(dsn)["dbname"]), sql.Identifier(admin)
+                )
+            )
+        with pytest.raises((BootstrapError, psycopg2.Error)):
+            bootstrap_database(
+                psycopg2.extensions.make_dsn(dsn, user=admin), writer=writer, reader=reader
+            )
+        assert query(dsn, "SELECT nspname FROM pg_namespace WHERE nspname = 'rpt'") == []
+        assert (
+            query(dsn, "SELECT rolname FROM pg_roles WHERE rolname IN (%s, %s)", (writer, reader))
+            == []
+        )
+        assert query(dsn, "SELECT count(*) FROM pg_event_trigger") == [(0,)]
