@@ -1,8 +1,9 @@
 """Sabotage for the fault and concurrency tests: find the pipeline's backends, block, kill them.
 
 Everything here works from a second, superuser connection to the test's database, the way an
-operator (or a failing server) would: `pg_stat_activity` to see what the pipeline is doing, an
-advisory lock it also needs to stall it, `pg_terminate_backend` to cut it off.
+operator (or a failing server) would: `pg_stat_activity` to see what the pipeline is doing, the
+pipeline's own table lock (a row of `indici_staging.pipeline_locks`) to stall it,
+`pg_terminate_backend` to cut it off.
 """
 
 import contextlib
@@ -12,6 +13,8 @@ from collections.abc import Callable, Iterator
 
 import psycopg2
 import psycopg2.extensions
+
+from indici_dagster.core.sql import TAKE_LOCK
 
 SABOTEUR = "indici-tests-saboteur"
 """The application_name of our own connections; every other backend in the test's database is
@@ -26,7 +29,8 @@ def connect_admin(dsn: str) -> psycopg2.extensions.connection:
 
 
 WAITS = {
-    "advisory lock": "wait_event_type = 'Lock' AND wait_event = 'advisory'",
+    "pipeline lock": "wait_event_type = 'Lock' AND wait_event IN ('transactionid', 'tuple') "
+    "AND query ILIKE '%%pipeline_locks%%'",
     "row lock": "wait_event_type = 'Lock' AND wait_event IN ('transactionid', 'tuple')",
     None: "true",
 }
@@ -80,37 +84,27 @@ def terminate(admin: psycopg2.extensions.connection, pid: int) -> None:
         assert cursor.fetchone()[0], f"backend {pid} did not go away"
 
 
-def table_lock_name(table: str) -> str:
-    """The advisory-lock name the warehouse serialises work on `table` with."""
-    return f"indici_dagster:{table}"
-
-
 @contextlib.contextmanager
 def holding_table_lock(dsn: str, table: str) -> Iterator[psycopg2.extensions.connection]:
-    """Hold the table's advisory lock on a connection of our own until the block ends.
+    """Hold the pipeline's lock on `table` in a transaction of our own until the block ends.
 
     Every staging load and rpt upsert of `table` queues behind it. The connection is yielded so
     that the caller can release early (`release_table_lock`) or keep using it.
     """
-    admin = connect_admin(dsn)
+    holder = psycopg2.connect(dsn, application_name=SABOTEUR)
     try:
-        with admin.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_lock(hashtext(%s))", (table_lock_name(table),))
-        yield admin
+        with holder.cursor() as cursor:
+            cursor.execute(TAKE_LOCK, {"timeout": "0", "name": table})
+        yield holder
     finally:
         with contextlib.suppress(psycopg2.Error):
-            release_table_lock(admin, table)
-        admin.close()
+            release_table_lock(holder, table)
+        holder.close()
 
 
-def release_table_lock(admin: psycopg2.extensions.connection, table: str) -> None:
-    """Release every hold this session has on the table's advisory lock."""
-    with admin.cursor() as cursor:
-        name = table_lock_name(table)
-        while True:
-            cursor.execute("SELECT pg_advisory_unlock(hashtext(%s))", (name,))
-            if not cursor.fetchone()[0]:
-                return
+def release_table_lock(holder: psycopg2.extensions.connection, table: str) -> None:
+    """End the transaction holding the pipeline's lock on `table` (every lock it holds)."""
+    holder.rollback()
 
 
 class Assassin(threading.Thread):

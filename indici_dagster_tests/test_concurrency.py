@@ -1,6 +1,6 @@
 """Concurrent runs: the same date twice at once, and adjacent dates of one dataset at once.
 
-The overlap is made real, not hoped for: the test holds the table's advisory lock while the runs
+The overlap is made real, not hoped for: the test holds the table's pipeline lock while the runs
 start, waits until every run's staging step is queued on it (pg_stat_activity), then lets go.
 """
 
@@ -58,7 +58,7 @@ def run_at_once(defs, requests: list[RunRequest], admin_dsn: str) -> list:
         futures = []
         for count, request in enumerate(requests, start=1):
             futures.append(pool.submit(execute, defs, request))
-            wait_for_backends(admin, count=count, waiting_for="advisory lock", timeout=60)
+            wait_for_backends(admin, count=count, waiting_for="pipeline lock", timeout=60)
         release_table_lock(lock, "patients")
         return [f.result(timeout=120) for f in futures]
 

@@ -345,7 +345,7 @@ def test_a_step_whose_connection_is_killed_is_retried_by_dagster_and_the_run_suc
         # the staging step queues behind our lock; kill it there, then let the retry through
         assassin = Assassin(
             admin_database_dsn,
-            waiting_for="advisory lock",
+            waiting_for="pipeline lock",
             then=lambda: release_table_lock(lock, "patients"),
         )
         assassin.start()
@@ -443,7 +443,7 @@ def test_runs_survive_a_database_restart_between_runs_and_under_a_running_step(
         with holding_table_lock(admin_dsn, "patients"):
             # the staging step queues behind our lock; restart the server under it
             assassin = Assassin(
-                admin_dsn, waiting_for="advisory lock", action=lambda _admin, _pid: restart(server)
+                admin_dsn, waiting_for="pipeline lock", action=lambda _admin, _pid: restart(server)
             )
             assassin.start()
             (result,) = execute_requests(defs, instance, second)

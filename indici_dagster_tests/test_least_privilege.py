@@ -19,10 +19,14 @@ import pyarrow as pa
 import pytest
 from dagster import DagsterInstance
 from psycopg2 import sql
+from psycopg2.extensions import parse_dsn
 
 from indici_dagster import cli
+from indici_dagster.core import ledger
+from indici_dagster.core.audit import AuditEntry, Status, Step
 from indici_dagster.core.bootstrap import BootstrapError, bootstrap_database
-from indici_dagster.core.warehouse import Warehouse
+from indici_dagster.core.warehouse import LockTimeoutError, Warehouse
+from indici_dagster_tests.sabotage import holding_table_lock
 from indici_dagster_tests.support import (
     build,
     execute_requests,
@@ -51,14 +55,19 @@ def _execute(dsn: str, statement: str, params: tuple = ()) -> None:
         connection.commit()
 
 
+def _with_owners(names: tuple[str, ...]) -> list[str]:
+    return [n for name in names for n in (name, f"{name}_owner")]
+
+
 @contextlib.contextmanager
 def _roles(admin_dsn: str, *names: str) -> Iterator[tuple[str, ...]]:
-    """Unique role names; afterwards DROP OWNED BY + DROP ROLE for those that exist."""
+    """Unique role names; afterwards DROP OWNED BY + DROP ROLE for those that exist (and for
+    the owner role bootstrap makes for a writer)."""
     try:
         yield names
     finally:
         with contextlib.closing(_admin(admin_dsn)) as admin, admin.cursor() as cursor:
-            for name in names:
+            for name in _with_owners(names):
                 cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,))
                 if cursor.fetchone():
                     cursor.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
@@ -81,10 +90,10 @@ def _fresh_database(admin_dsn: str, roles: tuple[str, ...]) -> Iterator[str]:
         yield dsn
     finally:
         with contextlib.closing(_admin(dsn)) as admin, admin.cursor() as cursor:
-            for role in roles:
+            for role in _with_owners(roles):
                 cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
                 if cursor.fetchone():
-                    cursor.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+                    cursor.execute(sql.SQL("DROP OWNED BY {} CASCADE").format(sql.Identifier(role)))
         with contextlib.closing(_admin(admin_dsn)) as admin, admin.cursor() as cursor:
             cursor.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
@@ -133,12 +142,18 @@ def bootstrapped(admin_dsn: str) -> Iterator[Bootstrapped]:
         )
 
 
+CATALOG = ("auditlog", "landing_ledger", "pipeline_locks", "table_row_counts")
+
+
 def privileges(dsn: str, writer: str, reader: str) -> dict[str, object]:
-    """Every role attribute, owner and privilege bootstrap decides, with role names normalised."""
-    names = {writer: "WRITER", reader: "READER", "-": "PUBLIC"}
+    """Every role attribute, owner and privilege bootstrap decides, the pipeline's own tables'
+    columns and indexes, and the DDL guard, with role names normalised."""
+    owner = f"{writer}_owner"
+    names = {writer: "WRITER", reader: "READER", owner: "OWNER", "-": "PUBLIC"}
+    roles = {"writer": writer, "reader": reader, "owner": owner, "catalog": list(CATALOG)}
 
     def rows(statement: str) -> list[tuple]:
-        found = query(dsn, statement, {"writer": writer, "reader": reader})
+        found = query(dsn, statement, roles)
         return sorted(tuple(names.get(v, v) if isinstance(v, str) else v for v in r) for r in found)
 
     acl = (
@@ -146,15 +161,15 @@ def privileges(dsn: str, writer: str, reader: str) -> dict[str, object]:
         "CASE WHEN a.grantee = 0 THEN '-' ELSE pg_get_userbyid(a.grantee) END, "
         "a.privilege_type, a.is_grantable FROM {source}, aclexplode({acl}) a"
     )
+    ours = "(%(writer)s, %(reader)s, %(owner)s)"
     return {
         "roles": rows(
             "SELECT rolname, rolsuper, rolcreatedb, rolcreaterole, rolbypassrls, rolcanlogin, "
-            "rolinherit FROM pg_roles WHERE rolname IN (%(writer)s, %(reader)s)"
+            f"rolinherit FROM pg_roles WHERE rolname IN {ours}"
         ),
         "memberships": rows(
             "SELECT pg_get_userbyid(roleid), pg_get_userbyid(member) FROM pg_auth_members "
-            "WHERE pg_get_userbyid(member) IN (%(writer)s, %(reader)s) "
-            "OR pg_get_userbyid(roleid) IN (%(writer)s, %(reader)s)"
+            f"WHERE pg_get_userbyid(member) IN {ours} OR pg_get_userbyid(roleid) IN {ours}"
         ),
         "database": rows(
             acl.format(what="datname = current_database()", source="pg_database", acl="datacl")
@@ -182,11 +197,37 @@ def privileges(dsn: str, writer: str, reader: str) -> dict[str, object]:
         ),
         "tables": rows(
             acl.format(
-                what="n.nspname, c.relname, pg_get_userbyid(c.relowner)",
+                what="n.nspname, c.relname, c.relkind, pg_get_userbyid(c.relowner)",
                 source="pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace",
-                acl="coalesce(c.relacl, acldefault('r', c.relowner))",
+                acl="coalesce(c.relacl, acldefault(CASE c.relkind WHEN 'S' THEN 's'::\"char\" "
+                "ELSE 'r' END, c.relowner))",
             )
-            + " WHERE n.nspname IN ('indici_staging', 'rpt') AND c.relkind IN ('r', 'p')"
+            + " WHERE n.nspname IN ('indici_staging', 'rpt') AND c.relkind IN ('r', 'p', 'S')"
+        ),
+        "columns": rows(
+            "SELECT c.relname, a.attnum, a.attname, format_type(a.atttypid, a.atttypmod), "
+            "a.attnotnull, coalesce(pg_get_expr(d.adbin, d.adrelid), '') FROM pg_attribute a "
+            "JOIN pg_class c ON c.oid = a.attrelid LEFT JOIN pg_attrdef d "
+            "ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
+            "WHERE c.relnamespace = 'indici_staging'::regnamespace "
+            "AND c.relname = ANY(%(catalog)s) AND a.attnum > 0 AND NOT a.attisdropped"
+        ),
+        "indexes": rows(
+            "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index "
+            "WHERE indrelid IN (SELECT oid FROM pg_class "
+            "WHERE relnamespace = 'indici_staging'::regnamespace AND relname = ANY(%(catalog)s))"
+        ),
+        "functions": rows(
+            acl.format(
+                what="p.proname, pg_get_userbyid(p.proowner), p.prosrc",
+                source="pg_proc p",
+                acl="coalesce(p.proacl, acldefault('f', p.proowner))",
+            )
+            + " WHERE p.pronamespace IN ('indici_staging'::regnamespace, 'rpt'::regnamespace)"
+        ),
+        "event_triggers": rows(
+            "SELECT evtname, evtevent, evtenabled, evtfoid::regprocedure::text, "
+            "coalesce(array_to_string(evttags, ','), '') FROM pg_event_trigger"
         ),
     }
 
@@ -203,45 +244,83 @@ def test_bootstrap_run_twice_creates_roles_and_schemas_once_and_changes_nothing_
     bootstrapped: Bootstrapped,
 ):
     b = bootstrapped
+    owner = f"{b.writer}_owner"
     assert f"created role {b.writer} (LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE)" in (
         b.first_actions
     )
-    assert f"created schema indici_staging owned by {b.writer}" in b.first_actions
-    assert f"created schema rpt owned by {b.writer}" in b.first_actions
+    assert f"created role {owner} (NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT)" in (
+        b.first_actions
+    )
+    assert f"created schema indici_staging owned by {owner}" in b.first_actions
+    assert f"created schema rpt owned by {owner}" in b.first_actions
+    assert "created table indici_staging.auditlog" in b.first_actions
     assert not [a for a in b.second_actions if a.startswith("created")]
-    assert f"schema rpt already owned by {b.writer}" in b.second_actions
+    assert f"schema rpt already owned by {owner}" in b.second_actions
     state = privileges(b.admin, b.writer, b.reader)
     # a third run leaves exactly the same privileges behind
     bootstrap_database(b.admin, writer=b.writer, reader=b.reader)
     assert privileges(b.admin, b.writer, b.reader) == state
 
     assert state["roles"] == [
+        ("OWNER", False, False, False, False, False, False),
         ("READER", False, False, False, False, True, True),
         ("WRITER", False, False, False, False, True, True),
     ]
     assert state["memberships"] == []
     assert state["schema_owners"] == [
-        ("indici_staging", "WRITER"),
+        ("indici_staging", "OWNER"),
         ("public", "pg_database_owner"),
-        ("rpt", "WRITER"),
+        ("rpt", "OWNER"),
     ]
     schema_grants = {(s, grantee, p) for s, _, grantee, p, _ in state["schemas"]}
     assert {(s, g, p) for s, g, p in schema_grants if s != "public"} == {
+        ("indici_staging", "OWNER", "CREATE"),
+        ("indici_staging", "OWNER", "USAGE"),
         ("indici_staging", "WRITER", "CREATE"),
         ("indici_staging", "WRITER", "USAGE"),
+        ("rpt", "OWNER", "CREATE"),
+        ("rpt", "OWNER", "USAGE"),
         ("rpt", "WRITER", "CREATE"),
         ("rpt", "WRITER", "USAGE"),
         ("rpt", "READER", "USAGE"),
     }
     assert ("public", "PUBLIC", "CREATE") not in schema_grants
-    assert not {g for s, g, _ in schema_grants if s == "public"} & {"WRITER", "READER"}
+    assert not {g for s, g, _ in schema_grants if s == "public"} & {"WRITER", "READER", "OWNER"}
+    # PUBLIC may neither connect nor create temporary tables; the writer and reader only connect
     database_grants = {(g, p) for _, _, g, p, _ in state["database"]}
-    assert {(g, p) for g, p in database_grants if g in ("WRITER", "READER")} == {
+    assert not [g for g, _ in database_grants if g == "PUBLIC"]
+    assert {(g, p) for g, p in database_grants if g in ("WRITER", "READER", "OWNER")} == {
         ("WRITER", "CONNECT"),
         ("READER", "CONNECT"),
     }
     assert state["default_privileges"] == [
         ("WRITER", "rpt", "r", "WRITER", "READER", "SELECT", False)
+    ]
+    # the pipeline's own tables belong to the owner role; the writer may append to the audit
+    # log and read it, and read, insert and update the rest; nobody else may do anything
+    granted = {
+        (table, kind, owner_, grantee, privilege)
+        for _, table, kind, owner_, _, grantee, privilege, _ in state["tables"]
+        if grantee != "OWNER"
+    }
+    assert granted == {
+        ("auditlog", "r", "OWNER", "WRITER", "INSERT"),
+        ("auditlog", "r", "OWNER", "WRITER", "SELECT"),
+        ("auditlog_id_seq", "S", "OWNER", "WRITER", "USAGE"),
+        *{
+            (table, "r", "OWNER", "WRITER", privilege)
+            for table in ("landing_ledger", "pipeline_locks", "table_row_counts")
+            for privilege in ("INSERT", "SELECT", "UPDATE")
+        },
+    }
+    assert state["event_triggers"] == [
+        (
+            "indici_writer_ddl_guard",
+            "ddl_command_start",
+            "O",
+            "indici_staging.writer_ddl_guard()",
+            "",
+        )
     ]
 
 
@@ -278,14 +357,25 @@ def test_pipeline_runs_end_to_end_as_the_writer_and_the_reader_sees_only_rpt(
         assert [r.partition_key for r in result.run_requests] == ["2026-11-24"]
         assert all(r.success for r in execute_requests(defs, instance, result))
 
-    # the writer created and owns every table; the reader was never granted anything by hand
+    # the writer created and owns every data table, the owner role the pipeline's own tables;
+    # the reader was never granted anything by hand
     owners = query(
         b.admin,
-        "SELECT DISTINCT pg_get_userbyid(c.relowner) FROM pg_class c "
+        "SELECT n.nspname, c.relname, pg_get_userbyid(c.relowner) FROM pg_class c "
         "JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname IN ('indici_staging', 'rpt') AND c.relkind = 'r'",
+        "WHERE n.nspname IN ('indici_staging', 'rpt') AND c.relkind = 'r' ORDER BY 1, 2",
     )
-    assert owners == [(b.writer,)]
+    owner = f"{b.writer}_owner"
+    assert owners == [
+        ("indici_staging", "auditlog", owner),
+        ("indici_staging", "ethnicity_code", b.writer),
+        ("indici_staging", "landing_ledger", owner),
+        ("indici_staging", "patients", b.writer),
+        ("indici_staging", "pipeline_locks", owner),
+        ("indici_staging", "table_row_counts", owner),
+        ("rpt", "ethnicity_code", b.writer),
+        ("rpt", "patients", b.writer),
+    ]
     assert query(b.reader_dsn, "SELECT patient_id, family_name FROM rpt.patients ORDER BY 1") == [
         (1, "A1"),
         (2, "B2"),
@@ -356,7 +446,7 @@ def test_bootstrap_hands_existing_schemas_and_tables_to_the_writer(admin_dsn: st
         _execute(dsn, "GRANT ALL ON rpt.legacy TO PUBLIC")
         actions = bootstrap_database(dsn, writer=writer, reader=reader)
         admin_name = query(dsn, "SELECT current_user")[0][0]
-        assert f"schema rpt was owned by {admin_name}; now owned by {writer}" in actions
+        assert f"schema rpt was owned by {admin_name}; now owned by {writer}_owner" in actions
         assert f"table rpt.legacy was owned by {admin_name}; now owned by {writer}" in actions
         writer_dsn = psycopg2.extensions.make_dsn(dsn, user=writer)
         reader_dsn = psycopg2.extensions.make_dsn(dsn, user=reader)
@@ -364,12 +454,21 @@ def test_bootstrap_hands_existing_schemas_and_tables_to_the_writer(admin_dsn: st
         _execute(writer_dsn, "INSERT INTO rpt.legacy VALUES (1, 'a')")
         assert query(reader_dsn, "SELECT id, name FROM rpt.legacy") == [(1, "a")]
         # the table's own grant to PUBLIC stays (bootstrap does not rewrite table ACLs for
-        # PUBLIC), but PUBLIC lost USAGE on the schema, so only the reader gets in
+        # PUBLIC), but PUBLIC lost USAGE on the schema, and CONNECT on the database, so only
+        # the reader gets in
         other = f"indici_o_{suffix}"
         with _roles(admin_dsn, other):
             with contextlib.closing(_admin(dsn)) as admin, admin.cursor() as cursor:
                 cursor.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(other)))
             other_dsn = psycopg2.extensions.make_dsn(dsn, user=other)
+            with pytest.raises(psycopg2.OperationalError, match="permission denied for database"):
+                psycopg2.connect(other_dsn).close()
+            _execute(
+                dsn,
+                sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+                    sql.Identifier(parse_dsn(dsn)["dbname"]), sql.Identifier(other)
+                ),
+            )
             assert _fails_for_lack_of_privilege(other_dsn, "SELECT * FROM rpt.legacy")
 
 
@@ -454,7 +553,7 @@ def test_cli_bootstrap_prints_actions_but_no_password(admin_dsn: str, monkeypatc
         assert f"created role {writer}" in out.out
         assert f"set the password of role {writer}" in out.out
         assert f"set the password of role {reader}" not in out.out
-        assert "password=***" in out.out
+        assert "\nbootstrapped host=" in out.out
         assert secret not in out.out + out.err
         assert "writer-secret-456" not in out.out + out.err
 
@@ -463,3 +562,182 @@ def test_cli_bootstrap_prints_actions_but_no_password(admin_dsn: str, monkeypatc
             cli.main(["bootstrap", "--admin-dsn", dsn, "--writer", reader, "--reader", reader]) == 1
         )
         assert "different roles" in capsys.readouterr().err
+
+
+def _other_role(admin_dsn: str, dsn: str, name: str) -> str:
+    """A plain LOGIN role with no grant of its own; its DSN into `dsn`'s database."""
+    with contextlib.closing(_admin(admin_dsn)) as admin, admin.cursor() as cursor:
+        cursor.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(name)))
+    return psycopg2.extensions.make_dsn(dsn, user=name)
+
+
+def test_only_the_writer_and_reader_connect_and_nobody_creates_temporary_tables(
+    admin_dsn: str, bootstrapped: Bootstrapped
+):
+    b = bootstrapped
+    other = f"indici_o_{_suffix()}"
+    with _roles(admin_dsn, other):
+        other_dsn = _other_role(admin_dsn, b.admin, other)
+        with pytest.raises(psycopg2.OperationalError, match="permission denied for database"):
+            psycopg2.connect(other_dsn).close()
+    for dsn in (b.writer_dsn, b.reader_dsn):
+        assert _fails_for_lack_of_privilege(dsn, "CREATE TEMPORARY TABLE scratch (id int)")
+        assert _fails_for_lack_of_privilege(dsn, "CREATE SCHEMA scratch")
+
+
+def test_the_writer_may_only_append_to_the_audit_log_and_never_delete_from_the_ledger(
+    bootstrapped: Bootstrapped,
+):
+    b = bootstrapped
+    warehouse = Warehouse(b.writer_dsn, "UTC")
+    warehouse.ensure_catalog()  # everything exists already: nothing to create, nothing fails
+    warehouse.write_audit([AuditEntry(Step.STAGING, Status.SUCCESS, "Patients_x.parquet")])
+    with warehouse.connection() as connection, connection.cursor() as cursor:
+        ledger.record(
+            cursor, [ledger.LedgerEntry("k", "e", 1, ledger.Outcome.UNRECOGNISED, message="a")]
+        )
+        ledger.record(
+            cursor, [ledger.LedgerEntry("k", "e", 1, ledger.Outcome.UNRECOGNISED, message="b")]
+        )
+        connection.commit()
+    assert query(b.writer_dsn, "SELECT source_file FROM indici_staging.auditlog") == [
+        ("Patients_x.parquet",)
+    ]
+    assert query(b.writer_dsn, "SELECT message FROM indici_staging.landing_ledger") == [("b",)]
+    for statement in (
+        "UPDATE indici_staging.auditlog SET message = 'rewritten'",
+        "DELETE FROM indici_staging.auditlog",
+        "TRUNCATE indici_staging.auditlog",
+        "ALTER TABLE indici_staging.auditlog DISABLE TRIGGER ALL",
+        "ALTER TABLE indici_staging.auditlog ADD COLUMN note text",
+        "DROP TABLE indici_staging.auditlog",
+        "SELECT setval('indici_staging.auditlog_id_seq', 1)",
+        "DELETE FROM indici_staging.landing_ledger",
+        "TRUNCATE indici_staging.landing_ledger",
+        "DELETE FROM indici_staging.pipeline_locks",
+        "DELETE FROM indici_staging.table_row_counts",
+        "ALTER TABLE indici_staging.landing_ledger OWNER TO CURRENT_USER",
+    ):
+        assert _fails_for_lack_of_privilege(b.writer_dsn, statement), statement
+    assert query(b.admin, "SELECT source_file, message FROM indici_staging.auditlog") == [
+        ("Patients_x.parquet", None)
+    ]
+
+
+def test_the_writer_cannot_grant_staging_or_audit_access_to_anyone(bootstrapped: Bootstrapped):
+    b = bootstrapped
+    Warehouse(b.writer_dsn, "UTC").ensure_catalog()
+    # the DDL the pipeline runs is allowed: create and widen tables, index them
+    for statement in (
+        "CREATE TABLE indici_staging.secret (id int)",
+        "ALTER TABLE indici_staging.secret ADD COLUMN IF NOT EXISTS nhi text",
+        "CREATE INDEX IF NOT EXISTS secret_id ON indici_staging.secret (id)",
+        "INSERT INTO indici_staging.secret VALUES (1, 'ZZZ0016')",
+        "CREATE TABLE rpt.report (id int)",
+    ):
+        _execute(b.writer_dsn, statement)
+    reader = f'"{b.reader}"'  # a lower-case identifier: quoting is enough
+    for statement in (
+        "GRANT SELECT ON indici_staging.secret TO PUBLIC",
+        f"GRANT SELECT ON indici_staging.secret TO {reader}",
+        f"GRANT SELECT ON indici_staging.auditlog TO {reader}",
+        f"GRANT USAGE ON SCHEMA indici_staging TO {reader}",
+        "GRANT USAGE ON SCHEMA rpt TO PUBLIC",
+        f"GRANT UPDATE, DELETE ON rpt.report TO {reader}",
+        "GRANT SELECT ON rpt.report TO PUBLIC",
+        "ALTER DEFAULT PRIVILEGES IN SCHEMA rpt GRANT ALL ON TABLES TO PUBLIC",
+        "CREATE FUNCTION rpt.leak() RETURNS bigint LANGUAGE sql SECURITY DEFINER "
+        "AS 'SELECT count(*) FROM indici_staging.secret'",
+        "CREATE VIEW rpt.leak AS SELECT * FROM indici_staging.secret",
+        "DO $$ BEGIN EXECUTE 'GRANT SELECT ON indici_staging.secret TO PUBLIC'; END $$",
+        "DROP TABLE indici_staging.secret",
+        "DROP EVENT TRIGGER indici_writer_ddl_guard",
+    ):
+        assert _fails_for_lack_of_privilege(b.writer_dsn, statement), statement
+    for statement in (
+        "SELECT * FROM indici_staging.secret",
+        "SELECT * FROM indici_staging.auditlog",
+        "UPDATE rpt.report SET id = 2",
+    ):
+        assert _fails_for_lack_of_privilege(b.reader_dsn, statement), statement
+    assert query(b.reader_dsn, "SELECT count(*) FROM rpt.report") == [(0,)]
+
+
+def test_the_reader_cannot_take_or_hold_the_pipelines_lock_and_loads_proceed(
+    tmp_path, bootstrapped: Bootstrapped, buckets
+):
+    b = bootstrapped
+    landing, partitioned = buckets
+    defs = build(make_settings(tmp_path, b.writer_dsn, landing, partitioned))
+    put_s3(landing, "Patients_20261124_020000.parquet", patients([(1, "A1")]))
+    with DagsterInstance.ephemeral() as instance:
+        assert all(r.success for r in execute_requests(defs, instance, tick(defs, instance)))
+        for statement in (
+            "SELECT * FROM indici_staging.pipeline_locks FOR UPDATE",
+            "LOCK TABLE indici_staging.pipeline_locks IN ACCESS EXCLUSIVE MODE",
+            "LOCK TABLE indici_staging.patients IN ACCESS SHARE MODE",
+            "SELECT * FROM rpt.patients FOR SHARE",
+        ):
+            assert _fails_for_lack_of_privilege(b.reader_dsn, statement), statement
+        # the reader holds what it can: the advisory keys the pipeline once used, and an open
+        # transaction that has read rpt; the next load and upsert go through regardless
+        with contextlib.closing(psycopg2.connect(b.reader_dsn)) as reader:
+            with reader.cursor() as cursor:
+                for name in ("indici_dagster:patients", "indici_dagster:catalog"):
+                    cursor.execute("SELECT pg_advisory_lock(hashtext(%s))", (name,))
+                cursor.execute("SELECT count(*) FROM rpt.patients")
+            put_s3(landing, "Patients_20261125_020000.parquet", patients([(1, "A2"), (2, "B1")]))
+            results = execute_requests(defs, instance, tick(defs, instance))
+            assert [r.success for r in results] == [True]
+            reader.rollback()
+    assert query(b.reader_dsn, "SELECT patient_id, family_name FROM rpt.patients ORDER BY 1") == [
+        (1, "A2"),
+        (2, "B1"),
+    ]
+
+
+def test_a_held_table_lock_fails_the_work_within_lock_timeout_naming_the_table(
+    bootstrapped: Bootstrapped,
+):
+    b = bootstrapped
+    Warehouse(b.writer_dsn, "UTC").ensure_catalog()
+    warehouse = Warehouse(b.writer_dsn, "UTC", lock_timeout="50ms")
+    with holding_table_lock(b.writer_dsn, "patients"):  # another of the writer's sessions
+        with pytest.raises(LockTimeoutError) as raised:
+            warehouse.recount_rows("patients")
+    assert str(raised.value) == (
+        "table patients: the pipeline's lock on it was not granted within lock_timeout (50ms); "
+        "another load or upsert of the table still holds it"
+    )
+    # infrastructure, so the step's retry policy takes it, not a file's failure
+    assert isinstance(raised.value, psycopg2.OperationalError)
+    assert raised.value.__cause__ is None and raised.value.__context__ is None
+    assert warehouse.recount_rows("patients") == {"indici_staging": 0, "rpt": 0}
+
+
+def test_bootstrap_by_an_administrator_who_is_not_a_superuser_fails_and_changes_nothing(
+    admin_dsn: str,
+):
+    suffix = _suffix()
+    writer, reader, admin = f"indici_w_{suffix}", f"indici_r_{suffix}", f"indici_a_{suffix}"
+    with (
+        _roles(admin_dsn, writer, reader, admin),
+        _fresh_database(admin_dsn, (writer, reader, admin)) as dsn,
+    ):
+        with contextlib.closing(_admin(dsn)) as connection, connection.cursor() as cursor:
+            cursor.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEROLE").format(sql.Identifier(admin)))
+            cursor.execute(
+                sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
+                    sql.Identifier(parse_dsn(dsn)["dbname"]), sql.Identifier(admin)
+                )
+            )
+        with pytest.raises((BootstrapError, psycopg2.Error)):
+            bootstrap_database(
+                psycopg2.extensions.make_dsn(dsn, user=admin), writer=writer, reader=reader
+            )
+        assert query(dsn, "SELECT nspname FROM pg_namespace WHERE nspname = 'rpt'") == []
+        assert (
+            query(dsn, "SELECT rolname FROM pg_roles WHERE rolname IN (%s, %s)", (writer, reader))
+            == []
+        )
+        assert query(dsn, "SELECT count(*) FROM pg_event_trigger") == [(0,)]

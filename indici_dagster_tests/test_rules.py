@@ -166,14 +166,18 @@ def test_table_name_that_is_not_a_plain_identifier_is_rejected(table):
         parse_rule(keyed(table=table))
 
 
-@pytest.mark.parametrize("table", ["auditlog", "landing_ledger", "table_row_counts", "_state"])
+@pytest.mark.parametrize(
+    "table", ["auditlog", "landing_ledger", "table_row_counts", "pipeline_locks", "_state"]
+)
 def test_reserved_table_names_are_rejected(table):
     with pytest.raises(RuleError, match="reserved"):
         parse_rule(keyed(table=table))
 
 
 def test_every_table_of_the_pipeline_itself_is_reserved():
-    assert {sql.AUDIT_TABLE, sql.LEDGER_TABLE, sql.ROW_COUNTS_TABLE} == PIPELINE_TABLES
+    assert {sql.AUDIT_TABLE, sql.LEDGER_TABLE, sql.ROW_COUNTS_TABLE, sql.LOCKS_TABLE} == (
+        PIPELINE_TABLES
+    )
 
 
 @pytest.mark.parametrize("dataset", ["", "1Patients", "Patient_IDs", "Pa tients", "x; drop"])

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 from dagster import DagsterInstance
 
-from indici_dagster.core.warehouse import Warehouse, mask_dsn
+from indici_dagster.core.warehouse import Warehouse
 from indici_dagster_tests.support import (
     build,
     execute_requests,
@@ -31,24 +31,6 @@ def _everything_dagster_recorded(instance: DagsterInstance) -> str:
     return "\n".join(texts)
 
 
-@pytest.mark.parametrize(
-    ("dsn", "expected"),
-    [
-        (
-            "postgresql://writer:hunter2@db.example/indici",
-            "postgresql://writer:***@db.example/indici",
-        ),
-        (
-            "host=db user=writer password=hunter2 dbname=x",
-            "host=db user=writer password=*** dbname=x",
-        ),
-        ("host=db password='hun ter2' dbname=x", "host=db password=*** dbname=x"),
-    ],
-)
-def test_dsn_passwords_are_masked(dsn, expected):
-    assert mask_dsn(dsn) == expected
-
-
 def test_a_failed_connection_names_the_server_but_not_the_password():
     # nothing listens on port 9 of loopback: the connection is refused at once
     warehouse = Warehouse(
@@ -58,7 +40,9 @@ def test_a_failed_connection_names_the_server_but_not_the_password():
         with warehouse.connection():
             pass
     assert PASSWORD not in str(raised.value)
-    assert "password=***" in str(raised.value)
+    assert str(raised.value) == (
+        "cannot connect to host=127.0.0.1 port=9 user=x: connection refused"
+    )
 
 
 def test_no_password_or_patient_value_in_logs_metadata_or_audit(tmp_path, database, buckets):

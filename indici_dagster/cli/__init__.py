@@ -128,7 +128,7 @@ def bootstrap(args: argparse.Namespace, settings: Settings) -> int:
     import psycopg2
 
     from indici_dagster.core.bootstrap import BootstrapError, bootstrap_database
-    from indici_dagster.core.warehouse import mask_dsn
+    from indici_dagster.core.dsn import describe_dsn
 
     admin_dsn = args.admin_dsn or os.environ.get("INDICI_ADMIN_DSN", "").strip()
     if not admin_dsn:
@@ -150,7 +150,7 @@ def bootstrap(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     for action in actions:
         print(action)
-    print(f"bootstrapped {mask_dsn(admin_dsn)}")
+    print(f"bootstrapped {describe_dsn(admin_dsn, 'INDICI_ADMIN_DSN')}")
     return 0
 
 

@@ -17,8 +17,9 @@ RPT_SCHEMA = "rpt"
 AUDIT_TABLE = "auditlog"
 LEDGER_TABLE = "landing_ledger"
 ROW_COUNTS_TABLE = "table_row_counts"
+LOCKS_TABLE = "pipeline_locks"
 
-PIPELINE_TABLES = frozenset({AUDIT_TABLE, LEDGER_TABLE, ROW_COUNTS_TABLE})
+PIPELINE_TABLES = frozenset({AUDIT_TABLE, LEDGER_TABLE, ROW_COUNTS_TABLE, LOCKS_TABLE})
 """The pipeline's own tables in `indici_staging`; no rule may name its table like one."""
 PIPELINE_RELATIONS = PIPELINE_TABLES | {
     f"{AUDIT_TABLE}_id_seq",
@@ -28,6 +29,7 @@ PIPELINE_RELATIONS = PIPELINE_TABLES | {
     f"{LEDGER_TABLE}_pkey",
     f"{LEDGER_TABLE}_outcome_idx",
     f"{ROW_COUNTS_TABLE}_pkey",
+    f"{LOCKS_TABLE}_pkey",
 }
 """Every relation (table, index, sequence) the pipeline creates for itself in `indici_staging`
 (a test compares it with the catalog): a dataset's table must not take one of these names."""
@@ -296,3 +298,21 @@ def replace_static_snapshot(table: str, columns: Sequence[str]) -> sql.Composed:
     ).format(
         rpt=qualified(RPT_SCHEMA, table), staging=qualified(STAGING_SCHEMA, table), names=names
     )
+
+
+CREATE_LOCKS_TABLE = sql.SQL(
+    "CREATE TABLE IF NOT EXISTS {} (name text PRIMARY KEY, first_locked_at timestamptz "
+    "NOT NULL DEFAULT now())"
+).format(qualified(STAGING_SCHEMA, LOCKS_TABLE))
+"""One row per name the pipeline serialises work on (a table, or the catalog)."""
+
+TAKE_LOCK = sql.SQL(
+    "SELECT set_config('lock_timeout', %(timeout)s, true); "
+    "INSERT INTO {locks} (name) VALUES (%(name)s) ON CONFLICT DO NOTHING; "
+    "SELECT 1 FROM {locks} WHERE name = %(name)s FOR UPDATE"
+).format(locks=qualified(STAGING_SCHEMA, LOCKS_TABLE))
+"""Set the transaction's `lock_timeout`, then lock the row of `name` in `pipeline_locks` until
+the transaction ends (inserting it first if it is new). Three statements in one round trip;
+the last takes a fresh snapshot, so it sees a row another transaction inserted and committed
+while this one waited. Locking a row takes UPDATE on the table, and no role but the writer may
+even see the schema, so the reader cannot take (and hold) the pipeline's locks."""

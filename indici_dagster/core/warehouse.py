@@ -1,8 +1,9 @@
 """The Postgres warehouse: connections, tables, staging loads and rpt upserts.
 
 Each file's staging load and each window's rpt upsert is one transaction that also writes its
-audit rows, serialised per table with an advisory lock, so a replay, a crash or a concurrent run
-can never leave half a file or a doubled row behind.
+audit rows, serialised per table with a row lock in `indici_staging.pipeline_locks` (which only the
+writer can take, and waits at most `lock_timeout`), so a replay, a crash or a concurrent run can
+never leave half a file or a doubled row behind.
 """
 
 import contextlib
@@ -31,6 +32,7 @@ from indici_dagster.core.audit import (
     Step,
     write_audit_entries,
 )
+from indici_dagster.core.dsn import connect
 from indici_dagster.core.filenames import LandedFileName
 from indici_dagster.core.naming import InvalidIdentifierError, to_identifier
 from indici_dagster.core.parquet import (
@@ -54,14 +56,17 @@ APPLICATION_NAME = "indici-dagster"
 log = logging.getLogger(__name__)
 
 
+DEFAULT_LOCK_TIMEOUT = "10min"
+"""How long a load, upsert or catalog change waits for any lock before it fails (and is retried):
+longer than the pipeline's own longest hold of a table (a big upsert), far shorter than forever."""
+
+
+class LockTimeoutError(psycopg2.OperationalError):
+    """A lock was not granted within `lock_timeout`; infrastructure, so the step is retried."""
+
+
 class FileLoadError(RuntimeError):
     """A file that could not be loaded; the message is safe to log (no values, no secrets)."""
-
-
-def mask_dsn(dsn: str) -> str:
-    """Return `dsn` with any password replaced by `***`, for logs and the UI."""
-    masked = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", dsn)
-    return re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", masked, flags=re.I)
 
 
 @dataclass(frozen=True)
@@ -207,23 +212,25 @@ def _describe_database_error(
 class Warehouse:
     """A Postgres database holding `indici_staging` and `rpt`."""
 
-    def __init__(self, dsn: str, timezone: str, *, upsert_work_mem: str = "512MB") -> None:
+    def __init__(
+        self,
+        dsn: str,
+        timezone: str,
+        *,
+        upsert_work_mem: str = "512MB",
+        lock_timeout: str = DEFAULT_LOCK_TIMEOUT,
+    ) -> None:
         self._dsn = dsn
+        self.lock_timeout = lock_timeout
         self._sessions = threading.local()
         self._staging_columns: dict[str, dict[str, str]] = {}
         self.timezone = ZoneInfo(timezone).key  # validates the zone name
         self.upsert_work_mem = upsert_work_mem
 
     def _connect(self) -> psycopg2.extensions.connection:
-        try:
-            # binary COPY sends text as UTF-8 bytes, whatever PGCLIENTENCODING says
-            connection = psycopg2.connect(
-                self._dsn, application_name=APPLICATION_NAME, client_encoding="UTF8"
-            )
-        except psycopg2.OperationalError as error:
-            raise psycopg2.OperationalError(
-                f"cannot connect to {mask_dsn(self._dsn)}: {_first_line(error)}"
-            ) from None
+        # binary COPY sends text as UTF-8 bytes, whatever PGCLIENTENCODING says; a failure
+        # names only host, port, database and user (`ConnectionFailedError`)
+        connection = connect(self._dsn, application_name=APPLICATION_NAME, client_encoding="UTF8")
         with connection.cursor() as cursor:
             cursor.execute("SET TIME ZONE %s", (self.timezone,))
         connection.commit()
@@ -273,19 +280,35 @@ class Warehouse:
             self._close_load_session()
 
     def ensure_catalog(self) -> None:
-        """Create the schemas, the audit log and the landing ledger if they do not exist."""
-        from indici_dagster.core.ledger import CREATE_LEDGER_TABLE
+        """Create the schemas and the pipeline's own tables (audit log, ledger, row counts,
+        locks) where they are missing; leave alone those another role owns.
 
-        with self.connection() as connection, connection.cursor() as cursor:
-            _lock(cursor, "catalog")
-            for schema in (statements.STAGING_SCHEMA, statements.RPT_SCHEMA):
-                cursor.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,))
-                if cursor.fetchone() is None:
-                    cursor.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-            cursor.execute(CREATE_AUDIT_TABLE)
-            cursor.execute(CREATE_LEDGER_TABLE)
-            cursor.execute(CREATE_ROW_COUNTS_TABLE)
-            connection.commit()
+        After `indici bootstrap` every one exists, owned by the owner role, and nothing is
+        done. Without it (a laptop's server) the writer creates them itself. Concurrent calls
+        need no lock: one that loses a race to create an object sees it exist and tries again.
+        """
+        for attempt in range(3):
+            with self.connection() as connection, connection.cursor() as cursor:
+                cursor.execute("SELECT set_config('lock_timeout', %s, false)", (self.lock_timeout,))
+                try:
+                    _create_catalog(cursor)
+                except (
+                    psycopg2.errors.UniqueViolation,
+                    psycopg2.errors.DuplicateObject,
+                    psycopg2.errors.DuplicateTable,
+                ):
+                    if attempt == 2:
+                        raise
+                    continue  # a concurrent call created it first: look again
+                except psycopg2.errors.LockNotAvailable:
+                    pass  # raised below, outside the handler
+                else:
+                    connection.commit()
+                    return
+            raise LockTimeoutError(
+                f"the pipeline's catalog in schema {statements.STAGING_SCHEMA} stayed locked "
+                f"for longer than lock_timeout ({self.lock_timeout})"
+            )
 
     def write_audit(self, entries: Sequence[AuditEntry]) -> None:
         """Write audit rows in their own transaction."""
@@ -299,7 +322,7 @@ class Warehouse:
         For after rows were changed by hand; returns the count of each schema's table.
         """
         with self.connection() as connection, connection.cursor() as cursor:
-            _lock(cursor, table)
+            _lock(cursor, table, self.lock_timeout)
             counts = {
                 schema: recount(cursor, schema, table)
                 for schema in (statements.STAGING_SCHEMA, statements.RPT_SCHEMA)
@@ -372,7 +395,7 @@ class Warehouse:
 
         Returns how many rows were dropped, and whether the table was created just now.
         """
-        _lock(cursor, table)
+        _lock(cursor, table, self.lock_timeout)
         created = self._ensure_staging_table(cursor, table, plan.columns)
         start_counting(cursor, statements.STAGING_SCHEMA, table)
         if created:
@@ -496,7 +519,7 @@ class Warehouse:
         (with the statement's own inserted/updated counts) commit in the same transaction.
         """
         with self.connection() as connection, connection.cursor() as cursor:
-            _lock(cursor, rule.table)
+            _lock(cursor, rule.table, self.lock_timeout)
             if not _table_exists(cursor, statements.STAGING_SCHEMA, rule.table):
                 return []
             if rule.is_static:
@@ -641,9 +664,54 @@ class Warehouse:
         return results
 
 
-def _lock(cursor: Cursor, name: str) -> None:
-    """Serialise work on one table (or the catalog) across processes until the transaction ends."""
-    cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"indici_dagster:{name}",))
+def _lock(cursor: Cursor, name: str, timeout: str) -> None:
+    """Serialise work on one table across processes until the transaction ends.
+
+    Locks the table's row in `indici_staging.pipeline_locks`, which only the writer (and its
+    owner role) may lock: unlike an advisory lock, no reader or other role can take it to stall
+    the pipeline. Sets the transaction's `lock_timeout` to `timeout`, so this and every later
+    statement of the transaction waits at most that long for a lock; this wait failing raises
+    `LockTimeoutError` naming the table (infrastructure: the step is retried).
+    """
+    try:
+        cursor.execute(statements.TAKE_LOCK, {"timeout": timeout, "name": name})
+    except psycopg2.errors.LockNotAvailable:
+        pass  # raised below, outside the handler: the database's text is not kept
+    else:
+        return
+    raise LockTimeoutError(
+        f"table {name}: the pipeline's lock on it was not granted within lock_timeout "
+        f"({timeout}); another load or upsert of the table still holds it"
+    )
+
+
+def _create_catalog(cursor: Cursor) -> None:
+    """Create the schemas and each pipeline table that is missing, or that this role owns (its
+    statements are idempotent); skip a table another role owns (bootstrap's owner role)."""
+    for schema in (statements.STAGING_SCHEMA, statements.RPT_SCHEMA):
+        cursor.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,))
+        if cursor.fetchone() is None:
+            cursor.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    for table, statement in catalog_statements():
+        cursor.execute(
+            "SELECT pg_has_role(relowner, 'USAGE') FROM pg_class WHERE oid = to_regclass(%s)",
+            (f'"{statements.STAGING_SCHEMA}"."{table}"',),
+        )
+        row = cursor.fetchone()
+        if row is None or row[0]:
+            cursor.execute(statement)
+
+
+def catalog_statements() -> list[tuple[str, sql.Composable]]:
+    """(table, CREATE ... IF NOT EXISTS) for each of the pipeline's own tables in staging."""
+    from indici_dagster.core.ledger import CREATE_LEDGER_TABLE
+
+    return [
+        (statements.AUDIT_TABLE, CREATE_AUDIT_TABLE),
+        (statements.LEDGER_TABLE, CREATE_LEDGER_TABLE),
+        (statements.ROW_COUNTS_TABLE, CREATE_ROW_COUNTS_TABLE),
+        (statements.LOCKS_TABLE, statements.CREATE_LOCKS_TABLE),
+    ]
 
 
 def _read_staging_through_brin(cursor: Cursor) -> None:
