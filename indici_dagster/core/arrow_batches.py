@@ -21,8 +21,8 @@ from indici_dagster.core.parquet import (
     CopyStream,
     TargetColumn,
     ValueCastError,
+    int96_columns,
     reject_unsupported,
-    reject_wrapping_int96,
 )
 from indici_dagster.core.parquet_budget import DEFAULT_LIMITS, ReadLimits, plan_reads, read_batches
 
@@ -265,9 +265,10 @@ class StagingBatches:
             pa.scalar(source_ts, pa.timestamp("us", tz="UTC")),
             pa.scalar(run_id, pa.string()),
         ]
-        reject_wrapping_int96(self._file)
         source = getattr(self._file, "source", None)  # set by open_parquet
         plan = plan_reads(self._file, self._batch_rows, self._limits, source)
+        int96 = [name for name in int96_columns(self._file) if name in sources]
+        pg_ranges.check_int96_range(self._file, source, int96)
         batches = read_batches(self._file, sources, plan, self._limits)
         produced = 0
         for batch in batches:

@@ -81,13 +81,12 @@ def open_parquet(handle: BinaryIO) -> pq.ParquetFile:
     return parquet_file
 
 
-def reject_wrapping_int96(parquet_file: pq.ParquetFile) -> None:
-    """Raise `UnreadableParquetError` if an INT96 column of this opened file decodes at
-    nanoseconds: its values outside 1677-2262 would wrap to other dates, undetectably.
-
-    `open_parquet` never opens a file that way; this stops any other opener.
-    """
+def int96_columns(parquet_file: pq.ParquetFile) -> list[str]:
+    """The file's top-level INT96 columns. Raises `UnreadableParquetError` if one decodes at
+    nanoseconds, where values outside 1677-2262 wrap to other dates, undetectably
+    (`open_parquet` never opens a file that way; this stops any other opener)."""
     schema = parquet_file.schema_arrow
+    names = []
     for index in range(len(parquet_file.schema)):
         column = parquet_file.schema.column(index)
         if column.physical_type != "INT96" or column.path not in schema.names:
@@ -98,6 +97,8 @@ def reject_wrapping_int96(parquet_file: pq.ParquetFile) -> None:
                 f"INT96 column {column.path!r} was opened at nanoseconds, where dates outside "
                 f"1677-2262 wrap; open the file with open_parquet ({INT96_UNIT})"
             )
+        names.append(column.path)
+    return names
 
 
 def summarise(parquet_file: pq.ParquetFile) -> ParquetSummary:

@@ -28,7 +28,7 @@ _MIN_VALUE_BYTES = 16
 class ReadLimits:
     """The decoding limits of one file."""
 
-    batch_bytes: int = 64 * MIB
+    batch_bytes: int = 16 * MIB
     """Decoded bytes one record batch is sized for; a batch measured over `MEASURED_SLACK`
     times this fails its file."""
     file_floor_bytes: int = 256 * MIB
@@ -61,7 +61,7 @@ class ReadPlan:
 
 
 def _mib(size: float) -> str:
-    return f"{size / MIB:,.1f} MiB"
+    return f"{size / MIB:,.1f} MiB" if size >= MIB else f"{size / 1024:,.1f} KiB"
 
 
 def _leaves(arrow_type: pa.DataType) -> int:

@@ -5,10 +5,19 @@ counts from 2000-01-01, and a value near the ends of Arrow's range would overflo
 subtraction into another, valid-looking date.
 """
 
+from collections.abc import Sequence
+from typing import BinaryIO
+
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
-from indici_dagster.core.parquet import TargetColumn, ValueCastError
+from indici_dagster.core.parquet import (
+    READ_BUFFER_BYTES,
+    TargetColumn,
+    UnreadableParquetError,
+    ValueCastError,
+)
 
 UNIX_EPOCH_JULIAN_DAY = 2_440_588
 TIMESTAMP_MIN_MICROS = -210_866_803_200_000_000
@@ -18,6 +27,9 @@ DATE_MIN_DAYS = -UNIX_EPOCH_JULIAN_DAY
 """4714-11-24 BC (Julian day 0), in days since 1970."""
 DATE_END_DAYS = 2_147_483_494 - UNIX_EPOCH_JULIAN_DAY
 """5874898-01-01, the first date past Postgres's range, in days since 1970."""
+INT96_END_MILLIS = (2**63 - 1) // 1000
+"""The first millisecond count whose microseconds may not fit in int64 (294247 AD)."""
+_INT96_CHECK_ROWS = 65_536
 
 
 class ValueOutOfRangeError(ValueCastError):
@@ -56,3 +68,41 @@ def check_range(array: pa.Array, column: TargetColumn, first_row: int) -> None:
         return
     if index is not None:
         raise ValueOutOfRangeError(column.source or column.name, column.type, first_row + index)
+
+
+def check_int96_range(
+    parquet_file: pq.ParquetFile, source: BinaryIO | None, columns: Sequence[str]
+) -> None:
+    """Raise `ValueOutOfRangeError` for the first INT96 value of `columns` that microseconds
+    cannot hold or Postgres cannot store.
+
+    An INT96 day number reaches 11 million years; converted to microseconds, days beyond
+    294247 AD wrap to other, valid-looking dates. A second reader of the same handle reads
+    these columns at milliseconds, where no INT96 value wraps, and checks every one before
+    the microseconds are used.
+    """
+    if not columns:
+        return
+    if source is None:
+        raise UnreadableParquetError(
+            f"INT96 columns {sorted(columns)} can be range-checked only in a file opened by "
+            "open_parquet"
+        )
+    reader = pq.ParquetFile(
+        source,
+        metadata=parquet_file.metadata,
+        buffer_size=READ_BUFFER_BYTES,
+        pre_buffer=False,
+        coerce_int96_timestamp_unit="ms",
+    )
+    first_row = 1
+    batches = reader.iter_batches(
+        batch_size=_INT96_CHECK_ROWS, columns=list(columns), use_threads=False
+    )
+    for batch in batches:
+        for name, array in zip(batch.schema.names, batch.columns, strict=True):
+            millis = array.view(pa.int64())
+            index = _first_outside(millis, TIMESTAMP_MIN_MICROS // 1000, INT96_END_MILLIS)
+            if index is not None:
+                raise ValueOutOfRangeError(name, "timestamp", first_row + index)
+        first_row += batch.num_rows
