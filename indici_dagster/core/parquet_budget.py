@@ -87,37 +87,45 @@ def _leaf_names(parquet_file: pq.ParquetFile) -> list[str]:
     return names
 
 
-def _longest_dictionary_values(
-    parquet_file: pq.ParquetFile, source: BinaryIO | None, group: int, columns: Sequence[str]
-) -> dict[str, int]:
-    """Bytes of the longest dictionary value of each of `columns` in row group `group`.
+class _DictionaryPeek:
+    """A second reader of the file's handle that keeps dictionaries encoded, opened once."""
 
-    Only the dictionary page and the first data page are read, through a second reader of the
-    same handle that keeps dictionaries encoded.
-    """
-    longest: dict[str, int] = {}
-    if source is None or not columns:
+    def __init__(self, parquet_file: pq.ParquetFile, source: BinaryIO | None) -> None:
+        self._file, self._source = parquet_file, source
+        self._reader: pq.ParquetFile | None = None
+        self._columns: list[str] = []
+
+    def longest_values(self, group: int, columns: Sequence[str]) -> dict[str, int]:
+        """Bytes of the longest dictionary value of each of `columns` in row group `group`;
+        columns it could not tell are left out. Reads only their dictionary and first pages."""
+        longest: dict[str, int] = {}
+        if self._source is None or not columns:
+            return longest
+        try:
+            wanted = sorted(set(self._columns) | set(columns))
+            if self._reader is None or wanted != self._columns:
+                self._columns = wanted
+                self._reader = pq.ParquetFile(
+                    self._source,
+                    metadata=self._file.metadata,
+                    read_dictionary=wanted,
+                    buffer_size=MIB,
+                    pre_buffer=False,
+                    coerce_int96_timestamp_unit="us",
+                )
+            batches = self._reader.iter_batches(
+                batch_size=1, row_groups=[group], columns=list(columns), use_threads=False
+            )
+            batch = next(batches, None)
+        except (pa.ArrowException, OSError, ValueError):
+            return longest  # the caller counts the whole column chunk instead
+        if batch is None:
+            return longest
+        for name, array in zip(batch.schema.names, batch.columns, strict=True):
+            if pa.types.is_dictionary(array.type) and len(array.dictionary):
+                lengths = pc.binary_length(array.dictionary)
+                longest[name] = int(pc.max(lengths).as_py() or 0)
         return longest
-    try:
-        peek = pq.ParquetFile(
-            source,
-            metadata=parquet_file.metadata,
-            read_dictionary=list(columns),
-            buffer_size=MIB,
-            pre_buffer=False,
-            coerce_int96_timestamp_unit="us",
-        )
-        batches = peek.iter_batches(batch_size=1, row_groups=[group], columns=list(columns))
-        batch = next(batches, None)
-    except (pa.ArrowException, OSError, ValueError):
-        return longest  # the caller counts the whole column chunk instead
-    if batch is None:
-        return longest
-    for name, array in zip(batch.schema.names, batch.columns, strict=True):
-        if pa.types.is_dictionary(array.type) and len(array.dictionary):
-            lengths = pc.binary_length(array.dictionary)
-            longest[name] = int(pc.max(lengths).as_py() or 0)
-    return longest
 
 
 def plan_reads(
@@ -155,9 +163,10 @@ def plan_reads(
             f"{_mib(largest[1])} in one row group); nothing of this file was loaded"
         )
     batch_rows = []
+    peek = _DictionaryPeek(parquet_file, source)
     for group in range(metadata.num_row_groups):
         rows = metadata.row_group(group).num_rows
-        widths = _row_widths(parquet_file, source, group, names, limits.batch_bytes // max_rows)
+        widths = _row_widths(parquet_file, peek, group, names, max_rows, limits)
         row_bytes = sum(widths.values())
         if row_bytes > limits.batch_bytes:
             widest = max(widths, key=widths.__getitem__)
@@ -173,14 +182,17 @@ def plan_reads(
 
 def _row_widths(
     parquet_file: pq.ParquetFile,
-    source: BinaryIO | None,
+    peek: _DictionaryPeek,
     group: int,
     names: list[str],
-    small_chunk: int,
+    max_rows: int,
+    limits: ReadLimits,
 ) -> dict[str, float]:
     """Decoded bytes one row of each column of row group `group` may take."""
     row_group = parquet_file.metadata.row_group(group)
     rows = max(row_group.num_rows, 1)
+    # a chunk no bigger than this cannot take more than its share of a batch, however encoded
+    small_chunk = limits.batch_bytes // max(row_group.num_columns, 1) // min(rows, max_rows)
     widths: dict[str, float] = {}
     worst: dict[str, int] = {}
     dictionaries: list[str] = []
@@ -196,7 +208,7 @@ def _row_widths(
         elif encodings & _DICTIONARY_ENCODINGS:
             worst[name] = worst.get(name, 0) + size
             dictionaries.append(name)
-    longest = _longest_dictionary_values(parquet_file, source, group, sorted(set(dictionaries)))
+    longest = peek.longest_values(group, sorted(set(dictionaries)))
     for name, size in worst.items():
         value = longest.get(name, size) if name in dictionaries else size
         widths[name] = max(widths[name], value + _MIN_VALUE_BYTES)
