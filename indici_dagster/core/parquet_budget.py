@@ -7,7 +7,8 @@ of each column chunk, `num_rows` of each row group) and each dictionary's longes
 the batch size of each row group, so that one batch stays near `ReadLimits.batch_bytes`; a file
 whose footer already exceeds the limits fails before its data is read. While reading, the
 decoded size of every batch and the running total of the file are measured and checked again,
-so a footer that understates its sizes is stopped too.
+so a footer that understates its sizes fails the file at its first batch over the limits; that
+one batch (Arrow decompresses a whole page at once) is decoded before it can be measured.
 """
 
 from collections.abc import Iterator, Sequence
