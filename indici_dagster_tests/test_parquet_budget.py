@@ -35,7 +35,7 @@ def rows_read(opened, read_plan, limits: ReadLimits = DEFAULT_LIMITS) -> list[in
 def test_an_ordinary_file_keeps_full_batches():
     _, read_plan = plan(patients([(i, f"Family{i}") for i in range(50_000)]))
 
-    assert read_plan.batch_rows == (COPY_BATCH_ROWS,)
+    assert read_plan.batch_rows(0) == COPY_BATCH_ROWS
 
 
 def test_a_dictionary_with_one_long_value_shrinks_batches_to_fit_that_value_on_every_row():
@@ -45,7 +45,7 @@ def test_a_dictionary_with_one_long_value_shrinks_batches_to_fit_that_value_on_e
     opened, read_plan = plan(data)
 
     row_bytes = 100_000 + 16 + 16
-    assert read_plan.batch_rows == (16 * MIB // row_bytes,)
+    assert read_plan.batch_rows(0) == 16 * MIB // row_bytes
     assert rows_read(opened, read_plan) == list(range(50_000))
 
 
@@ -57,7 +57,7 @@ def test_without_the_handle_a_dictionary_counts_as_its_whole_column_chunk():
 
     read_plan = plan_reads(bare, COPY_BATCH_ROWS)
 
-    assert read_plan.batch_rows == (16 * MIB // (chunk + 16),)
+    assert read_plan.batch_rows(0) == 16 * MIB // (chunk + 16)
 
 
 def test_a_delta_byte_array_column_counts_as_its_whole_column_chunk():
@@ -68,7 +68,7 @@ def test_a_delta_byte_array_column_counts_as_its_whole_column_chunk():
     opened, read_plan = plan(data)
     chunk = opened.metadata.row_group(0).column(0).total_uncompressed_size
 
-    assert read_plan.batch_rows == (16 * MIB // (chunk + 16),)
+    assert read_plan.batch_rows(0) == 16 * MIB // (chunk + 16)
     assert rows_read(opened, read_plan) == values
 
 
@@ -76,7 +76,7 @@ def test_a_row_wider_than_a_batch_fails_naming_row_group_and_column_before_decod
     data = foreign_parquet.dictionary_bomb(rows=3, value_bytes=2 * MIB)
 
     with pytest.raises(FileTooLargeError) as raised:
-        plan(data, ReadLimits(batch_bytes=1 * MIB))
+        plan(data, ReadLimits(batch_bytes=1 * MIB))[1].batch_rows(0)
 
     assert "row group 0: one row may decode to 2.0 MiB (column 'FamilyName'" in str(raised.value)
 
@@ -101,7 +101,7 @@ def test_a_batch_far_over_its_footer_estimate_fails_when_measured():
     with pytest.raises(FileTooLargeError) as raised:
         rows_read(opened, read_plan, limits)
 
-    assert f"rows 1 to {read_plan.batch_rows[0]} decode to" in str(raised.value)
+    assert f"rows 1 to {read_plan.batch_rows(0)} decode to" in str(raised.value)
 
 
 def test_batches_of_row_groups_with_different_widths_keep_every_row_in_order():
@@ -114,6 +114,17 @@ def test_batches_of_row_groups_with_different_widths_keep_every_row_in_order():
         writer.write_table(narrow.set_column(0, "ID", pa.array(range(31_000, 61_000))))
     opened, read_plan = plan(sink.getvalue())
 
-    assert read_plan.batch_rows[0] == read_plan.batch_rows[2] == COPY_BATCH_ROWS
-    assert read_plan.batch_rows[1] < 1_000
+    assert read_plan.batch_rows(0) == read_plan.batch_rows(2) == COPY_BATCH_ROWS
+    assert read_plan.batch_rows(1) < 1_000
     assert rows_read(opened, read_plan) == list(range(61_000))
+
+
+def test_small_row_groups_are_read_together_in_full_batches():
+    sink = io.BytesIO()
+    table = pa.table({"ID": range(40_000)})
+    pq.write_table(table, sink, row_group_size=1_000)
+    opened, read_plan = plan(sink.getvalue())
+
+    sizes = [b.num_rows for b in read_batches(opened, ["ID"], read_plan)]
+
+    assert sizes == [COPY_BATCH_ROWS, COPY_BATCH_ROWS, 40_000 - 2 * COPY_BATCH_ROWS]

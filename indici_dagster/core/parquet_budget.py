@@ -53,14 +53,6 @@ class FileTooLargeError(ValueError):
     """A file that would decode to more than its limits allow; names what, never a value."""
 
 
-@dataclass(frozen=True)
-class ReadPlan:
-    """How to read one file: rows per batch for each row group, and its decoded-bytes budget."""
-
-    batch_rows: tuple[int, ...]
-    file_bytes: int
-
-
 def _mib(size: float) -> str:
     return f"{size / MIB:,.1f} MiB" if size >= MIB else f"{size / 1024:,.1f} KiB"
 
@@ -134,15 +126,12 @@ def plan_reads(
     max_rows: int,
     limits: ReadLimits = DEFAULT_LIMITS,
     source: BinaryIO | None = None,
-) -> ReadPlan:
-    """Size each row group's batches from the footer; raise `FileTooLargeError` if it cannot.
+) -> "ReadPlan":
+    """Check the file's footer against `limits` and return how to read it.
 
-    A row group's batch holds at most `max_rows` rows, and fewer when its rows are wide, so
-    that it decodes to about `limits.batch_bytes`. A dictionary-encoded string column counts
-    each row as its dictionary's longest value (read from `source` when given, otherwise the
-    whole column chunk), a DELTA_BYTE_ARRAY column as its whole column chunk: those encodings
-    can repeat a long value on every row. Fails when the footer's uncompressed sizes exceed
-    `limits.file_bytes` of the stored sizes, or when one row alone exceeds a batch.
+    Raises `FileTooLargeError` when the footer's uncompressed sizes exceed `limits.file_bytes`
+    of its stored sizes. Batch sizes are decided per row group as reading reaches it (see
+    `ReadPlan.batch_rows`), so looking at its dictionaries overlaps the loading of earlier rows.
     """
     metadata = parquet_file.metadata
     names = _leaf_names(parquet_file)
@@ -163,22 +152,71 @@ def plan_reads(
             f"the limit of {_mib(budget)} (largest: column {largest[0]!r}, "
             f"{_mib(largest[1])} in one row group); nothing of this file was loaded"
         )
-    batch_rows = []
     peek = _DictionaryPeek(parquet_file, source)
-    for group in range(metadata.num_row_groups):
-        rows = metadata.row_group(group).num_rows
-        widths = _row_widths(parquet_file, peek, group, names, max_rows, limits)
-        row_bytes = sum(widths.values())
-        if row_bytes > limits.batch_bytes:
-            widest = max(widths, key=widths.__getitem__)
-            raise FileTooLargeError(
-                f"row group {group}: one row may decode to {_mib(row_bytes)} (column "
-                f"{widest!r}: {_mib(widths[widest])}), over the limit of "
-                f"{_mib(limits.batch_bytes)} per batch; nothing of this file was loaded"
-            )
-        fitting = max(1, limits.batch_bytes // max(row_bytes, 1))
-        batch_rows.append(max(1, min(max_rows, rows, fitting)))
-    return ReadPlan(tuple(batch_rows), budget)
+    return ReadPlan(parquet_file, names, max_rows, limits, peek, budget)
+
+
+class ReadPlan:
+    """How to read one file: its decoded-bytes budget, and rows per batch for each row group."""
+
+    def __init__(
+        self,
+        parquet_file: pq.ParquetFile,
+        names: list[str],
+        max_rows: int,
+        limits: ReadLimits,
+        peek: _DictionaryPeek,
+        file_bytes: int,
+    ) -> None:
+        self._file, self._names, self._max_rows = parquet_file, names, max_rows
+        self._limits, self._peek = limits, peek
+        self._batch_rows: dict[int, int] = {}
+        self.file_bytes = file_bytes
+        """Decoded bytes the whole file may reach."""
+
+    def batch_rows(self, group: int) -> int:
+        """Rows per batch in row group `group`: at most `max_rows`, fewer when its rows are
+        wide, so that a batch decodes to about `limits.batch_bytes`.
+
+        A dictionary-encoded string column counts each row as its dictionary's longest value
+        (read through the file's handle when known, otherwise the whole column chunk), a
+        DELTA_BYTE_ARRAY column as its whole column chunk: those encodings can repeat a long
+        value on every row. Raises `FileTooLargeError` when one row alone exceeds a batch.
+        """
+        if group not in self._batch_rows:
+            limits = self._limits
+            widths = _row_widths(self._file, self._peek, group, self._names, self._max_rows, limits)
+            row_bytes = sum(widths.values())
+            if row_bytes > limits.batch_bytes:
+                widest = max(widths, key=widths.__getitem__)
+                raise FileTooLargeError(
+                    f"row group {group}: one row may decode to {_mib(row_bytes)} (column "
+                    f"{widest!r}: {_mib(widths[widest])}), over the limit of "
+                    f"{_mib(limits.batch_bytes)} per batch; nothing of this file was loaded"
+                )
+            fitting = limits.batch_bytes // max(int(row_bytes), 1)
+            self._batch_rows[group] = max(1, min(self._max_rows, fitting))
+        return self._batch_rows[group]
+
+    def runs(self) -> Iterator[tuple[int, list[int]]]:
+        """Row groups to read together, with their batch size. A row group of a batch or more
+        is read alone, its batch size decided as reading reaches it; consecutive smaller ones
+        of one batch size are read together, so their batches are not cut short."""
+        metadata = self._file.metadata
+        group = 0
+        while group < metadata.num_row_groups:
+            size, groups = self.batch_rows(group), [group]
+            small = metadata.row_group(group).num_rows < size
+            group += 1
+            while (
+                small
+                and group < metadata.num_row_groups
+                and metadata.row_group(group).num_rows < size
+                and self.batch_rows(group) == size
+            ):
+                groups.append(group)
+                group += 1
+            yield size, groups
 
 
 def _row_widths(
@@ -224,12 +262,13 @@ def read_batches(
 ) -> Iterator[pa.RecordBatch]:
     """The file's rows in record batches sized by `plan`, each measured as it is decoded.
 
-    Raises `FileTooLargeError` when a batch decodes to more than `MEASURED_SLACK` times
-    `limits.batch_bytes`, or the batches so far to more than `plan.file_bytes`.
+    Raises `FileTooLargeError` when a row group's rows are too wide for a batch, a batch
+    decodes to more than `MEASURED_SLACK` times `limits.batch_bytes`, or the batches so far to
+    more than `plan.file_bytes`.
     """
     total = 0
     first_row = 1
-    for rows, groups in _runs(plan.batch_rows):
+    for rows, groups in plan.runs():
         # one column at a time: Postgres has the other core, and memory stays flat
         batches = parquet_file.iter_batches(
             batch_size=rows, row_groups=groups, columns=list(columns), use_threads=False
@@ -252,12 +291,3 @@ def read_batches(
                 )
             first_row = last_row + 1
             yield batch
-
-
-def _runs(batch_rows: Sequence[int]) -> Iterator[tuple[int, list[int]]]:
-    """Consecutive row groups with one batch size, read together so batches span them."""
-    start = 0
-    for index in range(1, len(batch_rows) + 1):
-        if index == len(batch_rows) or batch_rows[index] != batch_rows[start]:
-            yield batch_rows[start], list(range(start, index))
-            start = index
