@@ -242,7 +242,7 @@ DAMAGED = {
     "Patients_20261124_040000.parquet": ("not Parquet", "not a readable Parquet file"),
     "Patients_20261124_050000.parquet": ("zero bytes", "not a readable Parquet file"),
     "Patients_20261124_060000.parquet": ("zero columns", "no columns"),
-    "Patients_20261124_070000.parquet": ("footer claims 2 GB", "could not be decoded"),
+    "Patients_20261124_070000.parquet": ("footer claims 2 GB", "over the limit of"),
     "Patients_20261124_080000.parquet": ("footer length claims 2 GB", "not a readable Parquet"),
 }
 ODD_KEYS = {

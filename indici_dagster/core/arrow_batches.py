@@ -15,14 +15,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from indici_dagster.core import pg_binary
+from indici_dagster.core import pg_binary, pg_ranges
 from indici_dagster.core.parquet import (
     CopyStream,
     TargetColumn,
     UnsupportedColumnTypeError,
     ValueCastError,
+    int96_columns,
     reject_unsupported,
 )
+from indici_dagster.core.parquet_budget import DEFAULT_LIMITS, ReadLimits, plan_reads, read_batches
 from indici_dagster.core.types import METADATA, parse_type
 from indici_dagster.core.wire_forms import BadValueError
 
@@ -74,7 +76,7 @@ def conform(
         return _convert(values, target, timezone) if special is None else special
 
     try:
-        return convert(array)
+        converted = convert(array)
     except BadValueError as error:
         raise ValueCastError(name, column.type, first_row + error.index, error.reason) from None
     except pa.ArrowNotImplementedError:
@@ -85,6 +87,8 @@ def conform(
         index = _first_failing_row(array, convert)
         # not chained: Arrow's own message quotes the offending value
         raise ValueCastError(name, column.type, first_row + index) from None
+    pg_ranges.check_range(converted, column, first_row)
+    return converted
 
 
 def _convert(array: pa.Array, target: pa.DataType, timezone: str) -> pa.Array:
@@ -103,7 +107,7 @@ def _convert(array: pa.Array, target: pa.DataType, timezone: str) -> pa.Array:
                 array = pc.assume_timezone(
                     array, timezone, ambiguous="earliest", nonexistent="earliest"
                 )
-            return _cast(array, target, safe=False)  # nanoseconds: Postgres keeps microseconds
+            return _to_micros(array, target)
         if pa.types.is_date(source) and target.tz:
             return _convert(_cast(array, pa.timestamp("us")), target, timezone)
     if pa.types.is_date(target) and pa.types.is_timestamp(source):
@@ -118,8 +122,15 @@ def _convert(array: pa.Array, target: pa.DataType, timezone: str) -> pa.Array:
     if pa.types.is_decimal(target) and pa.types.is_decimal(source) and source.scale > target.scale:
         array = pc.round(array, ndigits=target.scale)  # Postgres rounds to the column's scale
     if pa.types.is_string(target) and pa.types.is_timestamp(source):
-        return _cast(_cast(array, pa.timestamp("us", tz=source.tz), safe=False), target)
+        return _cast(_to_micros(array, pa.timestamp("us", tz=source.tz)), target)
     return _cast(array, target)
+
+
+def _to_micros(array: pa.Array, target: pa.DataType) -> pa.Array:
+    """A timestamp column at `target`'s microseconds: nanoseconds are truncated (Postgres keeps
+    microseconds; dividing cannot wrap), seconds and milliseconds multiplied with an overflow
+    check (multiplying can wrap)."""
+    return _cast(array, target, safe=array.type.unit != "ns")
 
 
 def _fits(array: pa.Array, target: pa.DataType) -> bool:
@@ -155,6 +166,7 @@ class StagingBatches:
         constants: tuple[str, object, str],
         timezone: str,
         batch_rows: int = COPY_BATCH_ROWS,
+        limits: ReadLimits = DEFAULT_LIMITS,
     ) -> None:
         self._file = parquet_file
         self._columns = list(columns)
@@ -162,6 +174,7 @@ class StagingBatches:
         self._constants = constants
         self._timezone = timezone
         self._batch_rows = batch_rows
+        self._limits = limits
         self.schema = pa.schema(
             [pa.field(c.name, t) for c, t in zip(columns, targets, strict=True)]
             + list(METADATA_SCHEMA)
@@ -224,10 +237,11 @@ class StagingBatches:
         sources = sorted({c.source for c in self._columns if c.source is not None})
         file_name, source_ts, run_id = self._constants
         constants = {"_source_file": file_name, "_source_ts": source_ts, "_run_id": run_id}
-        # one column at a time: Postgres has the other core, and memory stays flat
-        batches = self._file.iter_batches(
-            batch_size=self._batch_rows, columns=sources, use_threads=False
-        )
+        source = getattr(self._file, "source", None)  # set by open_parquet
+        plan = plan_reads(self._file, self._batch_rows, self._limits, source)
+        int96 = [name for name in int96_columns(self._file) if name in sources]
+        pg_ranges.check_int96_range(self._file, source, int96)
+        batches = read_batches(self._file, sources, plan, self._limits)
         produced = 0
         for batch in batches:
             size = batch.num_rows

@@ -15,6 +15,9 @@ import pyarrow.parquet as pq
 from indici_dagster.core.types import inferred_type
 
 READ_BUFFER_BYTES = 1 << 20
+INT96_UNIT = "us"
+"""INT96 timestamps (Spark, Impala) decode at microseconds: every year from 290,000 BC to
+294,000 AD fits, where nanoseconds wrap outside 1677-2262. Postgres keeps microseconds."""
 
 
 class UnreadableParquetError(ValueError):
@@ -49,19 +52,53 @@ class ParquetSummary:
     row_groups: int
 
 
+class LandedParquetFile(pq.ParquetFile):
+    """A Parquet file opened for loading: INT96 at microseconds, and its handle kept, so the
+    reading budget can look at its dictionaries before decoding any data page."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        # a buffered stream decodes column chunks piece by piece instead of whole row groups
+        super().__init__(
+            handle,
+            buffer_size=READ_BUFFER_BYTES,
+            pre_buffer=False,
+            coerce_int96_timestamp_unit=INT96_UNIT,
+        )
+        self.source = handle
+
+
 def open_parquet(handle: BinaryIO) -> pq.ParquetFile:
     """Open a Parquet file from a seekable handle, reading only its footer.
 
     Raises `UnreadableParquetError` for anything that is not a Parquet file with columns.
     """
     try:
-        # a buffered stream decodes column chunks piece by piece instead of whole row groups
-        parquet_file = pq.ParquetFile(handle, buffer_size=READ_BUFFER_BYTES, pre_buffer=False)
+        parquet_file = LandedParquetFile(handle)
     except (pa.ArrowException, OSError, ValueError) as error:
         raise UnreadableParquetError(f"not a readable Parquet file: {error}") from error
     if len(parquet_file.schema_arrow) == 0:
         raise UnreadableParquetError("the Parquet file has no columns")
     return parquet_file
+
+
+def int96_columns(parquet_file: pq.ParquetFile) -> list[str]:
+    """The file's top-level INT96 columns. Raises `UnreadableParquetError` if one decodes at
+    nanoseconds, where values outside 1677-2262 wrap to other dates, undetectably
+    (`open_parquet` never opens a file that way; this stops any other opener)."""
+    schema = parquet_file.schema_arrow
+    names = []
+    for index in range(len(parquet_file.schema)):
+        column = parquet_file.schema.column(index)
+        if column.physical_type != "INT96" or column.path not in schema.names:
+            continue
+        arrow_type = schema.field(column.path).type
+        if pa.types.is_timestamp(arrow_type) and arrow_type.unit == "ns":
+            raise UnreadableParquetError(
+                f"INT96 column {column.path!r} was opened at nanoseconds, where dates outside "
+                f"1677-2262 wrap; open the file with open_parquet ({INT96_UNIT})"
+            )
+        names.append(column.path)
+    return names
 
 
 def summarise(parquet_file: pq.ParquetFile) -> ParquetSummary:

@@ -41,6 +41,7 @@ from indici_dagster.core.parquet import (
     ValueCastError,
     postgres_type_for,
 )
+from indici_dagster.core.parquet_budget import FileTooLargeError
 from indici_dagster.core.row_counts import (
     CREATE_ROW_COUNTS_TABLE,
     add_to_row_count,
@@ -371,7 +372,13 @@ class Warehouse:
             status = Status.STATIC if rule.is_static else Status.SUCCESS
             done = replace(audit, status=status, message=_drift_message(plan))
             rows = self._copy_file(rule, landed, parquet_file, plan, done)
-        except (FileLoadError, ValueCastError, UnsupportedColumnTypeError, RuleError) as error:
+        except (
+            FileLoadError,
+            FileTooLargeError,
+            ValueCastError,
+            UnsupportedColumnTypeError,
+            RuleError,
+        ) as error:
             raise self._failed(audit, str(error)) from None
         except psycopg2.DataError as error:
             message = _describe_database_error(
