@@ -31,13 +31,14 @@ class WarehouseResource(ConfigurableResource):
     dsn: str | None = None
     embedded_dir: str = Settings.pg_dir
     timezone: str = Settings.timezone
+    max_new_columns: int = Settings.max_new_columns
     _warehouse: Warehouse | None = PrivateAttr(default=None)
 
     def get_warehouse(self) -> Warehouse:
         """A `Warehouse` with its catalog (schemas, audit log, ledger) in place."""
         if self._warehouse is None:
             dsn = self.dsn or embedded_dsn(self.embedded_dir)
-            warehouse = Warehouse(dsn, self.timezone)
+            warehouse = Warehouse(dsn, self.timezone, max_new_columns=self.max_new_columns)
             warehouse.ensure_catalog()
             self._warehouse = warehouse
         return self._warehouse
@@ -60,5 +61,6 @@ def build_resources(settings: Settings) -> dict[str, ConfigurableResource]:
             dsn=_from_env(env.PG_DSN, settings.pg_dsn),
             embedded_dir=settings.pg_dir,
             timezone=settings.timezone,
+            max_new_columns=settings.max_new_columns,
         ),
     }

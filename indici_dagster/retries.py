@@ -1,7 +1,9 @@
 """Which failures a step retries: transient ones (network, throttling, a dropped connection).
 
 Failures that no retry can fix (access denied, a missing bucket, a permission the database role
-lacks) fail the step at once with a clear message instead of spending the backoff first.
+lacks, a rpt window whose rows break a constraint) fail the step at once with a clear message
+instead of spending the backoff first. Database and Arrow errors leave the step only as a
+message rebuilt from names (`core.db_errors`), never with their own text.
 """
 
 import contextlib
@@ -10,29 +12,23 @@ from collections.abc import Callable, Iterator
 from typing import ParamSpec, TypeVar
 
 import psycopg2
-import psycopg2.errors
+import pyarrow as pa
 from botocore.exceptions import ClientError, NoCredentialsError
 from dagster import Backoff, Failure, Jitter, RetryPolicy
+
+from indici_dagster.core.db_errors import (
+    PERMANENT_S3_ERRORS,
+    CleanError,
+    ErrorKind,
+    classify,
+    describe_library_error,
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 TRANSIENT_RETRY = RetryPolicy(
     max_retries=3, delay=2, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
-)
-
-PERMANENT_S3_ERRORS = frozenset(
-    {
-        "AccessDenied",
-        "AllAccessDisabled",
-        "InvalidAccessKeyId",
-        "SignatureDoesNotMatch",
-        "NoSuchBucket",
-        "403",
-        "AccessDeniedException",
-        "ResourceNotFoundException",
-        "UnrecognizedClientException",
-    }
 )
 
 
@@ -52,12 +48,12 @@ def fail_fast_on_permanent_errors() -> Iterator[None]:
         raise
     except NoCredentialsError:
         raise Failure(description="no AWS credentials found", allow_retries=False) from None
-    except (psycopg2.errors.InsufficientPrivilege, psycopg2.errors.InvalidSchemaName) as error:
-        primary = (error.diag.message_primary or type(error).__name__).split(":")[0]
-        raise Failure(
-            description=f"the database refused the pipeline's role: {primary}",
-            allow_retries=False,
-        ) from None
+    except (psycopg2.Error, pa.ArrowException, CleanError) as error:
+        # rebuilt from names (the original text may quote values) and raised without it
+        message = describe_library_error(error)
+        if classify(error) is ErrorKind.TRANSIENT:
+            raise CleanError(message, ErrorKind.TRANSIENT) from None
+        raise Failure(description=message, allow_retries=False) from None
 
 
 def fails_fast_on_permanent_errors(fn: Callable[P, R]) -> Callable[P, R]:

@@ -15,6 +15,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from indici_dagster.core.db_errors import describe_library_error
+
 BATCH_ROWS = 65_536
 READ_BUFFER_BYTES = 1 << 20
 _INTEGER_TYPES = {"smallint", "integer", "bigint"}
@@ -58,7 +60,10 @@ def open_parquet(handle: BinaryIO) -> pq.ParquetFile:
         # a buffered stream decodes column chunks piece by piece instead of whole row groups
         parquet_file = pq.ParquetFile(handle, buffer_size=READ_BUFFER_BYTES, pre_buffer=False)
     except (pa.ArrowException, OSError, ValueError) as error:
-        raise UnreadableParquetError(f"not a readable Parquet file: {error}") from error
+        # Arrow's own text is not kept: it may quote the file's bytes
+        raise UnreadableParquetError(
+            f"not a readable Parquet file: {describe_library_error(error)}"
+        ) from None
     if len(parquet_file.schema_arrow) == 0:
         raise UnreadableParquetError("the Parquet file has no columns")
     return parquet_file

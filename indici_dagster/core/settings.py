@@ -12,6 +12,7 @@ TIMEZONE = "INDICI_TIMEZONE"
 START_DATE = "INDICI_START_DATE"
 PG_DIR = "INDICI_PG_DIR"
 MAX_CONCURRENT = "INDICI_MAX_CONCURRENT"
+MAX_NEW_COLUMNS = "INDICI_MAX_NEW_COLUMNS"
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,8 @@ class Settings:
     pg_dir: str = "./.indici/pg"
     max_concurrent: int = 1
     """Steps of one run executed at once; above 1, datasets load in parallel processes."""
+    max_new_columns: int = 50
+    """Columns the rule does not name that one file may add to its staging table."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -49,4 +52,5 @@ class Settings:
             start_date=get(START_DATE, defaults.start_date),  # type: ignore[arg-type]
             pg_dir=get(PG_DIR, defaults.pg_dir),  # type: ignore[arg-type]
             max_concurrent=int(get(MAX_CONCURRENT, None) or defaults.max_concurrent),
+            max_new_columns=int(get(MAX_NEW_COLUMNS, None) or defaults.max_new_columns),
         )

@@ -32,6 +32,14 @@ from indici_dagster.core.audit import (
     Step,
     write_audit_entries,
 )
+from indici_dagster.core.db_errors import (
+    CleanError,
+    ErrorKind,
+    classify,
+    describe_database_error,
+    describe_library_error,
+    quote_name,
+)
 from indici_dagster.core.filenames import LandedFileName
 from indici_dagster.core.naming import InvalidIdentifierError, to_identifier
 from indici_dagster.core.parquet import (
@@ -52,6 +60,11 @@ from indici_dagster.core.row_counts import (
 from indici_dagster.core.rules import METADATA_COLUMNS, Rule, RuleError, canonical_type
 
 APPLICATION_NAME = "indici-dagster"
+MAX_TABLE_COLUMNS = 1000
+"""Columns a staging table may reach, metadata and dropped columns included: well under
+PostgreSQL's 1,600, so a legitimate new column always has room. A file that would pass it fails."""
+NOT_RETRIED = "content error, not retried"
+"""Ends the audit message of a file (or rpt window) that failed on its content."""
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +88,10 @@ class StagingPlan:
     """Rule columns the file lacks (they load as NULL)."""
     extra: tuple[str, ...]
     """File columns the rule does not name (added to staging with a type from Parquet)."""
+    drift: tuple[str, ...] = ()
+    """Staging names of the columns the rule does not name (for a static rule: every column)."""
+    static: bool = False
+    """The rule names no columns: the first file's columns define the table."""
 
 
 def plan_staging_columns(rule: Rule, schema: pa.Schema) -> StagingPlan:
@@ -89,13 +106,19 @@ def plan_staging_columns(rule: Rule, schema: pa.Schema) -> StagingPlan:
     for field in fields:
         try:
             name = to_identifier(field.name)
-        except InvalidIdentifierError as error:
-            raise FileLoadError(f"column {field.name!r}: {error}") from error
+        except InvalidIdentifierError:
+            raise FileLoadError(
+                f"column {quote_name(field.name)} cannot become a Postgres identifier "
+                "(in snake_case it is empty, longer than 63 characters or starts with a digit)"
+            ) from None
         if name in METADATA_COLUMNS:
-            raise FileLoadError(f"column {field.name!r} collides with metadata column {name!r}")
+            raise FileLoadError(
+                f"column {quote_name(field.name)} collides with metadata column {name!r}"
+            )
         if name in by_name:
             raise FileLoadError(
-                f"columns {by_name[name].name!r} and {field.name!r} both map to {name!r}"
+                f"columns {quote_name(by_name[name].name)} and {quote_name(field.name)} "
+                f"both map to {name!r}"
             )
         by_name[name] = field
     targets: list[TargetColumn] = []
@@ -115,11 +138,41 @@ def plan_staging_columns(rule: Rule, schema: pa.Schema) -> StagingPlan:
         try:
             type_name = postgres_type_for(field.type)
         except UnsupportedColumnTypeError as error:
-            raise FileLoadError(f"column {field.name!r}: {error}") from error
+            raise FileLoadError(f"column {quote_name(field.name)}: {error}") from None
         targets.append(TargetColumn(name, type_name, field.name))
         if not rule.is_static:
             extra.append(field.name)
-    return StagingPlan(tuple(targets), tuple(missing), tuple(extra))
+    drift = tuple(t.name for t in targets if t.name not in known)
+    return StagingPlan(tuple(targets), tuple(missing), tuple(extra), drift, rule.is_static)
+
+
+def check_column_budget(
+    plan: StagingPlan, existing: Sequence[str], slots_used: int, max_new_columns: int
+) -> None:
+    """Refuse (with `FileLoadError`) a file that would add more than `max_new_columns` columns
+    the rule does not name to its staging table, or take the table past `MAX_TABLE_COLUMNS`.
+
+    `existing` are the table's columns, `slots_used` the attribute numbers PostgreSQL has used
+    for it (dropped columns keep theirs); both empty/0 for a table not created yet. The first
+    file of a static rule defines its table, so only the ceiling applies to it.
+    """
+    have = set(existing)
+    new = [c.name for c in plan.columns if c.name not in have]
+    new_drift = [name for name in plan.drift if name not in have]
+    if not (plan.static and not have) and len(new_drift) > max_new_columns:
+        raise FileLoadError(
+            f"the file would add {len(new_drift)} columns the rule does not name; at most "
+            f"{max_new_columns} are added per file (INDICI_MAX_NEW_COLUMNS): name them in the "
+            "rule or raise the limit"
+        )
+    metadata = 0 if have else len(METADATA_COLUMNS)
+    total = slots_used + len(new) + metadata
+    if total > MAX_TABLE_COLUMNS:
+        raise FileLoadError(
+            f"the staging table would have {total} columns ({slots_used + metadata} now or "
+            f"for metadata, {len(new)} new from this file); at most {MAX_TABLE_COLUMNS} are "
+            "allowed"
+        )
 
 
 @dataclass(frozen=True)
@@ -150,29 +203,19 @@ class FileUpsert:
         return self.rows_staged - self.rows_rejected - self.rows_inserted - self.rows_updated
 
 
-def _describe_database_error(
-    sqlstate: str | None, context: str | None, primary: str | None, plan: StagingPlan | None
-) -> str:
-    """A message for a database error that names columns and rows but never a value."""
-    if sqlstate and sqlstate.startswith("22") and context:
-        match = re.search(r"line (\d+)(?:, column (\w+))?", context)
-        if match and match.group(2) and plan is not None:
-            column = next((c for c in plan.columns if c.name == match.group(2)), None)
-            if column is not None:
-                return str(
-                    ValueCastError(column.source or column.name, column.type, int(match.group(1)))
-                )
-        if match:
-            return f"row {match.group(1)}: a value does not fit its column type ({sqlstate})"
-    first = (primary or "unknown error").split(":")[0]
-    return f"database error {sqlstate or ''}: {first}".strip()
-
-
 class Warehouse:
     """A Postgres database holding `indici_staging` and `rpt`."""
 
-    def __init__(self, dsn: str, timezone: str, *, upsert_work_mem: str = "512MB") -> None:
+    def __init__(
+        self,
+        dsn: str,
+        timezone: str,
+        *,
+        upsert_work_mem: str = "512MB",
+        max_new_columns: int = 50,
+    ) -> None:
         self._dsn = dsn
+        self.max_new_columns = max_new_columns
         self._sessions = threading.local()
         self._staging_columns: dict[str, set[str]] = {}
         self.timezone = ZoneInfo(timezone).key  # validates the zone name
@@ -319,15 +362,19 @@ class Warehouse:
                 rows = self._load_csv(rule, landed, parquet_file, plan, done)
         except (FileLoadError, ValueCastError, UnsupportedColumnTypeError, RuleError) as error:
             raise self._failed(audit, str(error)) from None
-        except psycopg2.DataError as error:
-            message = _describe_database_error(
-                error.pgcode, error.diag.context, error.diag.message_primary, plan
-            )
+        except psycopg2.Error as error:
+            if classify(error) is not ErrorKind.CONTENT:
+                self._staging_columns.clear()
+                raise  # infrastructure or permissions: the caller audits, the step decides
+            columns = [(c.name, c.source) for c in plan.columns] if plan else []
+            message = describe_database_error(error, copy_table=rule.table, columns=columns)
             raise self._failed(audit, message) from None
         except (OSError, ValueError, pa.ArrowException) as error:  # decode errors mid-COPY
-            raise self._failed(
-                audit, f"the file could not be decoded: {_first_line(error)}"
-            ) from None
+            if classify(error) is not ErrorKind.CONTENT:
+                self._staging_columns.clear()
+                raise
+            message = f"the file could not be decoded: {describe_library_error(error)}"
+            raise self._failed(audit, message) from None
         except BaseException:
             # the transaction rolled back: any table shape it created is gone again
             self._staging_columns.clear()
@@ -342,7 +389,7 @@ class Warehouse:
         Returns how many rows were dropped, and whether the table was created just now.
         """
         _lock(cursor, table)
-        created = self._ensure_staging_table(cursor, table, plan.columns)
+        created = self._ensure_staging_table(cursor, table, plan)
         start_counting(cursor, statements.STAGING_SCHEMA, table)
         if created:
             return 0, True
@@ -373,7 +420,7 @@ class Warehouse:
                 "%s.%s: loaded, but its new BRIN ranges were not summarized: %s",
                 statements.STAGING_SCHEMA,
                 table,
-                _first_line(error),
+                describe_database_error(error),
             )
             with contextlib.suppress(psycopg2.Error):
                 cursor.connection.rollback()
@@ -456,20 +503,28 @@ class Warehouse:
         return progress.rows
 
     def _failed(self, audit: AuditEntry, message: str) -> FileLoadError:
+        """Audit a file that failed on its content; the error to raise (its message is safe)."""
         self._staging_columns.clear()
+        message = f"{message} (this file failed: {NOT_RETRIED}; the other files still load)"
         self.write_audit([replace(audit, status=Status.ERROR, rows_loaded=0, message=message)])
         return FileLoadError(f"{audit.source_file}: {message}")
 
-    def _ensure_staging_table(
-        self, cursor: Cursor, table: str, columns: Sequence[TargetColumn]
-    ) -> bool:
-        """Create or widen the staging table; True if it was created, still without its index."""
+    def _ensure_staging_table(self, cursor: Cursor, table: str, plan: StagingPlan) -> bool:
+        """Create or widen the staging table; True if it was created, still without its index.
+
+        Raises `FileLoadError` when the file would add too many columns (`check_column_budget`).
+        """
+        columns = plan.columns
         # the DDL is idempotent but costs round trips; a step loading many files of one shape
         # runs it once (any failed load forgets the table, so the next one checks again)
         if {c.name for c in columns} <= self._staging_columns.get(table, set()):
             return False
         pairs = [(c.name, c.type) for c in columns]
-        created = not _table_exists(cursor, statements.STAGING_SCHEMA, table)
+        existing = existing_columns(cursor, statements.STAGING_SCHEMA, table)
+        check_column_budget(
+            plan, list(existing), _column_slots(cursor, table), self.max_new_columns
+        )
+        created = not existing
         cursor.execute(statements.create_staging_table(table, pairs))
         if not created:
             cursor.execute(statements.create_staging_index(table))
@@ -493,7 +548,61 @@ class Warehouse:
         rows go in as a plain INSERT, with the same counts. For static datasets: the newest
         snapshot in the window replaces rpt if it is at least as new as the one there. Audit rows
         (with the statement's own inserted/updated counts) commit in the same transaction.
+
+        An error the window's rows cause (a constraint or limit of the rpt table) changes
+        nothing, is audited as `error` for every file of the window and raised as a `CleanError`
+        of kind content; other database errors propagate unchanged.
         """
+        try:
+            return self._upsert_window(rule, start, end, run_id, partition_key_of)
+        except psycopg2.Error as error:
+            if classify(error) is not ErrorKind.CONTENT:
+                raise
+            message = describe_database_error(error)
+        files = self._files_in_window(rule, start, end)
+        note = f"rpt upsert of the window failed, nothing applied: {message} ({NOT_RETRIED})"
+        self.write_audit(
+            [
+                AuditEntry(
+                    step=Step.RPT,
+                    status=Status.ERROR,
+                    source_file=name,
+                    dataset=rule.dataset,
+                    partition_key=partition_key_of(name),
+                    run_id=run_id,
+                    rows_loaded=0,
+                    message=note,
+                )
+                for name in files
+            ]
+        )
+        raise CleanError(
+            f"rpt.{rule.table}: the upsert of {len(files)} file(s) failed, nothing applied: "
+            f"{message} ({NOT_RETRIED})",
+            ErrorKind.CONTENT,
+        )
+
+    def _files_in_window(self, rule: Rule, start: datetime, end: datetime) -> list[str]:
+        """Names of the staged files with `start <= _source_ts < end`."""
+        with self.connection() as connection, connection.cursor() as cursor:
+            _read_staging_through_brin(cursor)
+            cursor.execute(
+                sql.SQL(
+                    "SELECT DISTINCT _source_file FROM {} WHERE _source_ts >= %s "
+                    "AND _source_ts < %s ORDER BY 1"
+                ).format(statements.qualified(statements.STAGING_SCHEMA, rule.table)),
+                (start, end),
+            )
+            return [name for (name,) in cursor.fetchall()]
+
+    def _upsert_window(
+        self,
+        rule: Rule,
+        start: datetime,
+        end: datetime,
+        run_id: str,
+        partition_key_of: "callable",
+    ) -> list[FileUpsert]:
         with self.connection() as connection, connection.cursor() as cursor:
             _lock(cursor, rule.table)
             if not _table_exists(cursor, statements.STAGING_SCHEMA, rule.table):
@@ -661,6 +770,16 @@ def _check_complete(audit: AuditEntry, rows: int) -> None:
             f"the file's pages hold {rows} rows but its footer says {audit.rows_read}; "
             "the file is damaged"
         )
+
+
+def _column_slots(cursor: Cursor, table: str) -> int:
+    """Attribute numbers PostgreSQL has used for a staging table (dropped columns included: they
+    count toward its 1,600-column limit); 0 if it does not exist."""
+    cursor.execute(
+        "SELECT count(*) FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0",
+        (f'"{statements.STAGING_SCHEMA}"."{table}"',),
+    )
+    return int(cursor.fetchone()[0])
 
 
 def _table_exists(cursor: Cursor, schema: str, table: str) -> bool:
