@@ -10,7 +10,7 @@ infrastructure (retry with backoff), or anything else (fail the step at once).
 """
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from enum import StrEnum
 
 import psycopg2
@@ -144,12 +144,17 @@ def describe_database_error(
     error: psycopg2.Error,
     *,
     copy_table: str | None = None,
-    columns: Iterable[tuple[str, str]] = (),
+    columns: Iterable[tuple[str, str | None]] = (),
+    row_of_line: Callable[[int], int] | None = None,
 ) -> str:
     """One line for a PostgreSQL error, built from names only: the condition and SQLSTATE, the
     table, column and constraint the server names, and for an error inside a COPY into
     `copy_table` its row (and the file's own name for the column, from `columns`:
-    (staging column, file column) pairs)."""
+    (staging column, file column) pairs).
+
+    The row is the COPY's line, which is the file's row in binary COPY; a load whose lines are
+    not its rows (CSV with newlines in values) passes `row_of_line` to turn one into the other.
+    """
     code = error.pgcode
     if not code:
         return f"the database connection failed ({type(error).__name__})"
@@ -159,9 +164,9 @@ def describe_database_error(
     column = diag.column_name
     where = copy_row(diag.context, copy_table)
     if where is not None:
-        row, copy_column = where
+        line, copy_column = where
         column = column or copy_column
-        parts.append(f"row {row}")
+        parts.append(f"row {row_of_line(line) if row_of_line else line}")
     if column:
         shown = dict(columns).get(column) or column
         parts.append(f"column {quote_name(shown)}")

@@ -210,7 +210,39 @@ class CsvCopyFeed(CopyStream):
         self.rows = 0
         self.error: Exception | None = None
         """The exception a read raised: psycopg2 reports it only as a cancelled COPY."""
+        self._lines = 0
+        self._batch_lines: list[tuple[int, int, int, np.ndarray | None]] = []
+        """(first row, lines before it, rows, COPY line of each row or None if one line each)."""
         super().__init__(self._encoded_batches(batch_rows))
+
+    def row_of_line(self, line: int) -> int:
+        """The file row that PostgreSQL's COPY error context calls `line`.
+
+        In CSV, COPY counts a line for each newline inside a quoted value too, except inside the
+        first row (it has not yet seen a line end then); this undoes that.
+        """
+        for first_row, before, rows, ends in self._batch_lines:
+            if ends is None and before < line <= before + rows:
+                return first_row + line - before - 1
+            if ends is not None and before < line <= ends[-1]:
+                return first_row + int(np.searchsorted(ends, line))
+        return line
+
+    def _count_lines(self, arrays: Sequence[pa.Array], first_row: int, size: int) -> None:
+        newlines = np.zeros(size, dtype=np.int64)
+        for array in arrays:
+            if pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
+                counted = pc.fill_null(pc.count_substring(array, "\n"), 0)
+                newlines += counted.to_numpy(zero_copy_only=False)
+        if first_row == 1:
+            newlines[0] = 0
+        if newlines.any():
+            ends = self._lines + np.cumsum(newlines + 1)
+            self._batch_lines.append((first_row, self._lines, size, ends))
+            self._lines = int(ends[-1])
+        else:
+            self._batch_lines.append((first_row, self._lines, size, None))
+            self._lines += size
 
     def _encoded_batches(self, batch_rows: int) -> Iterator[bytes]:
         try:
@@ -242,6 +274,7 @@ class CsvCopyFeed(CopyStream):
                 names.append(f"_constant_{index}")
             arrays.append(pa.array(np.arange(first_row, first_row + size, dtype=np.int64)))
             names.append("_row_number")
+            self._count_lines(arrays, first_row, size)
             sink = io.BytesIO()
             pa_csv.write_csv(pa.RecordBatch.from_arrays(arrays, names=names), sink, options)
             self.rows += size

@@ -366,9 +366,7 @@ class Warehouse:
             if classify(error) is not ErrorKind.CONTENT:
                 self._staging_columns.clear()
                 raise  # infrastructure or permissions: the caller audits, the step decides
-            columns = [(c.name, c.source) for c in plan.columns] if plan else []
-            message = describe_database_error(error, copy_table=rule.table, columns=columns)
-            raise self._failed(audit, message) from None
+            raise self._failed(audit, describe_database_error(error)) from None
         except (OSError, ValueError, pa.ArrowException) as error:  # decode errors mid-COPY
             if classify(error) is not ErrorKind.CONTENT:
                 self._staging_columns.clear()
@@ -486,10 +484,19 @@ class Warehouse:
             )
             try:
                 cursor.copy_expert(copy, stream, size=COPY_CHUNK_BYTES)
-            except psycopg2.Error:
+            except psycopg2.Error as error:
                 if progress.error is not None:  # raised while reading the file, not by Postgres
                     raise progress.error from None
-                raise
+                if classify(error) is not ErrorKind.CONTENT:
+                    raise
+                # the row as the load counts them, whatever COPY calls a line
+                message = describe_database_error(
+                    error,
+                    copy_table=rule.table,
+                    columns=[(c.name, c.source) for c in plan.columns],
+                    row_of_line=getattr(progress, "row_of_line", None),
+                )
+                raise FileLoadError(message) from None
             finally:
                 stream.close()
             _check_complete(done, progress.rows)
