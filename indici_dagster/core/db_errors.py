@@ -53,6 +53,20 @@ _HINTS = {
 }
 """What a few conditions mean for the pipeline, added to their message."""
 
+_CONNECTION_PHRASES = (
+    "cannot connect to ",
+    "connection to server ",
+    "could not connect to server",
+    "server closed the connection unexpectedly",
+    "connection already closed",
+    "could not receive data from server",
+    "could not send data to server",
+    "terminating connection",
+    "SSL connection has been closed unexpectedly",
+)
+"""Starts of the driver's messages about a connection (no SQLSTATE): they name the server,
+never data, and are kept. Any other message without a SQLSTATE is replaced by its class."""
+
 _COPY_LINE = r"^COPY {table}, line (\d+)(?:, column ([a-z_][a-z0-9_]*))?"
 """The context line PostgreSQL adds to an error inside COPY. Its row is the COPY's input row,
 which is the file's row: every row of the file is sent, in order, one COPY row each."""
@@ -157,7 +171,9 @@ def describe_database_error(
     """
     code = error.pgcode
     if not code:
-        return f"the database connection failed ({type(error).__name__})"
+        first = (str(error).strip().splitlines() or [""])[0]
+        known = first.startswith(_CONNECTION_PHRASES) and len(first) <= 300
+        return first if known else f"the database connection failed ({type(error).__name__})"
     diag = error.diag
     hint = f": {_HINTS[code]}" if code in _HINTS else ""
     parts = [f"{condition_name(code)} (SQLSTATE {code}){hint}"]

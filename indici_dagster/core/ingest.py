@@ -229,7 +229,8 @@ def _load_one(
                 source_etag=obj.etag,
             )
     except FileLoadError as error:
-        return FileOutcome(name.file_name, name.partition_key, None, str(error))
+        message = str(error).removeprefix(f"{name.file_name}: ")
+        return FileOutcome(name.file_name, name.partition_key, None, message)
     except Exception as error:
         # nothing of the file is committed; the message is rebuilt from names only
         kind, description = classify(error), describe_library_error(error)

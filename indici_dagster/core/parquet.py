@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from indici_dagster.core.db_errors import describe_library_error
+from indici_dagster.core.db_errors import describe_library_error, quote_name
 
 BATCH_ROWS = 65_536
 READ_BUFFER_BYTES = 1 << 20
@@ -35,7 +35,7 @@ class ValueCastError(ValueError):
 
     def __init__(self, column: str, type_name: str, row_number: int) -> None:
         super().__init__(
-            f"column {column!r}: a value cannot be converted to {type_name} "
+            f"column {quote_name(column)}: a value cannot be converted to {type_name} "
             f"(first offending row {row_number}); nothing of this file was loaded"
         )
         self.column, self.type_name, self.row_number = column, type_name, row_number

@@ -824,7 +824,8 @@ def _first_line(error: BaseException) -> str:
 def _drift_message(plan: StagingPlan) -> str | None:
     parts = []
     if plan.extra:
-        parts.append(f"columns not in the rule, added to staging: {', '.join(plan.extra)}")
+        names = ", ".join(quote_name(name) for name in plan.extra)
+        parts.append(f"columns not in the rule, added to staging: {names}")
     if plan.missing:
         parts.append(
             f"rule columns missing from the file, loaded as NULL: {', '.join(plan.missing)}"
