@@ -23,7 +23,23 @@ import pytest
 from dagster import DagsterEventType, DagsterInstance, serialize_value
 
 from indici_dagster import cli
-from indici_dagster_tests.support import build, execute_requests, make_settings, query, tick
+from indici_dagster.core.filenames import parse_file_name
+from indici_dagster.core.rules import METADATA_COLUMNS, parse_rule
+from indici_dagster.core.warehouse import (
+    MAX_TABLE_COLUMNS,
+    FileLoadError,
+    Warehouse,
+    check_column_budget,
+    plan_staging_columns,
+)
+from indici_dagster_tests.support import (
+    TIMEZONE,
+    build,
+    execute_requests,
+    make_settings,
+    query,
+    tick,
+)
 
 MARKER = "ZQXMARKERQZ"
 """A patient value no message may ever show (11 characters: it fits every text column)."""
@@ -225,7 +241,7 @@ def test_hostile_values_never_leave_the_process_and_each_bad_file_fails_alone(
     ledger = json.dumps(query(database, "SELECT * FROM indici_staging.landing_ledger"), default=str)
     assert_marker_absent(ledger, "ledger")
     printed = capfd.readouterr()
-    assert GOOD in printed.out  # `indici audit` printed its rows
+    assert "statement too complex (SQLSTATE 54001)" in printed.out  # `indici audit` printed
     assert_marker_absent(printed.out + printed.err, "console and `indici audit` output")
     logged = "\n".join(
         f"{record.getMessage()} {record.exc_text or ''}" for record in caplog.records
@@ -256,3 +272,120 @@ def test_hostile_values_never_leave_the_process_and_each_bad_file_fails_alone(
     assert clash[0] == "error"
     assert "unique violation (SQLSTATE 23505)" in clash[2] and "dba_unique_nhi" in clash[2]
     assert "content error, not retried" in clash[2]
+
+
+# --------------------------------------------------------------------------------------------
+# bounded drift: INDICI_MAX_NEW_COLUMNS per file, MAX_TABLE_COLUMNS per table
+
+
+KEYED = parse_rule(
+    {"dataset": "Patients", "primary_key": ["PatientID"], "columns": {"PatientID": "bigint"}}
+)
+STATIC = parse_rule({"dataset": "EthnicityCode"})
+
+
+def load_into(warehouse: Warehouse, rule, file_name: str, table: pa.Table):
+    return warehouse.load_file_into_staging(
+        rule,
+        parse_file_name(file_name, TIMEZONE),
+        pq.ParquetFile(io.BytesIO(parquet_bytes(table))),
+        run_id="r",
+        source_key=file_name,
+        source_etag="e",
+    )
+
+
+def keyed_file(extra: list[str], rows: int = 2) -> pa.Table:
+    columns = {"PatientID": pa.array(range(rows), pa.int64())}
+    columns.update({column: pa.nulls(rows, pa.string()) for column in extra})
+    return pa.table(columns)
+
+
+def staging_columns(dsn: str, table: str) -> list[str]:
+    return [
+        c
+        for (c,) in query(
+            dsn,
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = "
+            "'indici_staging' AND table_name = %s ORDER BY ordinal_position",
+            (table,),
+        )
+    ]
+
+
+def test_a_file_adds_at_most_max_new_columns_counted_against_the_table_not_the_rule(database):
+    warehouse = Warehouse(database, TIMEZONE, max_new_columns=3)
+    warehouse.ensure_catalog()
+    first, second, third = (name(day, "020000") for day in ("20261121", "20261122", "20261123"))
+
+    load_into(warehouse, KEYED, first, keyed_file(["A1", "A2", "A3"]))
+    # the same three again, and two more: two are new
+    load_into(warehouse, KEYED, second, keyed_file(["A1", "A2", "A3", "B1", "B2"]))
+    with pytest.raises(FileLoadError, match="would add 4 columns the rule does not name"):
+        load_into(warehouse, KEYED, third, keyed_file(["C1", "C2", "C3", "C4"]))
+
+    assert [c for c in staging_columns(database, "patients") if not c.startswith("_")] == [
+        "patient_id",
+        "a1",
+        "a2",
+        "a3",
+        "b1",
+        "b2",
+    ]
+    ((status, message),) = query(
+        database,
+        "SELECT status, message FROM indici_staging.auditlog WHERE source_file = %s",
+        (third,),
+    )
+    assert status == "error" and "at most 3" in message and "INDICI_MAX_NEW_COLUMNS" in message
+
+
+def test_a_table_never_grows_past_the_ceiling_whatever_the_limit_per_file(database):
+    warehouse = Warehouse(database, TIMEZONE, max_new_columns=5_000)
+    warehouse.ensure_catalog()
+    # patient_id, 5 metadata columns: 994 more reach the ceiling exactly
+    room = MAX_TABLE_COLUMNS - 1 - len(METADATA_COLUMNS)
+    over, fits = name("20261121", "020000"), name("20261122", "020000")
+
+    with pytest.raises(FileLoadError, match=f"at most {MAX_TABLE_COLUMNS} are allowed"):
+        load_into(warehouse, KEYED, over, keyed_file([f"X{i:04d}" for i in range(room + 1)]))
+    assert query(database, "SELECT to_regclass('indici_staging.patients')") == [(None,)]
+    load_into(warehouse, KEYED, fits, keyed_file([f"X{i:04d}" for i in range(room)]))
+
+    assert len(staging_columns(database, "patients")) == MAX_TABLE_COLUMNS
+    assert MAX_TABLE_COLUMNS < 1600
+
+
+def test_a_static_datasets_first_snapshot_defines_its_table_then_drift_is_bounded(database):
+    warehouse = Warehouse(database, TIMEZONE, max_new_columns=3)
+    warehouse.ensure_catalog()
+    first = pa.table({f"Code{i}": ["x"] for i in range(20)})
+    load_into(warehouse, STATIC, "EthnicityCode_20261121_020000.parquet", first)
+    grown = first.append_column("New1", pa.array(["y"])).append_column("New2", pa.array(["y"]))
+    load_into(warehouse, STATIC, "EthnicityCode_20261122_020000.parquet", grown)
+    for i in range(4):
+        grown = grown.append_column(f"More{i}", pa.array(["z"]))
+
+    with pytest.raises(FileLoadError, match="would add 4 columns"):
+        load_into(warehouse, STATIC, "EthnicityCode_20261123_020000.parquet", grown)
+
+
+@pytest.mark.parametrize(
+    ("existing", "slots", "new", "max_new", "refused"),
+    [
+        (["patient_id"], 6, 50, 50, None),
+        (["patient_id"], 6, 51, 50, "would add 51 columns"),
+        (["patient_id"], 900, 50, 50, None),  # 900 slots: dropped columns keep theirs
+        (["patient_id"], 951, 50, 50, "would have 1001 columns"),
+        ([], 0, 995, 5_000, "would have 1001 columns"),
+    ],
+)
+def test_the_column_budget_counts_new_drift_and_every_attribute_slot(
+    existing, slots, new, max_new, refused
+):
+    plan = plan_staging_columns(KEYED, keyed_file([f"N{i}" for i in range(new)]).schema)
+    if refused is None:
+        check_column_budget(plan, existing, slots, max_new)
+    else:
+        with pytest.raises(FileLoadError, match=refused):
+            check_column_budget(plan, existing, slots, max_new)

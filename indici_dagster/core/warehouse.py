@@ -169,9 +169,9 @@ def check_column_budget(
     total = slots_used + len(new) + metadata
     if total > MAX_TABLE_COLUMNS:
         raise FileLoadError(
-            f"the staging table would have {total} columns ({slots_used + metadata} now or "
-            f"for metadata, {len(new)} new from this file); at most {MAX_TABLE_COLUMNS} are "
-            "allowed"
+            f"the staging table would have {total} columns ({slots_used} used so far, dropped "
+            f"ones included, {metadata} for load metadata, {len(new)} new from this file); at "
+            f"most {MAX_TABLE_COLUMNS} are allowed"
         )
 
 
