@@ -8,13 +8,20 @@ message rebuilt from names (`core.db_errors`), never with their own text.
 
 import contextlib
 import functools
+import traceback
 from collections.abc import Callable, Iterator
 from typing import ParamSpec, TypeVar
 
-import psycopg2
-import pyarrow as pa
 from botocore.exceptions import ClientError, NoCredentialsError
-from dagster import Backoff, Failure, Jitter, RetryPolicy
+from dagster import (
+    Backoff,
+    DagsterError,
+    Failure,
+    Jitter,
+    MetadataValue,
+    RetryPolicy,
+    RetryRequested,
+)
 
 from indici_dagster.core.db_errors import (
     PERMANENT_S3_ERRORS,
@@ -34,9 +41,12 @@ TRANSIENT_RETRY = RetryPolicy(
 
 @contextlib.contextmanager
 def fail_fast_on_permanent_errors() -> Iterator[None]:
-    """Turn errors that retrying cannot fix into a non-retryable `Failure`."""
+    """Turn errors that retrying cannot fix into a non-retryable `Failure`; only transient ones
+    (`core.db_errors.classify`) reach the retry policy."""
     try:
         yield
+    except (Failure, RetryRequested, DagsterError):
+        raise  # the framework's own, with messages the pipeline wrote
     except ClientError as error:
         code = str(error.response.get("Error", {}).get("Code", ""))
         if code in PERMANENT_S3_ERRORS:
@@ -48,12 +58,18 @@ def fail_fast_on_permanent_errors() -> Iterator[None]:
         raise
     except NoCredentialsError:
         raise Failure(description="no AWS credentials found", allow_retries=False) from None
-    except (psycopg2.Error, pa.ArrowException, CleanError) as error:
-        # rebuilt from names (the original text may quote values) and raised without it
+    except Exception as error:
+        # rebuilt from names (the original text may quote values) and raised without it; the
+        # frames (code, never values) stay visible as metadata
         message = describe_library_error(error)
         if classify(error) is ErrorKind.TRANSIENT:
             raise CleanError(message, ErrorKind.TRANSIENT) from None
-        raise Failure(description=message, allow_retries=False) from None
+        frames = "".join(traceback.format_tb(error.__traceback__))
+        raise Failure(
+            description=message,
+            allow_retries=False,
+            metadata={"frames": MetadataValue.text(frames)},
+        ) from None
 
 
 def fails_fast_on_permanent_errors(fn: Callable[P, R]) -> Callable[P, R]:

@@ -211,3 +211,22 @@ def test_a_csv_copy_error_names_the_files_row_whatever_newlines_the_values_hold(
 
     assert f"row {bad_row}," in message, (message, newlines, bad_row)
     assert MARKER not in message
+
+
+def test_storage_and_other_errors_are_sorted_by_who_caused_them_and_described_by_class():
+    from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+
+    def client_error(code: str) -> ClientError:
+        return ClientError({"Error": {"Code": code, "Message": MARKER}}, "GetObject")
+
+    assert classify(client_error("SlowDown")) is ErrorKind.TRANSIENT
+    assert classify(client_error("AccessDenied")) is ErrorKind.PERMANENT
+    assert describe_library_error(client_error("AccessDenied")) == "GetObject failed (AccessDenied)"
+    unreachable = EndpointConnectionError(endpoint_url="http://127.0.0.1:9")
+    assert classify(unreachable) is ErrorKind.TRANSIENT
+    assert "127.0.0.1:9" in describe_library_error(unreachable)
+    assert classify(NoCredentialsError()) is ErrorKind.PERMANENT
+    assert classify(MemoryError()) is ErrorKind.CONTENT  # the same bytes blow up again
+    bug = KeyError(MARKER)
+    assert classify(bug) is ErrorKind.PERMANENT  # a fault no retry is known to fix
+    assert describe_library_error(bug) == "KeyError"

@@ -16,7 +16,7 @@ from enum import StrEnum
 import psycopg2
 import psycopg2.errorcodes
 import pyarrow as pa
-from botocore.exceptions import ClientError, NoCredentialsError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 NAME_LIMIT = 64
 """Characters of a name from a file (a column name) shown in a message; the rest is cut."""
@@ -129,11 +129,11 @@ def classify(error: BaseException) -> ErrorKind:
         return ErrorKind.PERMANENT if code in PERMANENT_S3_ERRORS else ErrorKind.TRANSIENT
     if isinstance(error, NoCredentialsError):
         return ErrorKind.PERMANENT
-    if isinstance(error, pa.ArrowMemoryError | MemoryError):
+    if isinstance(error, BotoCoreError):  # the endpoint unreachable, a read timed out
         return ErrorKind.TRANSIENT
-    if isinstance(error, pa.ArrowException | OSError | ValueError):  # Arrow decoding a file
-        return ErrorKind.CONTENT
-    return ErrorKind.PERMANENT
+    if isinstance(error, pa.ArrowException | OSError | ValueError | MemoryError):
+        return ErrorKind.CONTENT  # Arrow decoding a file: the same bytes fail the same way
+    return ErrorKind.PERMANENT  # anything else is a fault no retry is known to fix
 
 
 def condition_name(sqlstate: str) -> str:
@@ -209,6 +209,10 @@ _SAFE_ARROW_PHRASES = (
 """Phrases of Arrow's messages that name a kind of damage, never a value: kept in messages."""
 
 
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [""])[0][:300]
+
+
 def describe_library_error(error: BaseException) -> str:
     """One line for an Arrow, OS or other library error: its class and, where Arrow's message
     holds one of a few known phrases naming a kind of damage, that phrase; never its text."""
@@ -219,6 +223,8 @@ def describe_library_error(error: BaseException) -> str:
     if isinstance(error, ClientError):
         code = str(error.response.get("Error", {}).get("Code", "")) or "unknown"
         return f"{getattr(error, 'operation_name', 'an AWS call')} failed ({code})"
+    if isinstance(error, BotoCoreError):  # botocore's fixed templates: endpoints, never data
+        return f"{type(error).__name__}: {_first_line(error)}"
     text = str(error).lower()
     phrase = next((p for p in _SAFE_ARROW_PHRASES if p.lower() in text), None)
     return f"{type(error).__name__}: {phrase}" if phrase else type(error).__name__

@@ -241,7 +241,10 @@ def _load_one(
         if kind is ErrorKind.TRANSIENT:
             message = f"load interrupted, will be retried (infrastructure failure): {description}"
         else:
-            message = f"load refused, not retried (configuration or permissions): {description}"
+            message = (
+                "load refused, not retried (not the file's content: configuration, permissions "
+                f"or a fault of the pipeline): {description}"
+            )
         # record the attempt if the database still answers; the step's retry policy decides
         try:
             warehouse.write_audit([replace(audit, rows_loaded=0, message=message)])
