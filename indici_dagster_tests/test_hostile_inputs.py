@@ -158,6 +158,8 @@ HOSTILE = {
 }
 RPT_CLASH = name(DAY_3, "020000")
 """Two patients sharing one NHI, against a unique index a DBA added to rpt."""
+RPT_GOOD = name(DAY_3, "010000")
+"""A good file in the same rpt window."""
 
 
 def land(folder: Path, file_name: str, table: pa.Table) -> None:
@@ -227,8 +229,9 @@ def test_hostile_values_never_leave_the_process_and_each_bad_file_fails_alone(
         for file_name, (_, table, _) in HOSTILE.items():
             land(landing, file_name, table)
         land(landing, RPT_CLASH, patients(2, first_id=20))
+        land(landing, RPT_GOOD, patients(2, first_id=30, NHINumber=["e", "f"]))
         day_2, day_3 = run_everything_landed(defs, instance)
-        for file_name in [GOOD, *HOSTILE, RPT_CLASH]:
+        for file_name in [GOOD, *HOSTILE, RPT_CLASH, RPT_GOOD]:
             assert cli.main(["audit", file_name]) == 0
         recorded = everything_dagster_recorded(instance)
     finally:
@@ -248,12 +251,14 @@ def test_hostile_values_never_leave_the_process_and_each_bad_file_fails_alone(
     )
     assert_marker_absent(logged, "Python logging")
 
-    # meanwhile the good file of the date reached rpt in the same run; the run fails, visibly
+    # meanwhile the good files of each date reached rpt in the same run; the runs fail, visibly
     assert query(database, "SELECT patient_id FROM rpt.patients ORDER BY 1") == [
         (1,),
         (2,),
         (10,),
         (11,),
+        (30,),
+        (31,),
     ]
     assert not day_2.success and not day_3.success
     for result in (day_2, day_3):
@@ -262,6 +267,7 @@ def test_hostile_values_never_leave_the_process_and_each_bad_file_fails_alone(
         ]
         assert retried == []
     assert audit_rows(database, GOOD, "rpt")[-1][0] == "success"
+    assert audit_rows(database, RPT_GOOD, "rpt")[-1][0] == "success"
     for file_name, (what, _, expected) in HOSTILE.items():
         ((status, rows_loaded, message),) = audit_rows(database, file_name, "staging")
         assert (status, rows_loaded) == ("error", 0), what

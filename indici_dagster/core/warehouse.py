@@ -11,7 +11,7 @@ import re
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -33,7 +33,6 @@ from indici_dagster.core.audit import (
     write_audit_entries,
 )
 from indici_dagster.core.db_errors import (
-    CleanError,
     ErrorKind,
     classify,
     describe_database_error,
@@ -556,51 +555,57 @@ class Warehouse:
         snapshot in the window replaces rpt if it is at least as new as the one there. Audit rows
         (with the statement's own inserted/updated counts) commit in the same transaction.
 
-        An error the window's rows cause (a constraint or limit of the rpt table) changes
-        nothing, is audited as `error` for every file of the window and raised as a `CleanError`
-        of kind content; other database errors propagate unchanged.
+        When the window's rows break a constraint or limit of the rpt table (a content error),
+        the window is applied again file by file, oldest first (the newest version still wins):
+        each file that fails alone changes nothing and is audited as `error` with a message
+        rebuilt from names; the others are applied. Other database errors propagate unchanged.
         """
         try:
             return self._upsert_window(rule, start, end, run_id, partition_key_of)
         except psycopg2.Error as error:
             if classify(error) is not ErrorKind.CONTENT:
                 raise
-            message = describe_database_error(error)
-        files = self._files_in_window(rule, start, end)
-        note = f"rpt upsert of the window failed, nothing applied: {message} ({NOT_RETRIED})"
-        self.write_audit(
-            [
-                AuditEntry(
-                    step=Step.RPT,
-                    status=Status.ERROR,
-                    source_file=name,
-                    dataset=rule.dataset,
-                    partition_key=partition_key_of(name),
-                    run_id=run_id,
-                    rows_loaded=0,
-                    message=note,
+        results: list[FileUpsert] = []
+        for stamp, names in self._files_in_window(rule, start, end):
+            try:  # the files of one timestamp (a file's rows all share it) together
+                results += self._upsert_window(
+                    rule, stamp, stamp + timedelta(microseconds=1), run_id, partition_key_of
                 )
-                for name in files
-            ]
-        )
-        raise CleanError(
-            f"rpt.{rule.table}: the upsert of {len(files)} file(s) failed, nothing applied: "
-            f"{message} ({NOT_RETRIED})",
-            ErrorKind.CONTENT,
-        )
+            except psycopg2.Error as error:
+                if classify(error) is not ErrorKind.CONTENT:
+                    raise
+                note = f"rpt upsert failed, nothing applied: {describe_database_error(error)}"
+                self.write_audit(
+                    [
+                        AuditEntry(
+                            step=Step.RPT,
+                            status=Status.ERROR,
+                            source_file=name,
+                            dataset=rule.dataset,
+                            partition_key=partition_key_of(name),
+                            run_id=run_id,
+                            rows_loaded=0,
+                            message=f"{note} (this file failed: {NOT_RETRIED})",
+                        )
+                        for name in names
+                    ]
+                )
+        return results
 
-    def _files_in_window(self, rule: Rule, start: datetime, end: datetime) -> list[str]:
-        """Names of the staged files with `start <= _source_ts < end`."""
+    def _files_in_window(
+        self, rule: Rule, start: datetime, end: datetime
+    ) -> list[tuple[datetime, list[str]]]:
+        """The staged files with `start <= _source_ts < end`, by timestamp, oldest first."""
         with self.connection() as connection, connection.cursor() as cursor:
             _read_staging_through_brin(cursor)
             cursor.execute(
                 sql.SQL(
-                    "SELECT DISTINCT _source_file FROM {} WHERE _source_ts >= %s "
-                    "AND _source_ts < %s ORDER BY 1"
+                    "SELECT _source_ts, array_agg(DISTINCT _source_file) FROM {} "
+                    "WHERE _source_ts >= %s AND _source_ts < %s GROUP BY 1 ORDER BY 1"
                 ).format(statements.qualified(statements.STAGING_SCHEMA, rule.table)),
                 (start, end),
             )
-            return [name for (name,) in cursor.fetchall()]
+            return [(stamp, sorted(names)) for stamp, names in cursor.fetchall()]
 
     def _upsert_window(
         self,
