@@ -226,6 +226,8 @@ def test_storage_and_other_errors_are_sorted_by_who_caused_them_and_described_by
     assert classify(unreachable) is ErrorKind.TRANSIENT
     assert "127.0.0.1:9" in describe_library_error(unreachable)
     assert classify(NoCredentialsError()) is ErrorKind.PERMANENT
+    assert classify(ConnectionResetError()) is ErrorKind.TRANSIENT
+    assert classify(OSError("Couldn't deserialize thrift")) is ErrorKind.CONTENT
     assert classify(MemoryError()) is ErrorKind.CONTENT  # the same bytes blow up again
     bug = KeyError(MARKER)
     assert classify(bug) is ErrorKind.PERMANENT  # a fault no retry is known to fix

@@ -129,15 +129,15 @@ def classify(error: BaseException) -> ErrorKind:
         return ErrorKind.PERMANENT if code in PERMANENT_S3_ERRORS else ErrorKind.TRANSIENT
     if isinstance(error, NoCredentialsError):
         return ErrorKind.PERMANENT
-    if isinstance(error, BotoCoreError):  # the endpoint unreachable, a read timed out
-        return ErrorKind.TRANSIENT
+    if isinstance(error, BotoCoreError | ConnectionError | TimeoutError):
+        return ErrorKind.TRANSIENT  # an endpoint unreachable, a read timed out
     if isinstance(error, pa.ArrowException | OSError | ValueError | MemoryError):
         return ErrorKind.CONTENT  # Arrow decoding a file: the same bytes fail the same way
     return ErrorKind.PERMANENT  # anything else is a fault no retry is known to fix
 
 
 def condition_name(sqlstate: str) -> str:
-    """`STATEMENT_TOO_COMPLEX` as `statement too complex`; the SQLSTATE if it has no name."""
+    """`54001` as `statement too complex`; `database error` for a code psycopg2 cannot name."""
     name = psycopg2.errorcodes.lookup(sqlstate) if re.fullmatch(r"[0-9A-Z]{5}", sqlstate) else None
     return name.lower().replace("_", " ") if name else "database error"
 
