@@ -35,6 +35,7 @@ class WarehouseResource(ConfigurableResource):
     dsn: str | None = None
     embedded_dir: str = Settings.pg_dir
     timezone: str = Settings.timezone
+    max_new_columns: int = Settings.max_new_columns
     _warehouse: Warehouse | None = PrivateAttr(default=None)
 
     def get_warehouse(self) -> Warehouse:
@@ -42,7 +43,7 @@ class WarehouseResource(ConfigurableResource):
         if self._warehouse is None:
             embedded = self.dsn is None or self.dsn == EMBEDDED
             dsn = embedded_dsn(self.embedded_dir) if embedded else self.dsn
-            warehouse = Warehouse(dsn, self.timezone)
+            warehouse = Warehouse(dsn, self.timezone, max_new_columns=self.max_new_columns)
             warehouse.ensure_catalog()
             self._warehouse = warehouse
         return self._warehouse
@@ -65,5 +66,6 @@ def build_resources(settings: Settings) -> dict[str, ConfigurableResource]:
             dsn=_from_env(env.PG_DSN, settings.pg_dsn),
             embedded_dir=settings.pg_dir,
             timezone=settings.timezone,
+            max_new_columns=settings.max_new_columns,
         ),
     }

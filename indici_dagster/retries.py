@@ -1,18 +1,35 @@
 """Which failures a step retries: transient ones (network, throttling, a dropped connection).
 
 Failures that no retry can fix (access denied, a missing bucket, a permission the database role
-lacks) fail the step at once with a clear message instead of spending the backoff first.
+lacks, a rpt window whose rows break a constraint) fail the step at once with a clear message
+instead of spending the backoff first. Database and Arrow errors leave the step only as a
+message rebuilt from names (`core.db_errors`), never with their own text.
 """
 
 import contextlib
 import functools
+import traceback
 from collections.abc import Callable, Iterator
 from typing import ParamSpec, TypeVar
 
-import psycopg2
-import psycopg2.errors
 from botocore.exceptions import ClientError, NoCredentialsError
-from dagster import Backoff, Failure, Jitter, RetryPolicy
+from dagster import (
+    Backoff,
+    DagsterError,
+    Failure,
+    Jitter,
+    MetadataValue,
+    RetryPolicy,
+    RetryRequested,
+)
+
+from indici_dagster.core.db_errors import (
+    PERMANENT_S3_ERRORS,
+    CleanError,
+    ErrorKind,
+    classify,
+    describe_library_error,
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -21,26 +38,15 @@ TRANSIENT_RETRY = RetryPolicy(
     max_retries=3, delay=2, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
 )
 
-PERMANENT_S3_ERRORS = frozenset(
-    {
-        "AccessDenied",
-        "AllAccessDisabled",
-        "InvalidAccessKeyId",
-        "SignatureDoesNotMatch",
-        "NoSuchBucket",
-        "403",
-        "AccessDeniedException",
-        "ResourceNotFoundException",
-        "UnrecognizedClientException",
-    }
-)
-
 
 @contextlib.contextmanager
 def fail_fast_on_permanent_errors() -> Iterator[None]:
-    """Turn errors that retrying cannot fix into a non-retryable `Failure`."""
+    """Turn errors that retrying cannot fix into a non-retryable `Failure`; only transient ones
+    (`core.db_errors.classify`) reach the retry policy."""
     try:
         yield
+    except (Failure, RetryRequested, DagsterError):
+        raise  # the framework's own, with messages the pipeline wrote
     except ClientError as error:
         code = str(error.response.get("Error", {}).get("Code", ""))
         if code in PERMANENT_S3_ERRORS:
@@ -52,11 +58,17 @@ def fail_fast_on_permanent_errors() -> Iterator[None]:
         raise
     except NoCredentialsError:
         raise Failure(description="no AWS credentials found", allow_retries=False) from None
-    except (psycopg2.errors.InsufficientPrivilege, psycopg2.errors.InvalidSchemaName) as error:
-        primary = (error.diag.message_primary or type(error).__name__).split(":")[0]
+    except Exception as error:
+        # rebuilt from names (the original text may quote values) and raised without it; the
+        # frames (code, never values) stay visible as metadata
+        message = describe_library_error(error)
+        if classify(error) is ErrorKind.TRANSIENT:
+            raise CleanError(message, ErrorKind.TRANSIENT) from None
+        frames = "".join(traceback.format_tb(error.__traceback__))
         raise Failure(
-            description=f"the database refused the pipeline's role: {primary}",
+            description=message,
             allow_retries=False,
+            metadata={"frames": MetadataValue.text(frames)},
         ) from None
 
 

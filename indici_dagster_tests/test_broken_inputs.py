@@ -8,6 +8,7 @@ through the core loader, against PostgreSQL.
 
 import io
 import itertools
+import re
 import resource
 import struct
 import time
@@ -651,3 +652,82 @@ def test_damaged_bytes_are_reported_never_raised_and_load_all_rows_or_none(
 
 def _staging_exists(dsn: str) -> bool:
     return query(dsn, "SELECT to_regclass('indici_staging.patients') IS NOT NULL")[0][0]
+
+
+# --------------------------------------------------------------------------------------------
+# fuzz: hostile column names and values through the core loader
+
+_MARKER = "ZQXMARKERQZ"
+_HOSTILE_CHARACTERS = st.sampled_from(
+    [*"aZ _-.é€ā\"'\\%;", "\x00", "\x07", "\x1b", "\x1b[31m", "\n", "\r", "\t", "\x7f", "\u202e"]
+)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u202e]")
+
+
+@st.composite
+def hostile_names(draw) -> str:
+    parts = draw(st.lists(_HOSTILE_CHARACTERS, min_size=1, max_size=12))
+    prefix = draw(st.sampled_from(["", "Col", "Extra", "X"]))  # mostly a usable identifier
+    return prefix + "".join(parts) * draw(st.sampled_from([1, 1, 1, 40]))  # or very long
+
+
+@st.composite
+def hostile_values(draw) -> str:
+    noise = "".join(draw(st.lists(_HOSTILE_CHARACTERS, max_size=8)))
+    return draw(st.sampled_from([f"{_MARKER}{noise}", f"{noise}{_MARKER}", _MARKER]))
+
+
+@pytest.mark.timeout(180)
+@settings(
+    max_examples=60,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    names=st.lists(hostile_names(), min_size=1, max_size=4),
+    values=st.lists(hostile_values(), min_size=1, max_size=5),
+    as_key=st.booleans(),
+)
+def test_hostile_column_names_and_values_load_or_fail_with_messages_that_quote_neither(
+    tmp_path, database, names, values, as_key
+):
+    storage = LocalStorage(tmp_path / "partitioned")
+    warehouse = Warehouse(database, TIMEZONE)
+    warehouse.ensure_catalog()
+    day = date(2026, 1, 1) + timedelta(days=next(_names))
+    name = f"Patients_{day:%Y%m%d}_020000.parquet"
+    landed = parse_file_name(name, TIMEZONE)
+    rows = len(values)
+    columns = {
+        # a value where a number belongs (a cast error), or the key as it should be
+        "PatientID": values if as_key else pa.array(range(rows), pa.int64()),
+        "FamilyName": values,
+    }
+    columns.update({column: values for column in names})
+    try:
+        data = parquet(pa.table(columns))
+    except (pa.ArrowException, ValueError):
+        return  # Arrow refuses such a table itself (e.g. duplicate names)
+    storage.put_bytes(partitioned_key("Patients", landed.partition_key, name), data)
+
+    (outcome,) = load_partitions_into_staging(
+        storage, warehouse, PATIENTS, [landed.partition_key], run_id="fuzz"
+    )
+
+    messages = [
+        m
+        for (m,) in query(
+            database, "SELECT message FROM indici_staging.auditlog WHERE source_file = %s", (name,)
+        )
+        if m
+    ]
+    if outcome.error is not None:
+        messages.append(outcome.error)
+    elif outcome.result.message:
+        messages.append(outcome.result.message)
+    for message in messages:
+        assert _MARKER not in message, message
+        assert not _CONTROL.search(message), message
+        assert len(message) < 6_000, len(message)

@@ -727,7 +727,11 @@ def test_s3_refusing_reads_for_good_fails_the_run_at_once_with_nothing_half_load
     )
     assert staged_count(database, DAY_2) == 0
     assert rpt_exact(database) == before
-    assert [a[:2] for a in audit(database, DAY_2, "staging")] == [("error", 0)]
+    ((status, rows_loaded, message),) = audit(database, DAY_2, "staging")
+    assert (status, rows_loaded) == ("error", 0)
+    # the audit says what Dagster does: this step is not retried
+    assert message.startswith("load refused, not retried"), message
+    assert "AccessDenied" in message and "will be retried" not in message
     assert audit(database, DAY_2, "rpt") == []
 
     proxy.decide = lambda _request: None

@@ -156,7 +156,11 @@ def build_table_assets(
         )
         applied = {key: _applied_metadata(date_results) for key, date_results in by_date.items()}
         checks = evaluate_rpt_checks(queries, rule, results)
-        errors = queries.audit_errors(context.run_id, rule.dataset, str(Step.STAGING))
+        errors = [
+            error
+            for step in (Step.STAGING, Step.RPT)
+            for error in queries.audit_errors(context.run_id, rule.dataset, str(step))
+        ]
         if errors:
             # the good files are applied; the run still fails so the broken ones are seen
             for partition_key in context.partition_keys:

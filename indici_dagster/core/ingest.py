@@ -3,12 +3,13 @@
 Dagster assets call these; they can equally be called from a script or a test.
 """
 
-import contextlib
+import logging
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from indici_dagster.core.audit import AuditEntry, Status, Step
+from indici_dagster.core.db_errors import ErrorKind, classify, describe_library_error
 from indici_dagster.core.filenames import LandedFileName, parse_file_name, try_parse_file_name
 from indici_dagster.core.parquet import (
     ParquetSummary,
@@ -18,7 +19,9 @@ from indici_dagster.core.parquet import (
 )
 from indici_dagster.core.rules import Rule
 from indici_dagster.core.storage import Storage, StoredObject
-from indici_dagster.core.warehouse import FileLoadError, StagingResult, Warehouse
+from indici_dagster.core.warehouse import NOT_RETRIED, FileLoadError, StagingResult, Warehouse
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -172,8 +175,10 @@ def load_partitions_into_staging(
 ) -> list[FileOutcome]:
     """Load every file of `rule`'s dataset copied for these dates into staging, file by file.
 
-    Each file is its own transaction; a file that fails is audited as `error` and the rest still
-    load. Files are read from the date-partitioned copy.
+    Each file is its own transaction; a file that fails on its content is audited as `error`
+    and the rest still load. An infrastructure failure (`ErrorKind.TRANSIENT`) or a refusal
+    (`ErrorKind.PERMANENT`) is audited for the file it interrupted, saying whether the step will
+    be retried, and raised unchanged. Files are read from the date-partitioned copy.
     """
     outcomes: list[FileOutcome] = []
     with warehouse.reusing_connections():
@@ -224,13 +229,27 @@ def _load_one(
                 source_etag=obj.etag,
             )
     except FileLoadError as error:
-        return FileOutcome(name.file_name, name.partition_key, None, str(error))
+        message = str(error).removeprefix(f"{name.file_name}: ")
+        return FileOutcome(name.file_name, name.partition_key, None, message)
     except Exception as error:
-        # infrastructure failed (database, storage): nothing of the file is committed; record
-        # the attempt if the database still answers, and let the step's retry policy take over
-        with contextlib.suppress(Exception):
-            message = f"load interrupted, will be retried: {type(error).__name__}"
+        # nothing of the file is committed; the message is rebuilt from names only
+        kind, description = classify(error), describe_library_error(error)
+        if kind is ErrorKind.CONTENT:  # its content, found outside the load transaction
+            message = f"{description} (this file failed: {NOT_RETRIED})"
             warehouse.write_audit([replace(audit, rows_loaded=0, message=message)])
+            return FileOutcome(name.file_name, name.partition_key, None, message)
+        if kind is ErrorKind.TRANSIENT:
+            message = f"load interrupted, will be retried (infrastructure failure): {description}"
+        else:
+            message = (
+                "load refused, not retried (not the file's content: configuration, permissions "
+                f"or a fault of the pipeline): {description}"
+            )
+        # record the attempt if the database still answers; the step's retry policy decides
+        try:
+            warehouse.write_audit([replace(audit, rows_loaded=0, message=message)])
+        except Exception:  # the database itself is what failed
+            log.warning("%s: %s; its audit row was not written", name.file_name, message)
         raise
     return FileOutcome(name.file_name, name.partition_key, result)
 

@@ -12,6 +12,7 @@ from typing import BinaryIO
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from indici_dagster.core.db_errors import describe_library_error, quote_name
 from indici_dagster.core.types import inferred_type
 
 READ_BUFFER_BYTES = 1 << 20
@@ -35,7 +36,7 @@ class ValueCastError(ValueError):
         self, column: str, type_name: str, row_number: int, reason: str | None = None
     ) -> None:
         super().__init__(
-            f"column {column!r}: a value cannot be converted to {type_name} "
+            f"column {quote_name(column)}: a value cannot be converted to {type_name} "
             f"(first offending row {row_number}{f': {reason}' if reason else ''}); "
             "nothing of this file was loaded"
         )
@@ -75,7 +76,10 @@ def open_parquet(handle: BinaryIO) -> pq.ParquetFile:
     try:
         parquet_file = LandedParquetFile(handle)
     except (pa.ArrowException, OSError, ValueError) as error:
-        raise UnreadableParquetError(f"not a readable Parquet file: {error}") from error
+        # Arrow's own text is not kept: it may quote the file's bytes
+        raise UnreadableParquetError(
+            f"not a readable Parquet file: {describe_library_error(error)}"
+        ) from None
     if len(parquet_file.schema_arrow) == 0:
         raise UnreadableParquetError("the Parquet file has no columns")
     return parquet_file

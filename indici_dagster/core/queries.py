@@ -1,11 +1,15 @@
 """Read-only questions that asset checks, metadata and the CLI ask of the warehouse."""
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
+import psycopg2
 from psycopg2 import sql
+from psycopg2.extensions import cursor as Cursor  # noqa: N812 - the class, named as a type
 
 from indici_dagster.core import sql as statements
+from indici_dagster.core.db_errors import CleanError, classify, describe_database_error
 from indici_dagster.core.filenames import parse_file_name
 from indici_dagster.core.nhi import NhiCounts, NhiStatus, nhi_normalised_sql, nhi_status_sql
 from indici_dagster.core.row_counts import read_row_count
@@ -34,10 +38,21 @@ class WarehouseQueries:
     def __init__(self, warehouse: Warehouse) -> None:
         self._warehouse = warehouse
 
+    @contextlib.contextmanager
+    def _cursor(self) -> Iterator[Cursor]:
+        """A cursor on a connection of its own; a database error leaves as a `CleanError`
+        rebuilt from names (a query's error text could quote a value)."""
+        with self._warehouse.connection() as connection:  # connecting says what failed itself
+            try:
+                with connection.cursor() as cursor:
+                    yield cursor
+            except psycopg2.Error as error:
+                raise CleanError(describe_database_error(error), classify(error)) from None
+
     def _all(
         self, query: sql.Composable | str, params: object = None, *, hash_aggregate: bool = False
     ) -> list[tuple]:
-        with self._warehouse.connection() as connection, connection.cursor() as cursor:
+        with self._cursor() as cursor:
             if hash_aggregate:
                 # a freshly loaded table has no statistics yet, so the planner guesses a handful
                 # of rows and picks a sort; sorting a million text values costs seconds
@@ -51,7 +66,7 @@ class WarehouseQueries:
 
     def table_columns(self, schema: str, table: str) -> list[tuple[str, str]]:
         """(name, type) of each column of `schema.table`, in order; empty if it does not exist."""
-        with self._warehouse.connection() as connection, connection.cursor() as cursor:
+        with self._cursor() as cursor:
             return list(existing_columns(cursor, schema, table).items())
 
     def data_tables(self) -> list[str]:
@@ -67,7 +82,7 @@ class WarehouseQueries:
 
     def row_count(self, schema: str, table: str) -> int:
         """Rows in `schema.table` (0 if it does not exist), from the counter its writes keep."""
-        with self._warehouse.connection() as connection, connection.cursor() as cursor:
+        with self._cursor() as cursor:
             return read_row_count(cursor, schema, table)
 
     def staged_files(self, rule: Rule, file_names: Sequence[str]) -> dict[str, StagedFile]:

@@ -26,6 +26,7 @@ TIMEZONE = "INDICI_TIMEZONE"
 START_DATE = "INDICI_START_DATE"
 PG_DIR = "INDICI_PG_DIR"
 MAX_CONCURRENT = "INDICI_MAX_CONCURRENT"
+MAX_NEW_COLUMNS = "INDICI_MAX_NEW_COLUMNS"
 AWS_DEFAULT_REGION = "AWS_DEFAULT_REGION"
 AWS_REGION = "AWS_REGION"
 
@@ -165,6 +166,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(START_DATE, "start_date", "2020-01-01", _date, "a date YYYY-MM-DD, not in the future"),
     Variable(PG_DIR, "pg_dir", "./.indici/pg", _folder, "a local folder"),
     Variable(MAX_CONCURRENT, "max_concurrent", "1", _positive_int, "a whole number, 1 or more"),
+    Variable(MAX_NEW_COLUMNS, "max_new_columns", "50", _positive_int, "a whole number, 1 or more"),
 )
 
 
@@ -222,6 +224,8 @@ class Settings:
     pg_dir: str = "./.indici/pg"
     max_concurrent: int = 1
     """Steps of one run executed at once; above 1, datasets load in parallel processes."""
+    max_new_columns: int = 50
+    """Columns the rule does not name that one file may add to its staging table."""
     aws_region: str | None = None
     """From AWS_DEFAULT_REGION or AWS_REGION; None: boto3's own configuration (profile)."""
 

@@ -8,11 +8,10 @@ never leave half a file or a doubled row behind.
 
 import contextlib
 import logging
-import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import psycopg2
@@ -31,6 +30,13 @@ from indici_dagster.core.audit import (
     Status,
     Step,
     write_audit_entries,
+)
+from indici_dagster.core.db_errors import (
+    ErrorKind,
+    classify,
+    describe_database_error,
+    describe_library_error,
+    quote_name,
 )
 from indici_dagster.core.dsn import connect
 from indici_dagster.core.filenames import LandedFileName
@@ -53,6 +59,11 @@ from indici_dagster.core.rules import METADATA_COLUMNS, Rule, RuleError, canonic
 from indici_dagster.core.types import TypeSpellingError, canonical, widens
 
 APPLICATION_NAME = "indici-dagster"
+MAX_TABLE_COLUMNS = 1000
+"""Columns a staging table may reach, metadata and dropped columns included: well under
+PostgreSQL's 1,600, so a legitimate new column always has room. A file that would pass it fails."""
+NOT_RETRIED = "content error, not retried"
+"""Ends the audit message of a file (or rpt window) that failed on its content."""
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +90,10 @@ class StagingPlan:
     """Rule columns the file lacks (they load as NULL)."""
     extra: tuple[str, ...]
     """File columns the rule does not name (added to staging with a type from Parquet)."""
+    drift: tuple[str, ...] = ()
+    """Staging names of the columns the rule does not name (for a static rule: every column)."""
+    static: bool = False
+    """The rule names no columns: the first file's columns define the table."""
 
 
 def plan_staging_columns(rule: Rule, schema: pa.Schema) -> StagingPlan:
@@ -93,13 +108,19 @@ def plan_staging_columns(rule: Rule, schema: pa.Schema) -> StagingPlan:
     for field in fields:
         try:
             name = to_identifier(field.name)
-        except InvalidIdentifierError as error:
-            raise FileLoadError(f"column {field.name!r}: {error}") from error
+        except InvalidIdentifierError:
+            raise FileLoadError(
+                f"column {quote_name(field.name)} cannot become a Postgres identifier "
+                "(in snake_case it is empty, longer than 63 characters or starts with a digit)"
+            ) from None
         if name in METADATA_COLUMNS:
-            raise FileLoadError(f"column {field.name!r} collides with metadata column {name!r}")
+            raise FileLoadError(
+                f"column {quote_name(field.name)} collides with metadata column {name!r}"
+            )
         if name in by_name:
             raise FileLoadError(
-                f"columns {by_name[name].name!r} and {field.name!r} both map to {name!r}"
+                f"columns {quote_name(by_name[name].name)} and {quote_name(field.name)} "
+                f"both map to {name!r}"
             )
         by_name[name] = field
     targets: list[TargetColumn] = []
@@ -119,11 +140,41 @@ def plan_staging_columns(rule: Rule, schema: pa.Schema) -> StagingPlan:
         try:
             type_name = postgres_type_for(field.type)
         except UnsupportedColumnTypeError as error:
-            raise FileLoadError(f"column {field.name!r}: {error}") from error
+            raise FileLoadError(f"column {quote_name(field.name)}: {error}") from None
         targets.append(TargetColumn(name, type_name, field.name))
         if not rule.is_static:
             extra.append(field.name)
-    return StagingPlan(tuple(targets), tuple(missing), tuple(extra))
+    drift = tuple(t.name for t in targets if t.name not in known)
+    return StagingPlan(tuple(targets), tuple(missing), tuple(extra), drift, rule.is_static)
+
+
+def check_column_budget(
+    plan: StagingPlan, existing: Sequence[str], slots_used: int, max_new_columns: int
+) -> None:
+    """Refuse (with `FileLoadError`) a file that would add more than `max_new_columns` columns
+    the rule does not name to its staging table, or take the table past `MAX_TABLE_COLUMNS`.
+
+    `existing` are the table's columns, `slots_used` the attribute numbers PostgreSQL has used
+    for it (dropped columns keep theirs); both empty/0 for a table not created yet. The first
+    file of a static rule defines its table, so only the ceiling applies to it.
+    """
+    have = set(existing)
+    new = [c.name for c in plan.columns if c.name not in have]
+    new_drift = [name for name in plan.drift if name not in have]
+    if not (plan.static and not have) and len(new_drift) > max_new_columns:
+        raise FileLoadError(
+            f"the file would add {len(new_drift)} columns the rule does not name; at most "
+            f"{max_new_columns} are added per file (INDICI_MAX_NEW_COLUMNS): name them in the "
+            "rule or raise the limit"
+        )
+    metadata = 0 if have else len(METADATA_COLUMNS)
+    total = slots_used + len(new) + metadata
+    if total > MAX_TABLE_COLUMNS:
+        raise FileLoadError(
+            f"the staging table would have {total} columns ({slots_used} used so far, dropped "
+            f"ones included, {metadata} for load metadata, {len(new)} new from this file); at "
+            f"most {MAX_TABLE_COLUMNS} are allowed"
+        )
 
 
 def typed_columns(
@@ -192,24 +243,6 @@ class FileUpsert:
         return self.rows_staged - self.rows_rejected - self.rows_inserted - self.rows_updated
 
 
-def _describe_database_error(
-    sqlstate: str | None, context: str | None, primary: str | None, plan: StagingPlan | None
-) -> str:
-    """A message for a database error that names columns and rows but never a value."""
-    if sqlstate and sqlstate.startswith("22") and context:
-        match = re.search(r"line (\d+)(?:, column (\w+))?", context)
-        if match and match.group(2) and plan is not None:
-            column = next((c for c in plan.columns if c.name == match.group(2)), None)
-            if column is not None:
-                return str(
-                    ValueCastError(column.source or column.name, column.type, int(match.group(1)))
-                )
-        if match:
-            return f"row {match.group(1)}: a value does not fit its column type ({sqlstate})"
-    first = (primary or "unknown error").split(":")[0]
-    return f"database error {sqlstate or ''}: {first}".strip()
-
-
 class Warehouse:
     """A Postgres database holding `indici_staging` and `rpt`."""
 
@@ -220,9 +253,11 @@ class Warehouse:
         *,
         upsert_work_mem: str = "512MB",
         lock_timeout: str = DEFAULT_LOCK_TIMEOUT,
+        max_new_columns: int = 50,
     ) -> None:
         self._dsn = dsn
         self.lock_timeout = lock_timeout
+        self.max_new_columns = max_new_columns
         self._sessions = threading.local()
         self._staging_columns: dict[str, dict[str, str]] = {}
         self.timezone = ZoneInfo(timezone).key  # validates the zone name
@@ -380,15 +415,17 @@ class Warehouse:
             RuleError,
         ) as error:
             raise self._failed(audit, str(error)) from None
-        except psycopg2.DataError as error:
-            message = _describe_database_error(
-                error.pgcode, error.diag.context, error.diag.message_primary, plan
-            )
-            raise self._failed(audit, message) from None
+        except psycopg2.Error as error:
+            if classify(error) is not ErrorKind.CONTENT:
+                self._staging_columns.clear()
+                raise  # infrastructure or permissions: the caller audits, the step decides
+            raise self._failed(audit, describe_database_error(error)) from None
         except (OSError, ValueError, pa.ArrowException) as error:  # decode errors mid-COPY
-            raise self._failed(
-                audit, f"the file could not be decoded: {_first_line(error)}"
-            ) from None
+            if classify(error) is not ErrorKind.CONTENT:
+                self._staging_columns.clear()
+                raise
+            message = f"the file could not be decoded: {describe_library_error(error)}"
+            raise self._failed(audit, message) from None
         except BaseException:
             # the transaction rolled back: any table shape it created is gone again
             self._staging_columns.clear()
@@ -403,7 +440,7 @@ class Warehouse:
         Returns how many rows were dropped, and whether the table was created just now.
         """
         _lock(cursor, table, self.lock_timeout)
-        created = self._ensure_staging_table(cursor, table, plan.columns)
+        created = self._ensure_staging_table(cursor, table, plan)
         start_counting(cursor, statements.STAGING_SCHEMA, table)
         if created:
             return 0, True
@@ -434,7 +471,7 @@ class Warehouse:
                 "%s.%s: loaded, but its new BRIN ranges were not summarized: %s",
                 statements.STAGING_SCHEMA,
                 table,
-                _first_line(error),
+                describe_database_error(error),
             )
             with contextlib.suppress(psycopg2.Error):
                 cursor.connection.rollback()
@@ -470,10 +507,17 @@ class Warehouse:
             )
             try:
                 cursor.copy_expert(copy, stream, size=COPY_CHUNK_BYTES)
-            except psycopg2.Error:
+            except psycopg2.Error as error:
                 if batches.error is not None:  # raised while reading the file, not by Postgres
                     raise batches.error from None
-                raise
+                if classify(error) is not ErrorKind.CONTENT:
+                    raise
+                message = describe_database_error(
+                    error,
+                    copy_table=rule.table,
+                    columns=[(c.name, c.source) for c in plan.columns],
+                )
+                raise FileLoadError(message) from None
             finally:
                 stream.close()
             _check_complete(done, batches.rows)
@@ -487,20 +531,28 @@ class Warehouse:
         return batches.rows
 
     def _failed(self, audit: AuditEntry, message: str) -> FileLoadError:
+        """Audit a file that failed on its content; the error to raise (its message is safe)."""
         self._staging_columns.clear()
+        message = f"{message} (this file failed: {NOT_RETRIED}; the other files still load)"
         self.write_audit([replace(audit, status=Status.ERROR, rows_loaded=0, message=message)])
         return FileLoadError(f"{audit.source_file}: {message}")
 
-    def _ensure_staging_table(
-        self, cursor: Cursor, table: str, columns: Sequence[TargetColumn]
-    ) -> bool:
-        """Create or widen the staging table; True if it was created, still without its index."""
+    def _ensure_staging_table(self, cursor: Cursor, table: str, plan: StagingPlan) -> bool:
+        """Create or widen the staging table; True if it was created, still without its index.
+
+        Raises `FileLoadError` when the file would add too many columns (`check_column_budget`).
+        """
+        columns = plan.columns
         # the DDL is idempotent but costs round trips; a step loading many files of one shape
         # runs it once (any failed load forgets the table, so the next one checks again)
         if {c.name for c in columns} <= self._staging_columns.get(table, {}).keys():
             return False
         pairs = [(c.name, c.type) for c in columns]
-        created = not _table_exists(cursor, statements.STAGING_SCHEMA, table)
+        existing = existing_columns(cursor, statements.STAGING_SCHEMA, table)
+        check_column_budget(
+            plan, list(existing), _column_slots(cursor, table), self.max_new_columns
+        )
+        created = not existing
         cursor.execute(statements.create_staging_table(table, pairs))
         if not created:
             cursor.execute(statements.create_staging_index(table))
@@ -524,7 +576,67 @@ class Warehouse:
         rows go in as a plain INSERT, with the same counts. For static datasets: the newest
         snapshot in the window replaces rpt if it is at least as new as the one there. Audit rows
         (with the statement's own inserted/updated counts) commit in the same transaction.
+
+        When the window's rows break a constraint or limit of the rpt table (a content error),
+        the window is applied again file by file, oldest first (the newest version still wins):
+        each file that fails alone changes nothing and is audited as `error` with a message
+        rebuilt from names; the others are applied. Other database errors propagate unchanged.
         """
+        try:
+            return self._upsert_window(rule, start, end, run_id, partition_key_of)
+        except psycopg2.Error as error:
+            if classify(error) is not ErrorKind.CONTENT:
+                raise
+        results: list[FileUpsert] = []
+        for stamp, names in self._files_in_window(rule, start, end):
+            try:  # the files of one timestamp (a file's rows all share it) together
+                results += self._upsert_window(
+                    rule, stamp, stamp + timedelta(microseconds=1), run_id, partition_key_of
+                )
+            except psycopg2.Error as error:
+                if classify(error) is not ErrorKind.CONTENT:
+                    raise
+                note = f"rpt upsert failed, nothing applied: {describe_database_error(error)}"
+                self.write_audit(
+                    [
+                        AuditEntry(
+                            step=Step.RPT,
+                            status=Status.ERROR,
+                            source_file=name,
+                            dataset=rule.dataset,
+                            partition_key=partition_key_of(name),
+                            run_id=run_id,
+                            rows_loaded=0,
+                            message=f"{note} (this file failed: {NOT_RETRIED})",
+                        )
+                        for name in names
+                    ]
+                )
+        return results
+
+    def _files_in_window(
+        self, rule: Rule, start: datetime, end: datetime
+    ) -> list[tuple[datetime, list[str]]]:
+        """The staged files with `start <= _source_ts < end`, by timestamp, oldest first."""
+        with self.connection() as connection, connection.cursor() as cursor:
+            _read_staging_through_brin(cursor)
+            cursor.execute(
+                sql.SQL(
+                    "SELECT _source_ts, array_agg(DISTINCT _source_file) FROM {} "
+                    "WHERE _source_ts >= %s AND _source_ts < %s GROUP BY 1 ORDER BY 1"
+                ).format(statements.qualified(statements.STAGING_SCHEMA, rule.table)),
+                (start, end),
+            )
+            return [(stamp, sorted(names)) for stamp, names in cursor.fetchall()]
+
+    def _upsert_window(
+        self,
+        rule: Rule,
+        start: datetime,
+        end: datetime,
+        run_id: str,
+        partition_key_of: "callable",
+    ) -> list[FileUpsert]:
         with self.connection() as connection, connection.cursor() as cursor:
             _lock(cursor, rule.table, self.lock_timeout)
             if not _table_exists(cursor, statements.STAGING_SCHEMA, rule.table):
@@ -739,6 +851,16 @@ def _check_complete(audit: AuditEntry, rows: int) -> None:
         )
 
 
+def _column_slots(cursor: Cursor, table: str) -> int:
+    """Attribute numbers PostgreSQL has used for a staging table (dropped columns included: they
+    count toward its 1,600-column limit); 0 if it does not exist."""
+    cursor.execute(
+        "SELECT count(*) FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0",
+        (f'"{statements.STAGING_SCHEMA}"."{table}"',),
+    )
+    return int(cursor.fetchone()[0])
+
+
 def _table_exists(cursor: Cursor, schema: str, table: str) -> bool:
     cursor.execute("SELECT to_regclass(%s) IS NOT NULL", (f'"{schema}"."{table}"',))
     return bool(cursor.fetchone()[0])
@@ -767,14 +889,11 @@ def _add_missing_columns(
     return existing
 
 
-def _first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
-
-
 def _drift_message(plan: StagingPlan) -> str | None:
     parts = []
     if plan.extra:
-        parts.append(f"columns not in the rule, added to staging: {', '.join(plan.extra)}")
+        names = ", ".join(quote_name(name) for name in plan.extra)
+        parts.append(f"columns not in the rule, added to staging: {names}")
     if plan.missing:
         parts.append(
             f"rule columns missing from the file, loaded as NULL: {', '.join(plan.missing)}"
