@@ -22,7 +22,6 @@ from indici_dagster.core.warehouse import FileLoadError, Warehouse
 from indici_dagster_tests import foreign_parquet
 from indici_dagster_tests.support import TIMEZONE, parquet_bytes, patients, query
 
-NEEDS_TYPES = pytest.mark.xfail(reason="needs types branch", strict=False)
 
 VISITS = parse_rule({"dataset": "Visits"})
 """A static dataset: every column takes its type from the file."""
@@ -224,7 +223,6 @@ def test_dictionary_delta_and_page_v2_encodings_load_exactly(
     assert staged(database, "visit_id, code") == expected
 
 
-@NEEDS_TYPES
 def test_impala_binary_strings_load_as_text_where_the_rule_says_text(warehouse, database):
     rule = parse_rule(
         {
@@ -245,7 +243,6 @@ def test_impala_binary_strings_load_as_text_where_the_rule_says_text(warehouse, 
     assert staged(database, "visit_id, code") == [(1, "ZZZ0001"), (2, "Ā"), (3, None)]
 
 
-@NEEDS_TYPES
 def test_impala_binary_and_fixed_size_binary_columns_of_a_static_dataset_load_as_bytea(
     warehouse, database
 ):
