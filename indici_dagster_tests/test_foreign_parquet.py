@@ -22,7 +22,6 @@ from indici_dagster.core.warehouse import FileLoadError, Warehouse
 from indici_dagster_tests import foreign_parquet
 from indici_dagster_tests.support import TIMEZONE, parquet_bytes, patients, query
 
-
 VISITS = parse_rule({"dataset": "Visits"})
 """A static dataset: every column takes its type from the file."""
 FILE = "Visits_20261124_020000.parquet"
