@@ -137,3 +137,17 @@ def buckets(moto_endpoint: str) -> tuple[str, str]:
 def repo_root() -> Path:
     """The repository root."""
     return Path(__file__).resolve().parent.parent
+
+
+_SERVER_FIXTURES = frozenset(
+    {"admin_dsn", "database", "admin_database_dsn", "moto_endpoint", "buckets"}
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test `integration` when it uses a real server (PostgreSQL or moto, directly or
+    through a fixture of its own), else `unit`: `pytest -m unit` runs the fast pure-logic tests."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        marker = "integration" if fixtures & _SERVER_FIXTURES else "unit"
+        item.add_marker(getattr(pytest.mark, marker))
