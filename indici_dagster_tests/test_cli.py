@@ -11,10 +11,9 @@ import pytest
 
 from indici_dagster.cli import main
 from indici_dagster.cli.context import load_project_env
-from indici_dagster.cli.errors import CliError
 from indici_dagster.core.audit import AuditEntry, Status, Step
-from indici_dagster.core.embedded import embedded_dsn
-from indici_dagster.core.embedded_admin import server_state
+from indici_dagster.core.dsn import ConnectionFailedError
+from indici_dagster.core.embedded import embedded_dsn, paths_for, server_status
 from indici_dagster.core.warehouse import Warehouse
 from indici_dagster_tests.support import query
 
@@ -96,7 +95,7 @@ def test_an_unreachable_database_is_one_line_naming_host_and_port_never_the_pass
     assert main(command) == 1
     line = _one_error_line(capsys)
     port = psycopg2.extensions.parse_dsn(dsn)["port"]
-    assert f"host 127.0.0.1, port {port}, database nowhere, user indici" in line
+    assert f"host=127.0.0.1 port={port} database=nowhere user=indici" in line
     assert "connection refused" in line
     assert MARKER not in line
 
@@ -104,7 +103,7 @@ def test_an_unreachable_database_is_one_line_naming_host_and_port_never_the_pass
 def test_debug_shows_the_traceback(monkeypatch):
     monkeypatch.setenv("INDICI_PG_DSN", _unreachable_dsn())
 
-    with pytest.raises(CliError, match="cannot connect"):
+    with pytest.raises(ConnectionFailedError, match="cannot connect"):
         main(["--debug", "audit", "x.parquet"])
 
 
@@ -183,27 +182,38 @@ def test_audit_prints_file_names_and_messages_with_controls_escaped(database, mo
 
 def test_db_status_stop_psql_and_reset_manage_the_embedded_server(tmp_path, monkeypatch, capfd):
     data_dir = tmp_path / "pg"
+    paths = paths_for(data_dir)
     monkeypatch.setenv("INDICI_PG_DIR", str(data_dir))
+    for name in ("PGPASSWORD", "PGPASSFILE", "PGUSER"):
+        monkeypatch.delenv(name, raising=False)
     assert main(["db", "status"]) == 0
     assert "no embedded server" in capfd.readouterr().out
 
     embedded_dsn(data_dir)
+    socket_dir = server_status(data_dir).socket_dir
     try:
         assert main(["db", "status"]) == 0
-        assert "running: pid" in capfd.readouterr().out
-        assert main(["db", "psql", "--", "-tAc", "SELECT current_database()"]) == 0
-        assert capfd.readouterr().out.strip() == "indici"
+        assert f"running: pid {server_status(data_dir).pid}, socket {socket_dir}" in (
+            capfd.readouterr().out
+        )
+        # psql logs in as the pipeline's writer, with the password from its passfile
+        assert main(["db", "psql", "--", "-tAc", "SELECT current_user, current_database()"]) == 0
+        assert capfd.readouterr().out.strip() == "indici_writer|indici"
+        assert main(["db", "psql", "--role", "reader", "--", "-tAc", "SELECT current_user"]) == 0
+        assert capfd.readouterr().out.strip() == "indici_reader"
     finally:
         assert main(["db", "stop"]) == 0
     assert "stopped the embedded server" in capfd.readouterr().out
-    state = server_state(data_dir)
-    assert state.exists and not state.running
+    assert paths.has_cluster and not server_status(data_dir).running
+    assert main(["db", "status"]) == 0
+    assert "stopped: data kept in" in capfd.readouterr().out
 
     assert main(["db", "reset"]) == 1  # no terminal to confirm on
     assert "--yes" in capfd.readouterr().err
     assert (data_dir / "PG_VERSION").exists()
     assert main(["db", "reset", "--yes"]) == 0
-    assert not data_dir.exists()
+    # data, passfiles and socket directory are gone: the next start has new passwords
+    assert not data_dir.exists() and not paths.auth_dir.exists() and not socket_dir.exists()
 
 
 def test_db_reset_never_deletes_a_folder_that_is_not_a_postgres_cluster(

@@ -206,3 +206,28 @@ def test_removing_the_server_deletes_its_data_and_passwords_and_the_next_start_i
         fresh = embedded_dsn(data_dir)
         assert paths_for(data_dir).passfile("writer").read_text() != old_password
         assert _one(fresh, "SELECT to_regclass('rpt.gone') IS NULL") == (True,)
+
+
+def test_removing_a_server_whose_socket_lives_outside_the_project_deletes_that_directory_too():
+    from indici_dagster.core.embedded import remove_server
+
+    with _base() as base:
+        data_dir = base / ("a-very-long-project-folder-name-" * 4) / ".indici" / "pg"
+        embedded_dsn(data_dir)
+        socket_dir = server_status(data_dir).socket_dir
+        assert socket_dir is not None and not socket_dir.is_relative_to(base)
+        assert remove_server(data_dir) is True
+        assert not socket_dir.exists() and not data_dir.exists()
+        assert not paths_for(data_dir).auth_dir.exists()
+        assert remove_server(data_dir) is False  # nothing left to delete
+
+
+def test_removing_refuses_a_folder_that_is_not_a_postgres_cluster_and_deletes_nothing():
+    from indici_dagster.core.embedded import EmbeddedServerError, remove_server
+
+    with _base("documents") as folder:
+        folder.mkdir()
+        (folder / "thesis.txt").write_text("keep me")
+        with pytest.raises(EmbeddedServerError, match="not a PostgreSQL data folder"):
+            remove_server(folder)
+        assert (folder / "thesis.txt").read_text() == "keep me"

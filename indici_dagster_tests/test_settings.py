@@ -216,7 +216,7 @@ def test_the_code_location_loads_on_the_laptop_defaults(tmp_path, repo_root):
 
 
 def test_the_warehouse_resource_takes_embedded_by_name(tmp_path):
-    from indici_dagster.core.embedded_admin import stop_server
+    from indici_dagster.core.embedded import stop_server
     from indici_dagster.resources import WarehouseResource
 
     resource = WarehouseResource(dsn=EMBEDDED, embedded_dir=str(tmp_path / "pg"), timezone="UTC")

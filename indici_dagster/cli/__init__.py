@@ -8,7 +8,8 @@ from datetime import date
 from indici_dagster.cli.context import load_project_env, require_catalog, warehouse_dsn
 from indici_dagster.cli.db import add_db_commands
 from indici_dagster.cli.doctor import doctor
-from indici_dagster.cli.errors import CliError, OneLineArgumentParser, one_line, where
+from indici_dagster.cli.errors import CliError, OneLineArgumentParser, one_line
+from indici_dagster.core.dsn import describe_dsn
 from indici_dagster.core.naming import InvalidIdentifierError, validate_identifier
 from indici_dagster.core.queries import WarehouseQueries
 from indici_dagster.core.rules import parse_rules
@@ -88,7 +89,7 @@ def audit(args: argparse.Namespace, settings: Settings) -> int:
     require_catalog(dsn)
     rows = WarehouseQueries(Warehouse(dsn, settings.timezone)).file_history(args.file)
     if not rows:
-        print(f"no audit rows for {printable(args.file)} in {where(dsn)}")
+        print(f"no audit rows for {printable(args.file)} in {describe_dsn(dsn)}")
         return 1
     for row in rows:
         print(" | ".join("" if value is None else printable(str(value)) for value in row))
@@ -110,7 +111,7 @@ def recount(args: argparse.Namespace, settings: Settings) -> int:
         except InvalidIdentifierError:
             raise CliError(f"{printable(table)} is not a valid table name") from None
         if table not in existing:
-            raise CliError(f"no table {table} in indici_staging or rpt of {where(dsn)}")
+            raise CliError(f"no table {table} in indici_staging or rpt of {describe_dsn(dsn)}")
     for table in args.table or existing:
         counts = warehouse.recount_rows(table)
         print(" | ".join([table, *(f"{schema} {rows}" for schema, rows in counts.items())]))
@@ -128,7 +129,6 @@ def bootstrap(args: argparse.Namespace, settings: Settings) -> int:
     import psycopg2
 
     from indici_dagster.core.bootstrap import BootstrapError, bootstrap_database
-    from indici_dagster.core.dsn import describe_dsn
 
     admin_dsn = args.admin_dsn or os.environ.get("INDICI_ADMIN_DSN", "").strip()
     if not admin_dsn:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from indici_dagster.cli.errors import CliError, connect, where
-from indici_dagster.core.embedded import embedded_dsn
-from indici_dagster.core.embedded_admin import server_state
+from indici_dagster.cli.errors import CliError
+from indici_dagster.core.dsn import connect, describe_dsn
+from indici_dagster.core.embedded import embedded_dsn, paths_for
 from indici_dagster.core.settings import PG_DIR, PG_DSN, Settings
 
 
@@ -38,23 +38,26 @@ def warehouse_dsn(settings: Settings) -> str:
     """
     if not settings.uses_embedded_server:
         return settings.pg_dsn  # type: ignore[return-value]
-    state = server_state(settings.pg_dir)
-    if not state.exists:
+    paths = paths_for(settings.pg_dir)
+    if not paths.has_cluster:
         raise CliError(
-            f"no database: the embedded server's folder {state.data_dir} ({PG_DIR}) holds none, "
+            f"no database: the embedded server's folder {paths.data_dir} ({PG_DIR}) holds none, "
             f"so nothing has been loaded on this machine yet (run dagster dev, or set {PG_DSN} "
             "to the warehouse)"
         )
-    return embedded_dsn(state.data_dir)
+    return embedded_dsn(paths.data_dir)
 
 
 def require_catalog(dsn: str) -> None:
     """Fail with one line unless the database holds the pipeline's audit log (read-only)."""
-    with contextlib.closing(connect(dsn)) as connection, connection.cursor() as cursor:
+    with (
+        contextlib.closing(connect(dsn, connect_timeout=5)) as connection,
+        connection.cursor() as cursor,
+    ):
         cursor.execute("SELECT to_regclass('indici_staging.auditlog') IS NOT NULL")
         present = cursor.fetchone()[0]
         connection.rollback()
     if not present:
         raise CliError(
-            f"no audit log in {where(dsn)}: nothing has been loaded into this database yet"
+            f"no audit log in {describe_dsn(dsn)}: nothing has been loaded into this database yet"
         )

@@ -7,9 +7,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from indici_dagster.cli.errors import connect, one_line, where
-from indici_dagster.core.embedded import embedded_dsn
-from indici_dagster.core.embedded_admin import server_state
+from indici_dagster.cli.errors import one_line
+from indici_dagster.core.dsn import connect, describe_dsn
+from indici_dagster.core.embedded import paths_for, role_dsn, server_status
 from indici_dagster.core.rules_store import load_rules
 from indici_dagster.core.settings import (
     AWS_DEFAULT_REGION,
@@ -47,7 +47,9 @@ def _settings() -> Iterator[Finding]:
             yield Finding(FAIL, variable.name, str(error))
             continue
         if variable.name == PG_DSN:
-            shown = where(raw) if raw and raw != "embedded" else raw or "unset (embedded server)"
+            shown = (
+                describe_dsn(raw) if raw and raw != "embedded" else raw or "unset (embedded server)"
+            )
         else:
             default = variable.default or "the shipped rules.yaml"
             shown = printable(raw, limit=120) if raw else f"default ({default})"
@@ -115,23 +117,26 @@ def _rules(settings: Settings) -> Finding:
 
 def _warehouse(settings: Settings) -> Finding:
     if settings.uses_embedded_server:
-        state = server_state(settings.pg_dir)
-        if not state.exists:
+        paths = paths_for(settings.pg_dir)
+        if not paths.has_cluster:
             return Finding(
                 WARN,
                 "warehouse",
-                f"embedded server not created yet in {state.data_dir} (the first run creates it)",
+                f"embedded server not created yet in {paths.data_dir} (the first run creates it)",
             )
-        if not state.running:
+        if not server_status(paths.data_dir).running:
             return Finding(
                 OK,
                 "warehouse",
-                f"embedded server in {state.data_dir}, stopped (starts when needed)",
+                f"embedded server in {paths.data_dir}, stopped (starts when needed)",
             )
-        dsn = embedded_dsn(state.data_dir)
+        dsn = role_dsn(paths.data_dir, "writer")  # checks it as it runs: restarts nothing
     else:
         dsn = settings.pg_dsn or ""
-    with contextlib.closing(connect(dsn)) as connection, connection.cursor() as cursor:
+    with (
+        contextlib.closing(connect(dsn, connect_timeout=5)) as connection,
+        connection.cursor() as cursor,
+    ):
         cursor.execute(
             "SELECT current_setting('server_version'), "
             "to_regclass('indici_staging.auditlog') IS NOT NULL"
@@ -139,7 +144,9 @@ def _warehouse(settings: Settings) -> Finding:
         version, catalog = cursor.fetchone()
         connection.rollback()
     tables = "audit log present" if catalog else "no audit log yet (the first run creates it)"
-    return Finding(OK, "warehouse", f"connected to {where(dsn)}, PostgreSQL {version}, {tables}")
+    return Finding(
+        OK, "warehouse", f"connected to {describe_dsn(dsn)}, PostgreSQL {version}, {tables}"
+    )
 
 
 def _safely(item: str, check: Callable[[], Finding]) -> Finding:

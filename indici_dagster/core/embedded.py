@@ -19,8 +19,9 @@ server) can crash the child before it runs. The server outlives the child, so th
 the daemon and every run share it and its data.
 
 API for the CLI: `embedded_dsn` (start if needed; the writer's DSN), `start_server`,
-`server_status`, `stop_server`, `remove_server`, `role_dsn` (the writer's, reader's or
-superuser's DSN of a running server) and `paths_for` (where the data, passfiles and log are).
+`server_status`, `stop_server`, `check_removable` and `remove_server` (data, passfiles and
+socket directory), `role_dsn` (the writer's, reader's or superuser's DSN of a running server)
+and `paths_for` (where the data, passfiles and log are). One `EmbeddedServerError` for all.
 """
 
 import contextlib
@@ -39,11 +40,13 @@ from indici_dagster.core.bootstrap import DEFAULT_READER, DEFAULT_WRITER, bootst
 from indici_dagster.core.dsn import connect
 from indici_dagster.core.embedded_cluster import (
     PORT,
+    SOCKET_DIR_PREFIX,
     SUPERUSER,
     EmbeddedPaths,
     EmbeddedServerError,
     Role,
     ServerStatus,
+    configured_socket_dir,
     is_safe,
     prepare_cluster,
     run_program,
@@ -93,14 +96,44 @@ def stop_server(data_dir: str | Path) -> bool:
     return True
 
 
-def remove_server(data_dir: str | Path) -> None:
-    """Stop the server of `data_dir` and delete its data, passfiles and socket directory: the
-    next start creates an empty cluster with new passwords. Every row in it is lost."""
+def check_removable(data_dir: str | Path) -> EmbeddedPaths:
+    """The paths of `data_dir` if `remove_server` may delete it: a PostgreSQL cluster, an empty
+    folder or none; otherwise `EmbeddedServerError`."""
     paths = paths_for(data_dir)
-    stop_server(paths.data_dir)
-    for path in (paths.data_dir, paths.auth_dir, paths.socket_dir_beside):
-        shutil.rmtree(path, ignore_errors=True)
-    _known.pop(paths.data_dir, None)
+    data = paths.data_dir
+    if data.exists() and not paths.has_cluster and (not data.is_dir() or any(data.iterdir())):
+        raise EmbeddedServerError(
+            f"{data} is not a PostgreSQL data folder (no PG_VERSION): not deleting it"
+        )
+    return paths
+
+
+def remove_server(data_dir: str | Path) -> bool:
+    """Stop the server of `data_dir` and delete its data, passfiles and socket directory: the
+    next start creates an empty cluster with new passwords. Every row in it is lost.
+
+    Refuses (`EmbeddedServerError`, nothing deleted) a non-empty folder that is not a PostgreSQL
+    cluster, so a mistyped `INDICI_PG_DIR` never deletes anything else. Returns False when
+    there was nothing to delete.
+    """
+    paths = check_removable(data_dir)
+    data = paths.data_dir
+    socket_dirs = [paths.socket_dir_beside]
+    chosen = configured_socket_dir(paths)
+    if chosen is not None and chosen.name.startswith(SOCKET_DIR_PREFIX):
+        socket_dirs.append(chosen)  # one of ours outside the project (runtime or temp dir)
+    found = [path for path in (data, paths.auth_dir, *socket_dirs) if path.exists()]
+    lock = (
+        exclusive_lock(paths.auth_dir / "start.lock")
+        if paths.auth_dir.is_dir()
+        else contextlib.nullcontext()
+    )
+    with lock:  # no start in between
+        stop_server(data)
+        for path in found:
+            shutil.rmtree(path)
+    _known.pop(data, None)
+    return bool(found)
 
 
 def role_dsn(data_dir: str | Path, role: Role = "writer", database: str = DATABASE) -> str:

