@@ -13,7 +13,6 @@ setup(
         "dagster-aws==0.29.27",
         "dagster-postgres==0.29.27",
         "boto3",
-        "pandas",
         "pyarrow>=15",
         "psycopg2-binary",
         "numpy",
@@ -23,6 +22,8 @@ setup(
         "python-dotenv",
     ],
     extras_require={
+        # the benchmark's contenders (benchmarks/README.md)
+        "bench": ["pandas", "adbc-driver-postgresql"],
         # the image installs it: runs launched by the Helm chart's K8sRunLauncher load it
         "k8s": ["dagster-k8s==0.29.27"],
         "test": [
