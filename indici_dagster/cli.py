@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import date
 
 from indici_dagster.core.embedded import embedded_dsn
+from indici_dagster.core.ledger import file_states
 from indici_dagster.core.naming import InvalidIdentifierError, validate_identifier
 from indici_dagster.core.queries import WarehouseQueries
 from indici_dagster.core.rules import RuleError, parse_rules
@@ -82,11 +83,15 @@ def audit(args: argparse.Namespace, settings: Settings) -> int:
     warehouse = Warehouse(settings.pg_dsn or embedded_dsn(settings.pg_dir), settings.timezone)
     warehouse.ensure_catalog()
     rows = WarehouseQueries(warehouse).file_history(args.file)
-    if not rows:
+    with warehouse.connection() as connection, connection.cursor() as cursor:
+        states = file_states(cursor, args.file)  # what the ledger holds, attention included
+    if not rows and not states:
         print(f"no audit rows for {args.file}")
         return 1
     for row in rows:
         print(" | ".join("" if value is None else str(value) for value in row))
+    for line in states:
+        print(line)
     return 0
 
 

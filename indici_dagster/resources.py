@@ -25,6 +25,10 @@ class FileStorageResource(ConfigurableResource):
         return open_storage(self.location, client)
 
 
+_CATALOG_READY: set[str] = set()
+"""DSNs whose catalog this process has ensured: the DDL runs once per process, not per tick."""
+
+
 class WarehouseResource(ConfigurableResource):
     """The Postgres warehouse: `dsn`, or the embedded server kept in `embedded_dir`."""
 
@@ -34,11 +38,14 @@ class WarehouseResource(ConfigurableResource):
     _warehouse: Warehouse | None = PrivateAttr(default=None)
 
     def get_warehouse(self) -> Warehouse:
-        """A `Warehouse` with its catalog (schemas, audit log, ledger) in place."""
+        """A `Warehouse` with its catalog (schemas, audit log, ledger) in place (ensured once
+        per process and DSN)."""
         if self._warehouse is None:
             dsn = self.dsn or embedded_dsn(self.embedded_dir)
             warehouse = Warehouse(dsn, self.timezone)
-            warehouse.ensure_catalog()
+            if dsn not in _CATALOG_READY:
+                warehouse.ensure_catalog()
+                _CATALOG_READY.add(dsn)
             self._warehouse = warehouse
         return self._warehouse
 

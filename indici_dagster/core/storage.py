@@ -5,21 +5,68 @@ AWS, a moto server or a laptop folder. Keys are always relative to the location'
 `/`; nothing can be read or written outside that root.
 """
 
+import errno
+import hashlib
 import io
 import os
 import posixpath
 import shutil
+import stat as stat_kind
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
+from indici_dagster.core.escaping import escape_text, key_problem
+
 SOURCE_ETAG_METADATA = "source-etag"
 """S3 user metadata on a copy naming the ETag of the object it was copied from."""
 
 _READ_BUFFER = 8 * 1024 * 1024
+
+PERMANENT_STORAGE_ERRORS = frozenset(
+    {
+        "AccessDenied",
+        "AllAccessDisabled",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "NoSuchBucket",
+        "403",
+        "AccessDeniedException",
+        "ResourceNotFoundException",
+        "UnrecognizedClientException",
+    }
+)
+"""AWS error codes that no retry can fix: the step fails at once, naming the code."""
+
+
+def storage_error_code(error: BaseException) -> str | None:
+    """The AWS error code of a botocore `ClientError` (e.g. `AccessDenied`), else None."""
+    response = getattr(error, "response", None)
+    if not isinstance(response, dict):
+        return None
+    return str(response.get("Error", {}).get("Code", "")) or None
+
+
+def is_permanent_storage_error(error: BaseException) -> bool:
+    """True for refusals no retry can fix (access denied, no such bucket, bad credentials)."""
+    return storage_error_code(error) in PERMANENT_STORAGE_ERRORS
+
+
+def describe_storage_error(error: BaseException) -> str:
+    """One line naming the failed call and its AWS error code (or the error's class), never
+    the service's message text."""
+    code = storage_error_code(error)
+    if code is None:
+        return type(error).__name__
+    operation = getattr(error, "operation_name", None) or "an AWS call"
+    return f"{operation} failed ({code})"
+
+
+class LocationMissingError(RuntimeError):
+    """A landing location (folder or bucket) that does not exist."""
 
 
 @dataclass(frozen=True)
@@ -28,9 +75,12 @@ class StoredObject:
 
     key: str
     etag: str
-    """Content identity: the S3 ETag, or size and modification time for a local file."""
+    """Content identity: the S3 ETag, or a SHA-256 digest of a local file's content."""
     size: int
     last_modified: datetime
+    problem: str | None = None
+    """Why this entry can never be read (a symlink, a fifo, an unreadable file, a key that
+    cannot be stored); `key` is then escaped and bounded. None for an ordinary object."""
 
 
 class UnsafeKeyError(ValueError):
@@ -44,6 +94,10 @@ class Storage(Protocol):
 
     def list_objects(self, prefix: str = "") -> Iterator[StoredObject]:
         """Yield every object whose key starts with `prefix`, in any number."""
+        ...
+
+    def require_exists(self) -> None:
+        """Raise `LocationMissingError` if the location itself (folder, bucket) is missing."""
         ...
 
     def head(self, key: str) -> StoredObject | None:
@@ -67,7 +121,7 @@ class Storage(Protocol):
         ...
 
     def display(self, key: str) -> str:
-        """A human-readable location of `key` (no credentials)."""
+        """A human-readable location of `key` (no credentials), escaped for printing."""
         ...
 
 
@@ -78,14 +132,65 @@ def normalise_key(key: str) -> str:
     """
     parts = [p for p in key.replace("\\", "/").split("/") if p not in ("", ".")]
     if any(p == ".." for p in parts):
-        raise UnsafeKeyError(f"key {key!r} contains '..'")
+        raise UnsafeKeyError(f"key {escape_text(key)} contains '..'")
     if not parts:
-        raise UnsafeKeyError(f"key {key!r} names no object")
+        raise UnsafeKeyError(f"key {escape_text(key)} names no object")
     return "/".join(parts)
 
 
+def problem_object(key: str, etag: str, size: int, changed: datetime, problem: str) -> StoredObject:
+    """An entry that is never read: its key escaped and bounded, so it can be stored."""
+    return StoredObject(escape_text(key), etag, size, changed, problem)
+
+
+_DIGESTS: dict[tuple, str] = {}
+"""Content digests of local files by (path, device, inode, size, mtime, ctime): within a
+process a file is read once, and any change to it (ctime moves on every write) reads it again."""
+
+
+def _content_digest(fd: int, path: str, status: os.stat_result) -> str:
+    identity = (
+        path,
+        status.st_dev,
+        status.st_ino,
+        status.st_size,
+        status.st_mtime_ns,
+        status.st_ctime_ns,
+    )
+    digest = _DIGESTS.get(identity)
+    if digest is None:
+        hasher, offset = hashlib.sha256(), 0
+        while chunk := os.pread(fd, 1024 * 1024, offset):
+            hasher.update(chunk)
+            offset += len(chunk)
+        digest = f"sha256-{hasher.hexdigest()}"
+        if len(_DIGESTS) > 200_000:
+            _DIGESTS.clear()
+        _DIGESTS[identity] = digest
+    return digest
+
+
+def _open_regular(path: Path) -> tuple[int, os.stat_result]:
+    """Open a regular file without following a symlink at its last segment."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    status = os.fstat(fd)
+    if not stat_kind.S_ISREG(status.st_mode):
+        os.close(fd)
+        raise IsADirectoryError(errno.EISDIR, "not a regular file", str(path))
+    return fd, status
+
+
+def _kind_of(status: os.stat_result) -> str:
+    if stat_kind.S_ISFIFO(status.st_mode):
+        return "a named pipe (fifo)"
+    if stat_kind.S_ISSOCK(status.st_mode):
+        return "a socket"
+    return "a device or other special file"
+
+
 class LocalStorage:
-    """A local folder; keys are paths relative to it."""
+    """A local folder; keys are paths relative to it. Symlinks and special files are listed as
+    problems and never followed or read."""
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser().resolve()
@@ -94,63 +199,113 @@ class LocalStorage:
     def _path(self, key: str) -> Path:
         path = (self.root / normalise_key(key)).resolve()
         if not path.is_relative_to(self.root):
-            raise UnsafeKeyError(f"key {key!r} resolves outside {self.root}")
+            raise UnsafeKeyError(f"key {escape_text(key)} resolves outside {self.root}")
         return path
 
-    @staticmethod
-    def _describe(key: str, stat: os.stat_result) -> StoredObject:
-        # ctime moves on rename, so a file moved in with an old mtime still counts as new
-        changed = max(stat.st_mtime_ns, stat.st_ctime_ns)
-        return StoredObject(
-            key=key,
-            etag=f"{stat.st_size:x}-{stat.st_mtime_ns:x}",
-            size=stat.st_size,
-            last_modified=datetime.fromtimestamp(changed / 1e9, tz=UTC),
-        )
+    def _unresolved(self, key: str) -> Path:
+        """The path of `key` with its folders resolved (inside the root) and its last segment
+        not: a symlink there is opened as itself, never followed."""
+        clean = normalise_key(key)
+        folder = self._path(posixpath.dirname(clean)) if "/" in clean else self.root
+        return folder / posixpath.basename(clean)
 
-    def list_objects(self, prefix: str = "") -> Iterator[StoredObject]:
-        """Yield every regular file under the root whose key starts with `prefix`.
+    def require_exists(self) -> None:
+        if not self.root.is_dir():
+            raise LocationMissingError(f"landing folder {escape_text(str(self.root))} is missing")
+
+    def _describe_file(self, key: str, path: Path) -> StoredObject:
+        fd, status = _open_regular(path)
+        try:
+            etag = _content_digest(fd, str(path), status)
+        finally:
+            os.close(fd)
+        return self._object(key, etag, status)
+
+    @staticmethod
+    def _object(key: str, etag: str, status: os.stat_result) -> StoredObject:
+        changed = max(status.st_mtime_ns, status.st_ctime_ns)
+        return StoredObject(key, etag, status.st_size, datetime.fromtimestamp(changed / 1e9, UTC))
+
+    def _entry(self, key: str, path: Path, status: os.stat_result) -> StoredObject:
+        """A listed entry: a regular file with its digest, or a problem (never followed)."""
+        marker = f"unread-{status.st_size:x}-{status.st_mtime_ns:x}-{status.st_ino:x}"
+        changed = datetime.fromtimestamp(status.st_mtime_ns / 1e9, UTC)
+        problem = key_problem(key)
+        if problem is None and stat_kind.S_ISLNK(status.st_mode):
+            problem = "it is a symbolic link (never followed)"
+        elif problem is None and not stat_kind.S_ISREG(status.st_mode):
+            problem = f"it is {_kind_of(status)}, not a regular file"
+        if problem is None:
+            try:
+                return self._describe_file(key, path)
+            except OSError as error:
+                problem = f"it cannot be read ({errno.errorcode.get(error.errno, 'error')})"
+        return problem_object(key, marker, status.st_size, changed, problem)
+
+    def list_objects(
+        self, prefix: str = "", accept: Callable[[str], bool] | None = None
+    ) -> Iterator[StoredObject]:
+        """Yield every entry under the root whose key starts with `prefix` (and whose base name
+        `accept` takes, when given): regular files, and symlinks, special files and unreadable
+        entries marked with their `problem`.
 
         Hidden files and folders (a leading `.`), as writers use for partial uploads, are skipped.
         """
         if not self.root.is_dir():
             return
-        start = self.root
-        directory = posixpath.dirname(prefix.lstrip("/"))
-        if directory:
-            start = self._path(directory)
-            if not start.is_dir():
-                return
-        for folder, dirs, files in os.walk(start):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            for name in sorted(files):
-                if name.startswith("."):
-                    continue
-                path = Path(folder) / name
-                key = path.relative_to(self.root).as_posix()
-                if not key.startswith(prefix.lstrip("/")):
-                    continue
-                try:
-                    stat = path.stat()
-                except FileNotFoundError:
-                    continue
-                if path.is_file():
-                    yield self._describe(key, stat)
+        prefix = prefix.lstrip("/")
+        yield from self._walk(self.root, prefix, accept)
+
+    def _walk(
+        self, folder: Path, prefix: str, accept: Callable[[str], bool] | None
+    ) -> Iterator[StoredObject]:
+        relative = "" if folder == self.root else folder.relative_to(self.root).as_posix() + "/"
+        try:
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=lambda e: e.name)
+        except OSError as error:
+            status = folder.lstat()
+            reason = errno.errorcode.get(error.errno, "error")
+            changed = datetime.fromtimestamp(status.st_mtime_ns / 1e9, UTC)
+            marker = f"unread-folder-{status.st_ino:x}"
+            yield problem_object(
+                relative, marker, 0, changed, f"the folder cannot be read ({reason})"
+            )
+            return
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            key = relative + entry.name
+            if entry.is_dir(follow_symlinks=False):
+                if (key + "/").startswith(prefix) or prefix.startswith(key + "/"):
+                    yield from self._walk(Path(entry.path), prefix, accept)
+                continue
+            if not key.startswith(prefix) or (accept is not None and not accept(entry.name)):
+                continue
+            try:
+                status = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            yield self._entry(key, Path(entry.path), status)
 
     def head(self, key: str) -> StoredObject | None:
-        path = self._path(key)
+        path = self._unresolved(key)
         try:
-            stat = path.stat()
-        except FileNotFoundError:
+            return self._describe_file(normalise_key(key), path)
+        except (FileNotFoundError, IsADirectoryError):
             return None
-        return self._describe(normalise_key(key), stat) if path.is_file() else None
+        except OSError as error:
+            if error.errno == errno.ELOOP:  # a symlink: never followed
+                return None
+            raise
 
     def open_for_read(self, key: str, etag: str | None = None) -> BinaryIO:
-        handle = self._path(key).open("rb")
-        if etag is not None and self._describe(key, os.fstat(handle.fileno())).etag != etag:
-            handle.close()
+        fd, status = _open_regular(self._unresolved(key))
+        if etag is not None and _content_digest(fd, str(self._unresolved(key)), status) != etag:
+            os.close(fd)
             raise ChangedWhileReadingError(f"{self.display(key)} changed since it was listed")
-        return handle
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
 
     def put_bytes(self, key: str, data: bytes) -> None:
         path = self._path(key)
@@ -166,16 +321,18 @@ class LocalStorage:
                 return False
             path = target._path(target_key)
             path.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".", delete=False) as temp:
-                pass
-            shutil.copy2(self._path(source.key), temp.name)  # keeps mtime, so the etag matches
+            with (
+                self.open_for_read(source.key, etag=source.etag) as handle,
+                tempfile.NamedTemporaryFile(dir=path.parent, prefix=".", delete=False) as temp,
+            ):
+                shutil.copyfileobj(handle, temp, _READ_BUFFER)
             os.replace(temp.name, path)
             return True
-        with self.open_for_read(source.key) as handle:
+        with self.open_for_read(source.key, etag=source.etag) as handle:
             return target.put_copy(handle, source, target_key)
 
     def display(self, key: str) -> str:
-        return str(self.root / normalise_key(key))
+        return escape_text(str(self.root / key.lstrip("/")))
 
 
 class ChangedWhileReadingError(RuntimeError):
@@ -205,39 +362,73 @@ class S3Storage:
     def _describe(self, key: str, etag: str, size: int, last_modified: datetime) -> StoredObject:
         return StoredObject(key=key, etag=etag.strip('"'), size=size, last_modified=last_modified)
 
+    def require_exists(self) -> None:
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except self.client.exceptions.ClientError as error:
+            if storage_error_code(error) in ("404", "NoSuchBucket", "NotFound"):
+                raise LocationMissingError(f"landing bucket {self.bucket} does not exist") from None
+            raise
+
+    def _listed(self, item: dict) -> StoredObject | None:
+        key = item["Key"][len(self.prefix) :]
+        if not key or key.endswith("/"):
+            return None
+        problem = key_problem(key)
+        if problem is not None:
+            etag = item["ETag"].strip('"')
+            return problem_object(key, etag, item["Size"], item["LastModified"], problem)
+        return self._describe(key, item["ETag"], item["Size"], item["LastModified"])
+
     def list_objects(
         self, prefix: str = "", start_after: str | None = None
     ) -> Iterator[StoredObject]:
         """Yield every object under the prefix (paginated `list_objects_v2`), in key order.
 
         With `start_after`, only keys sorting after it (relative to the location's prefix).
+        Keys that cannot be handed over come with their `problem`.
         """
         paginator = self.client.get_paginator("list_objects_v2")
-        arguments = {"Bucket": self.bucket, "Prefix": self.prefix + prefix.lstrip("/")}
+        arguments = {"Bucket": self.bucket, "Prefix": self.prefix + prefix}
         if start_after:
             arguments["StartAfter"] = self.prefix + start_after
         for page in paginator.paginate(**arguments):
             for item in page.get("Contents", []):
-                key = item["Key"][len(self.prefix) :]
-                if not key or key.endswith("/"):
-                    continue
-                yield self._describe(key, item["ETag"], item["Size"], item["LastModified"])
+                if (listed := self._listed(item)) is not None:
+                    yield listed
 
-    def list_name_prefixes(self) -> tuple[list[str], list[StoredObject]]:
-        """Key prefixes up to and including the first `_` (one per dataset), and the objects
-        whose key has no `_` at all (one `Delimiter` listing: S3 skips the keys in between)."""
+    def list_name_prefixes(self, under: str = "") -> tuple[list[str], list[StoredObject]]:
+        """Key prefixes under `under` up to and including the next `_` (one per dataset and
+        folder), and the objects with no `_` after `under` (one `Delimiter` listing: S3 skips
+        the keys in between)."""
         prefixes: list[str] = []
         loose: list[StoredObject] = []
         paginator = self.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix, Delimiter="_"):
+        pages = paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + under, Delimiter="_")
+        for page in pages:
             prefixes += [p["Prefix"][len(self.prefix) :] for p in page.get("CommonPrefixes", [])]
-            for item in page.get("Contents", []):
-                key = item["Key"][len(self.prefix) :]
-                if key and not key.endswith("/"):
-                    loose.append(
-                        self._describe(key, item["ETag"], item["Size"], item["LastModified"])
-                    )
+            loose += [o for o in map(self._listed, page.get("Contents", [])) if o is not None]
         return prefixes, loose
+
+    def list_folders(
+        self, under: str, start_after: str | None = None, stop_at: str | None = None
+    ) -> list[str]:
+        """Folder prefixes (ending in `/`) directly under `under`, in key order, from after
+        `start_after` and stopping at the first entry that sorts at or after `stop_at`."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        arguments = {"Bucket": self.bucket, "Prefix": self.prefix + under, "Delimiter": "/"}
+        if start_after:
+            arguments["StartAfter"] = self.prefix + start_after
+        folders: list[str] = []
+        for page in paginator.paginate(**arguments, PaginationConfig={"PageSize": 100}):
+            entries = [p["Prefix"] for p in page.get("CommonPrefixes", [])]
+            entries += [o["Key"] for o in page.get("Contents", [])]
+            for entry in sorted(entries):
+                if stop_at is not None and entry >= self.prefix + stop_at:
+                    return folders
+                if entry.endswith("/"):
+                    folders.append(entry[len(self.prefix) :])
+        return folders
 
     def _head_object(self, key: str) -> dict | None:
         try:
@@ -314,7 +505,7 @@ class S3Storage:
         raise TypeError(f"cannot copy to {type(target).__name__}")
 
     def display(self, key: str) -> str:
-        return f"s3://{self.bucket}/{self._key(key)}"
+        return escape_text(f"s3://{self.bucket}/{self.prefix}{key}")
 
 
 def base(key: str) -> str:
