@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from indici_dagster.core.escaping import key_problem
 from indici_dagster.core.storage import LocalStorage, S3Storage, Storage, StoredObject
 
 _DATASET = re.compile(r"[A-Za-z][A-Za-z0-9]*")
@@ -59,6 +60,9 @@ def scan_landing(
     newest: dict[str, str] = dict(state.get("newest", {}))
     found: dict[str, StoredObject] = {}
     prefixes, loose = storage.list_name_prefixes()
+    # a prefix with control characters is never listed by itself (its keys can never be handed
+    # over): the sweep finds them, and they are audited as problems
+    prefixes = [p for p in prefixes if key_problem(p) is None]
     for obj in loose:
         found[obj.key] = obj
     # a dataset not seen yet starts from today: older keys (a backlog) come with the sweep, so
@@ -120,7 +124,7 @@ def _search_s3_folder(
     if depth > _MAX_FOLDER_DEPTH:
         raise RecursionError(f"folders nested deeper than {_MAX_FOLDER_DEPTH} under the landing")
     prefixes, _ = storage.list_name_prefixes(folder)  # keys without `_` are never indici names
-    for prefix in prefixes:
+    for prefix in [p for p in prefixes if key_problem(p) is None]:  # no handable keys under it
         stem = prefix[:-1].rsplit("/", 1)[-1]
         if _DATASET.fullmatch(stem):
             for stamp in stamps:

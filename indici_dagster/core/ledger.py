@@ -46,10 +46,16 @@ CREATE_LEDGER_TABLE = sql.SQL(
         updated_at timestamptz NOT NULL DEFAULT now(),
         PRIMARY KEY (source_key, etag)
     );
-    ALTER TABLE {ledger} ADD COLUMN IF NOT EXISTS run_id text;
+    DO $$ BEGIN
+        -- ledgers made before runs recorded themselves; ALTER only then (it needs the owner)
+        IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = {name}::regclass
+                       AND attname = 'run_id' AND NOT attisdropped) THEN
+            ALTER TABLE {ledger} ADD COLUMN run_id text;
+        END IF;
+    END $$;
     CREATE INDEX IF NOT EXISTS landing_ledger_outcome_idx ON {ledger} (outcome)
     """
-).format(ledger=LEDGER)
+).format(ledger=LEDGER, name=sql.Literal(f"{STAGING_SCHEMA}.{LEDGER_TABLE}"))
 
 
 class Outcome(StrEnum):
