@@ -24,6 +24,7 @@ from indici_dagster_tests.support import (
     query,
     tick,
 )
+from indici_dagster_tests.test_broken_inputs import landed_keys
 
 GOOD = "Patients_20261123_020000.parquet"
 
@@ -259,3 +260,71 @@ def test_any_listed_keys_are_planned_and_recorded_without_one_failing_the_rest(d
         unseen = ledger.find_unseen(cursor, objects)
         connection.rollback()
     assert {o.etag for o in unseen} <= {o.etag for o in objects}
+
+
+_NAME_NOISE = st.sampled_from(["\x00", "\x1b[2J", "\n", "\udcff", "\u2028", "é", "/", "x" * 300])
+
+
+@st.composite
+def hostile_landed_keys(draw) -> str:
+    """The existing fuzzed names (`landed_keys`), with hostile text spliced in or appended."""
+    key = draw(landed_keys())
+    for _ in range(draw(st.integers(0, 2))):
+        position = draw(st.integers(0, len(key)))
+        key = key[:position] + draw(_NAME_NOISE) + key[position:]
+    return key * draw(st.sampled_from([1, 1, 1, 5]))
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(keys=st.lists(hostile_landed_keys(), min_size=1, max_size=6, unique=True))
+def test_every_listed_key_is_requested_refused_or_deferred_exactly_once_and_never_raw(keys):
+    objects = []
+    for number, key in enumerate(keys):
+        problem = key_problem(key)
+        escaped = escape_text(key) if problem else key
+        objects.append(StoredObject(escaped, f"e{number}", 1, None, problem))  # type: ignore[arg-type]
+    plan = ledger.plan_landing(
+        objects,
+        [],
+        {"Patients"},
+        timezone=TIMEZONE,
+        first_partition="2000-01-01",
+        last_partition="2099-12-31",
+    )
+    requested = [e for r in plan.requests for e in r.entries]
+    decided = [e.etag for e in requested + plan.rejected] + [o.etag for o in plan.not_yet]
+    assert sorted(decided) == sorted(o.etag for o in objects)
+    for entry in requested:
+        assert key_problem(entry.source_key) is None
+    for entry in plan.rejected:
+        for text in (entry.source_key, entry.file_name or "", entry.message or ""):
+            assert_printable(text)
+            assert len(text) < 1_200
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(names=st.lists(st.binary(min_size=1, max_size=40), min_size=1, max_size=5))
+def test_any_file_names_in_a_local_folder_list_without_raising(tmp_path, names):
+    root = tmp_path / uuid.uuid4().hex
+    root.mkdir()
+    made = 0
+    for raw in names:
+        name = raw.replace(b"/", b"_").replace(b"\x00", b"0")
+        if name in (b".", b"..") or name.startswith(b"."):
+            continue
+        path = os.fsencode(root) + b"/" + name
+        if not os.path.exists(path):
+            with open(path, "wb") as handle:
+                handle.write(raw)
+            made += 1
+    listed = list(LocalStorage(root).list_objects())
+    assert len(listed) == made
+    for obj in listed:
+        assert_printable(obj.key)
+        assert obj.problem is not None or obj.etag.startswith("sha256-")
