@@ -13,7 +13,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from indici_dagster.core.escaping import key_problem
-from indici_dagster.core.storage import LocalStorage, S3Storage, Storage, StoredObject
+from indici_dagster.core.local_storage import LocalStorage
+from indici_dagster.core.storage import S3Storage, Storage, StoredObject
 
 _DATASET = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 _MAX_FOLDER_DEPTH = 32
