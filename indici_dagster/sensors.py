@@ -26,6 +26,7 @@ from dagster import (
     SkipReason,
     sensor,
 )
+from psycopg2.extensions import cursor as Cursor  # noqa: N812 - the class, named as a type
 
 from indici_dagster.assets.keys import PARTITIONED, RAW, rpt_key, staging_key
 from indici_dagster.core import ledger
@@ -102,7 +103,7 @@ def _succeeded_later(instance: DagsterInstance, run: DagsterRun) -> bool:
 
 
 def _settle_runs(
-    context: SensorEvaluationContext, cursor, unsettled: Sequence[ledger.UnsettledRun]
+    context: SensorEvaluationContext, cursor: Cursor, unsettled: Sequence[ledger.UnsettledRun]
 ) -> list[str]:
     """Mark versions of finished runs `done` or `run_failed`; lines for runs needing attention."""
     attention = []

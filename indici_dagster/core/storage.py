@@ -164,8 +164,8 @@ class S3Storage:
         return StoredObject(key=key, etag=etag.strip('"'), size=size, last_modified=last_modified)
 
     def require_exists(self) -> None:
-        try:
-            self.client.head_bucket(Bucket=self.bucket)
+        try:  # a listing (not HeadBucket): what a prefix-confined ListBucket policy allows
+            self.client.list_objects_v2(Bucket=self.bucket, Prefix=self.prefix, MaxKeys=1)
         except self.client.exceptions.ClientError as error:
             if storage_error_code(error) in ("404", "NoSuchBucket", "NotFound"):
                 raise LocationMissingError(f"landing bucket {self.bucket} does not exist") from None
