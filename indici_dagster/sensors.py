@@ -29,7 +29,7 @@ from dagster import (
 from psycopg2.extensions import cursor as Cursor  # noqa: N812 - the class, named as a type
 
 from indici_dagster.assets.keys import PARTITIONED, RAW, rpt_key, staging_key
-from indici_dagster.core import ledger
+from indici_dagster.core import landing_plan, ledger
 from indici_dagster.core.audit import AuditEntry, Status, Step, write_audit_entries
 from indici_dagster.core.escaping import escape_text
 from indici_dagster.core.landing_scan import scan_landing
@@ -72,7 +72,7 @@ def _audit_for(entry: ledger.LedgerEntry) -> AuditEntry:
     )
 
 
-def run_request_for(request: ledger.DateRequest) -> RunRequest:
+def run_request_for(request: landing_plan.DateRequest) -> RunRequest:
     """The run request of one date: raw, partitioned, and the tables of its datasets."""
     return RunRequest(
         run_key=request.run_key,
@@ -171,7 +171,7 @@ def build_landing_sensor(
             attention = _settle_runs(context, cursor, ledger.unsettled_runs(cursor))
             clashes = ledger.name_clashes(cursor)
             connection.commit()
-        plan = ledger.plan_landing(
+        plan = landing_plan.plan_landing(
             unseen,
             waiting,
             rules.keys(),
@@ -245,9 +245,9 @@ def build_landing_sensor(
 
 def _report(
     context: SensorEvaluationContext,
-    plan: ledger.LandingPlan,
+    plan: landing_plan.LandingPlan,
     waiting: Sequence[ledger.LedgerEntry],
-    requests: Sequence[ledger.DateRequest],
+    requests: Sequence[landing_plan.DateRequest],
     rules: Mapping[str, Rule],
     attention: Sequence[str],
     clashes: Sequence[tuple[str, str | None]],
@@ -258,7 +258,7 @@ def _report(
     still_waiting = [e for e in waiting if e.dataset not in rules] + [
         e for r in requests for e in r.entries if e.outcome is ledger.Outcome.NO_RULE
     ]
-    for dataset, dates in ledger.summarise_waiting(still_waiting).items():
+    for dataset, dates in landing_plan.summarise_waiting(still_waiting).items():
         span = dates[0] if len(dates) == 1 else f"{len(dates)} dates, {dates[0]} to {dates[-1]}"
         context.log.warning(
             f"dataset {dataset} has no rule: its files ({span}) are copied and audited, "

@@ -11,7 +11,7 @@ from dagster import DagsterInstance
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from indici_dagster.core import ledger
+from indici_dagster.core import landing_plan, ledger
 from indici_dagster.core.escaping import MAX_KEY_BYTES, escape_text, key_problem
 from indici_dagster.core.storage import LocalStorage, StoredObject, parse_s3_url
 from indici_dagster.core.warehouse import Warehouse
@@ -245,7 +245,7 @@ def test_any_listed_keys_are_planned_and_recorded_without_one_failing_the_rest(d
             if problem
             else StoredObject(key, etag, 1, None)  # type: ignore[arg-type]
         )
-    plan = ledger.plan_landing(
+    plan = landing_plan.plan_landing(
         objects,
         [],
         {"Patients"},
@@ -283,7 +283,7 @@ def test_every_listed_key_is_requested_refused_or_deferred_exactly_once_and_neve
         problem = key_problem(key)
         escaped = escape_text(key) if problem else key
         objects.append(StoredObject(escaped, f"e{number}", 1, None, problem))  # type: ignore[arg-type]
-    plan = ledger.plan_landing(
+    plan = landing_plan.plan_landing(
         objects,
         [],
         {"Patients"},
