@@ -151,3 +151,40 @@ def test_the_catalog_is_ensured_once_per_process_not_on_every_tick(
     for _ in range(3):
         tick(defs, instance)
     assert len(calls) == 1
+
+
+def test_a_failed_run_whose_re_execution_succeeds_is_settled_done(
+    tmp_path, database, admin_database_dsn, buckets, instance
+):
+    import psycopg2
+
+    landing, partitioned = buckets
+    put_s3(landing, FIRST, patients([(1, "A")]))
+    defs = build(make_settings(tmp_path, database, landing, partitioned))
+    requested = tick(defs, instance)
+    admin = psycopg2.connect(admin_database_dsn)
+    admin.autocommit = True
+    with admin.cursor() as cursor:  # a table the pipeline's role may not touch: staging fails
+        cursor.execute("CREATE TABLE indici_staging.patients (blocked int)")
+
+    (failed,) = execute_requests(defs, instance, requested)
+    assert not failed.success
+    assert ledger(database) == [(FIRST, "in_run")]  # partitioned ran; the run failed later
+    assert not tick(defs, instance, requested.cursor).run_requests
+    assert ledger(database) == [(FIRST, "run_failed")]
+
+    with admin.cursor() as cursor:
+        cursor.execute("DROP TABLE indici_staging.patients")
+    admin.close()
+    (request,) = requested.run_requests
+    retried = defs.resolve_job_def(INGEST_JOB).execute_in_process(
+        partition_key=request.partition_key,
+        # a re-execution from failure: only the failed steps, under the failed run's root
+        asset_selection=[k for k in request.asset_selection if k.path[1] in ("staging", "rpt")],
+        tags={"dagster/root_run_id": failed.run_id, "dagster/parent_run_id": failed.run_id},
+        instance=instance,
+    )
+    assert retried.success
+    assert query(database, "SELECT patient_id FROM rpt.patients") == [(1,)]
+    assert not tick(defs, instance, requested.cursor).run_requests
+    assert ledger(database) == [(FIRST, "done")]
