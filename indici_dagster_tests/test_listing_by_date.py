@@ -107,3 +107,16 @@ def test_local_folders_are_searched_by_name_and_find_every_file_of_the_date(tmp_
     for key in [k for k in day_keys() if not k.startswith(("/", "../"))] + other_keys(50):
         storage.put_bytes(key, b"x")
     assert found(storage) == sorted(k for k in day_keys() if not k.startswith(("/", "../")))
+
+
+def test_a_range_backfill_lists_months_not_each_date(buckets):
+    landing, _ = buckets
+    upload(landing, day_keys() + other_keys(400))
+    counting = CountingClient()
+    storage = S3Storage(landing, counting.client)
+    found(storage, [DAY])
+    one_day = counting.calls
+    counting.calls = 0
+    november = [f"2026-11-{d:02d}" for d in range(1, 31)]
+    assert found(storage, november) == sorted(day_keys())
+    assert counting.calls == one_day  # one month prefix per dataset, as for one date

@@ -101,7 +101,8 @@ def objects_of_dates(storage: Storage, partition_keys: Iterable[str]) -> list[St
 
     A name's `YYYYMMDD` is its partition date (the embedded time is local wall-clock time). On
     S3: one `Delimiter="_"` listing finds each folder's dataset prefixes (`<folder>/<Dataset>_`),
-    and each is listed only under `<Dataset>_<YYYYMMDD>` for the wanted dates; folders whose
+    and each is listed only under `<Dataset>_<YYYYMMDD>` for the wanted dates (`<YYYYMM>` for a
+    month with many of them); folders whose
     names hold `_` are found by listings that skip a dataset's dated names and are searched the
     same way. Callers still parse every returned name. Not found: a folder named
     `<Dataset>_<digit>...` holding the date's files, unless its name begins with the date.
@@ -119,6 +120,23 @@ def objects_of_dates(storage: Storage, partition_keys: Iterable[str]) -> list[St
     return list(storage.list_objects())
 
 
+MONTH_LISTING_FROM = 4
+"""Wanted dates of one month from which that month is listed whole (a range backfill), rather
+than date by date."""
+
+
+def _name_prefixes(stamps: list[str]) -> list[str]:
+    """`YYYYMMDD` name prefixes to list, merged into `YYYYMM` where a month has many dates:
+    a daily run lists its date, a year-long backfill a dozen months."""
+    by_month: dict[str, list[str]] = {}
+    for stamp in stamps:
+        by_month.setdefault(stamp[:6], []).append(stamp)
+    prefixes = []
+    for month, days in sorted(by_month.items()):
+        prefixes += [month] if len(days) >= MONTH_LISTING_FROM else days
+    return prefixes
+
+
 def _search_s3_folder(
     storage: S3Storage, folder: str, stamps: list[str], found: dict[str, StoredObject], depth: int
 ) -> None:
@@ -128,7 +146,7 @@ def _search_s3_folder(
     for prefix in [p for p in prefixes if key_problem(p) is None]:  # no handable keys under it
         stem = prefix[:-1].rsplit("/", 1)[-1]
         if _DATASET.fullmatch(stem):
-            for stamp in stamps:
+            for stamp in _name_prefixes(stamps):
                 for obj in storage.list_objects(prefix + stamp):
                     found[obj.key] = obj
             # folders under `<Dataset>_` whose names do not start with a digit (dated names do)
