@@ -102,10 +102,10 @@ def objects_of_dates(storage: Storage, partition_keys: Iterable[str]) -> list[St
     A name's `YYYYMMDD` is its partition date (the embedded time is local wall-clock time). On
     S3: one `Delimiter="_"` listing finds each folder's dataset prefixes (`<folder>/<Dataset>_`),
     and each is listed only under `<Dataset>_<YYYYMMDD>` for the wanted dates (`<YYYYMM>` for a
-    month with many of them); folders whose
-    names hold `_` are found by listings that skip a dataset's dated names and are searched the
-    same way. Callers still parse every returned name. Not found: a folder named
-    `<Dataset>_<digit>...` holding the date's files, unless its name begins with the date.
+    month with many of them). Folders whose names hold `_` are found by listings that skip a
+    dataset's dated names, and are searched the same way. Callers still parse every name.
+    Not found: files inside a folder named `<Dataset>_<digit>...` (next to that dataset's dated
+    files) unless the folder's name begins with the wanted date or month.
     """
     stamps = sorted({key.replace("-", "") for key in partition_keys})
     if not stamps:
