@@ -188,3 +188,22 @@ def test_a_failed_run_whose_re_execution_succeeds_is_settled_done(
     assert query(database, "SELECT patient_id FROM rpt.patients") == [(1,)]
     assert not tick(defs, instance, requested.cursor).run_requests
     assert ledger(database) == [(FIRST, "done")]
+
+
+def test_a_run_that_copies_files_without_loading_them_leaves_them_new_work(
+    tmp_path, database, buckets, instance
+):
+    landing, partitioned = buckets
+    put_s3(landing, FIRST, patients([(1, "A")]))
+    defs = build(make_settings(tmp_path, database, landing, partitioned))
+    graph_keys = defs.resolve_asset_graph().get_all_asset_keys()
+    copy_only = defs.resolve_job_def(INGEST_JOB).execute_in_process(
+        partition_key="2026-11-23",
+        asset_selection=[k for k in graph_keys if k.path[1] in ("raw", "partitioned")],
+        instance=instance,
+    )
+    assert copy_only.success
+    assert ledger(database) == []  # copied, not loaded: not recorded as processed
+
+    (request,) = tick(defs, instance).run_requests
+    assert request.partition_key == "2026-11-23"

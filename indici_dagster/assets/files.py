@@ -18,7 +18,7 @@ from dagster import (
     asset,
 )
 
-from indici_dagster.assets.keys import PARTITIONED, RAW
+from indici_dagster.assets.keys import PARTITIONED, RAW, staging_key
 from indici_dagster.core import ledger
 from indici_dagster.core.audit import Status, write_audit_entries
 from indici_dagster.core.escaping import escape_text
@@ -127,6 +127,8 @@ def build_file_assets(
             for e in report.entries
             if e.status == Status.ERROR and e.source_key not in report.clashes
         }
+        selection = context.run.asset_selection  # None: the whole job
+        not_loaded = {d for d in rules if selection is not None and staging_key(d) not in selection}
         store = warehouse.get_warehouse()
         with store.connection() as connection, connection.cursor() as cursor:
             # the audit rows and what the run processed, in one transaction
@@ -134,7 +136,8 @@ def build_file_assets(
             ledger.record(
                 cursor,
                 ledger.processed_entries(
-                    [(f.object, f.name) for f in files],
+                    # a file this run does not load (its table not selected) stays new work
+                    [(f.object, f.name) for f in files if f.name.dataset not in not_loaded],
                     refused=set(report.clashes),
                     failed=failed_keys,
                     datasets_with_rules=rules.keys(),
