@@ -944,7 +944,7 @@ def contender_dlt_parquet(spec: dict[str, Any]) -> dict[str, Any]:
 
 def contender_sensor(spec: dict[str, Any]) -> dict[str, Any]:
     """Landing-sensor ticks over the objects in the moto bucket: cold, draining, steady."""
-    from dagster import DagsterInstance, build_sensor_context
+    from dagster import DagsterInstance, DagsterRunStatus, build_sensor_context
 
     from indici_dagster.core.settings import Settings
     from indici_dagster.core.warehouse import Warehouse
@@ -990,8 +990,25 @@ def contender_sensor(spec: dict[str, Any]) -> dict[str, Any]:
         first_cursor = result.cursor or ""
         first_runs = len(result.run_requests or [])
         drained = 1
+        job = defs.resolve_job_def("indici_ingest_job")
+
+        def store(result) -> None:
+            """Create the requested runs as the daemon does (not launched): the sensor records
+            no hand-over itself, and skips dates whose run is stored and unfinished."""
+            for request in result.run_requests or []:
+                instance.create_run_for_job(
+                    job_def=job,
+                    status=DagsterRunStatus.NOT_STARTED,
+                    tags={
+                        **request.tags,
+                        "dagster/run_key": request.run_key,
+                        "dagster/sensor_name": "indici_landing_sensor",
+                    },
+                )
+
         with timer.step("drain_ticks"):
             while result.run_requests and drained < 1000:
+                store(result)
                 result = tick(result.cursor)
                 drained += 1
         steady = []

@@ -25,6 +25,10 @@ class FileStorageResource(ConfigurableResource):
         return open_storage(self.location, client)
 
 
+_CATALOG_READY: set[str] = set()
+"""DSNs whose catalog this process has ensured: the DDL runs once per process, not per tick."""
+
+
 class WarehouseResource(ConfigurableResource):
     """The Postgres warehouse: `dsn`, or (unset or `embedded`) the server kept in `embedded_dir`.
 
@@ -39,12 +43,15 @@ class WarehouseResource(ConfigurableResource):
     _warehouse: Warehouse | None = PrivateAttr(default=None)
 
     def get_warehouse(self) -> Warehouse:
-        """A `Warehouse` with its catalog (schemas, audit log, ledger) in place."""
+        """A `Warehouse` with its catalog (schemas, audit log, ledger) in place (ensured once
+        per process and DSN)."""
         if self._warehouse is None:
             embedded = self.dsn is None or self.dsn == EMBEDDED
             dsn = embedded_dsn(self.embedded_dir) if embedded else self.dsn
             warehouse = Warehouse(dsn, self.timezone, max_new_columns=self.max_new_columns)
-            warehouse.ensure_catalog()
+            if dsn not in _CATALOG_READY:
+                warehouse.ensure_catalog()
+                _CATALOG_READY.add(dsn)
             self._warehouse = warehouse
         return self._warehouse
 

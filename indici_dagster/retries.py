@@ -40,7 +40,7 @@ TRANSIENT_RETRY = RetryPolicy(
 
 
 @contextlib.contextmanager
-def fail_fast_on_permanent_errors() -> Iterator[None]:
+def _failing_fast_on_permanent_errors() -> Iterator[None]:
     """Turn errors that retrying cannot fix into a non-retryable `Failure`; only transient ones
     (`core.db_errors.classify`) reach the retry policy."""
     try:
@@ -72,12 +72,14 @@ def fail_fast_on_permanent_errors() -> Iterator[None]:
         ) from None
 
 
-def fails_fast_on_permanent_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """Decorator form of `fail_fast_on_permanent_errors`, for asset functions."""
+def fail_fast_on_permanent_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Decorate an asset function: errors no retry can fix become a non-retryable `Failure`
+    naming the cause (an AWS error code, a SQLSTATE); only transient ones reach the step's
+    retry policy, and none leaves with its own text."""
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        with fail_fast_on_permanent_errors():
+        with _failing_fast_on_permanent_errors():
             return fn(*args, **kwargs)
 
     return wrapper

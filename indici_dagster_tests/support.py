@@ -127,12 +127,46 @@ def execute_requests(
             job.execute_in_process(
                 partition_key=request.partition_key,
                 asset_selection=list(request.asset_selection),
-                tags=request.tags,
+                # as the daemon creates them: its run-key look-up finds them by these tags
+                tags={k: v for k, v in daemon_tags(request).items() if k != "dagster/partition"},
                 instance=instance,
                 raise_on_error=False,
             )
         )
     return outcomes
+
+
+def daemon_tags(request) -> dict[str, str]:
+    """The tags the sensor daemon gives a run it creates for `request`."""
+    return {
+        **request.tags,
+        "dagster/run_key": request.run_key,
+        "dagster/sensor_name": "indici_landing_sensor",
+        "dagster/partition": request.partition_key,
+    }
+
+
+def store_requests(defs: Definitions, instance: DagsterInstance, result: SensorResult) -> list:
+    """Store the tick's requests as the daemon does (runs created, not yet launched), after
+    the daemon's own run-key check; returns the runs created."""
+    from dagster import DagsterRunStatus
+    from dagster._daemon.sensor import fetch_existing_runs
+
+    existing = fetch_existing_runs(instance, _SensorName(), result.run_requests or [])
+    job = defs.resolve_job_def(INGEST_JOB)
+    return [
+        instance.create_run_for_job(
+            job_def=job, status=DagsterRunStatus.NOT_STARTED, tags=daemon_tags(request)
+        )
+        for request in result.run_requests or []
+        if request.run_key not in existing
+    ]
+
+
+class _SensorName:
+    """What the daemon's run-key look-up reads of a sensor for runs without a code origin."""
+
+    name = "indici_landing_sensor"
 
 
 def query(dsn: str, statement: str, params: Sequence | None = None) -> list[tuple]:

@@ -152,11 +152,10 @@ def test_sensor_driven_runs_give_exact_rpt_staging_partitioned_and_audit(
 
     assert rows_for("Patients_2026112.parquet", "landing") == [("error", None, None, None, None)]
     assert rows_for("Mystery_20261124_020000.parquet", "partitioned") == [
-        ("success", None, None, None, None)
+        ("success", None, None, None, None),
+        ("no_rule", None, None, None, None),
     ]
-    assert rows_for("Mystery_20261124_020000.parquet", "staging") == [
-        ("no_rule", None, None, None, None)
-    ]
+    assert rows_for("Mystery_20261124_020000.parquet", "staging") == []
     assert rows_for("InvoiceLines_20261124_030000.parquet", "staging") == [
         ("empty", 0, 0, None, None)
     ]

@@ -142,7 +142,7 @@ def test_a_dataset_without_a_rule_waits_and_loads_once_a_rule_exists(
     assert s3_keys(partitioned) == [f"dataset=Vaccinations/date=2026-11-24/{name}"]
     assert [(step, status) for step, status, _ in audit(database, name)] == [
         ("partitioned", "success"),
-        ("staging", "no_rule"),
+        ("partitioned", "no_rule"),
     ]
     capfd.readouterr()
     for _ in range(2):  # reported tick after tick, and never requested again
@@ -166,8 +166,9 @@ def test_a_dataset_without_a_rule_waits_and_loads_once_a_rule_exists(
         (7, "MMR"),
         (8, "FLU"),
     ]
-    assert ledger(database) == [(name, "requested")]
+    assert ledger(database) == [(name, "in_run")]  # recorded by the run itself
     assert not tick(with_rule, instance).run_requests
+    assert ledger(database) == [(name, "done")]  # settled once Dagster reported the run
 
 
 def test_a_request_selects_raw_partitioned_and_the_tables_of_datasets_with_rules(s3, instance):

@@ -18,7 +18,10 @@ from dagster import (
     asset,
 )
 
-from indici_dagster.assets.keys import PARTITIONED, RAW
+from indici_dagster.assets.keys import PARTITIONED, RAW, staging_key
+from indici_dagster.core import ledger
+from indici_dagster.core.audit import Status, write_audit_entries
+from indici_dagster.core.escaping import escape_text
 from indici_dagster.core.ingest import (
     RawFileReport,
     copy_to_partitioned,
@@ -28,7 +31,7 @@ from indici_dagster.core.ingest import (
 from indici_dagster.core.rules import Rule
 from indici_dagster.partitions import RANGE_BACKFILL, group_by_partition
 from indici_dagster.resources import FileStorageResource, WarehouseResource
-from indici_dagster.retries import TRANSIENT_RETRY, fails_fast_on_permanent_errors
+from indici_dagster.retries import TRANSIENT_RETRY, fail_fast_on_permanent_errors
 from indici_dagster.rules_resource import RulesResource
 
 _FILES_SCHEMA = TableSchema(
@@ -63,7 +66,7 @@ def build_file_assets(
             )
         ],
     )
-    @fails_fast_on_permanent_errors
+    @fail_fast_on_permanent_errors
     def raw(context: AssetExecutionContext, landing: FileStorageResource) -> MaterializeResult:
         """The files landed for the date: names parsed, Parquet footers read. Nothing moves."""
         storage = landing.get_storage()
@@ -102,8 +105,16 @@ def build_file_assets(
         backfill_policy=RANGE_BACKFILL,
         retry_policy=TRANSIENT_RETRY,
         kinds={"s3"},
+        check_specs=[
+            AssetCheckSpec(
+                "no_file_name_clashes",
+                asset=PARTITIONED,
+                description="No two landed keys of the date share a file name (such a pair is "
+                "refused and audited; the date's other files carry on).",
+            )
+        ],
     )
-    @fails_fast_on_permanent_errors
+    @fail_fast_on_permanent_errors
     def partitioned(
         context: AssetExecutionContext,
         landing: FileStorageResource,
@@ -116,24 +127,60 @@ def build_file_assets(
         source, target = landing.get_storage(), partitioned.get_storage()
         files = landed_files_for(source, context.partition_keys, timezone)
         report = copy_to_partitioned(source, target, files, built_rules, run_id=context.run_id)
-        warehouse.get_warehouse().write_audit(report.entries)
+        failed_keys = {
+            e.source_key
+            for e in report.entries
+            if e.status == Status.ERROR and e.source_key not in report.clashes
+        }
+        selection = context.run.asset_selection  # None: the whole job
+        not_loaded = {
+            d for d in built_rules if selection is not None and staging_key(d) not in selection
+        }
+        store = warehouse.get_warehouse()
+        with store.connection() as connection, connection.cursor() as cursor:
+            # the audit rows and what the run processed, in one transaction
+            write_audit_entries(cursor, report.entries)
+            ledger.record(
+                cursor,
+                ledger.processed_entries(
+                    # a file this run does not load (its table not selected) stays new work
+                    [(f.object, f.name) for f in files if f.name.dataset not in not_loaded],
+                    refused=set(report.clashes),
+                    failed=failed_keys,
+                    datasets_with_rules=built_rules.keys(),
+                    run_id=context.run_id,
+                    run_key=context.run.tags.get("dagster/run_key"),
+                ),
+            )
+            connection.commit()
         waiting = sorted({f.name.dataset for f in files if f.name.dataset not in built_rules})
         if waiting:
             context.log.warning(f"no rule yet for datasets {waiting}: copied and audited only")
-        if report.failed or report.clashes:
-            raise Failure(
-                "; ".join(report.clashes + report.failed),
-                # a clash of names needs a person; a failed copy may succeed on the next attempt
-                allow_retries=not report.clashes,
-            )
+        for key in report.clashes:
+            context.log.error(f"{escape_text(key)}: another key has the same file name; not copied")
+        if report.failed:
+            # a failed copy may succeed on the next attempt
+            raise Failure("; ".join(report.failed), allow_retries=True)
         return MaterializeResult(
             metadata={
                 "file_count": len(files),
                 "copied": report.copied,
-                "already_present": len(files) - report.copied,
+                "already_present": len(files) - report.copied - len(report.clashes),
                 "datasets_without_rule": MetadataValue.json(waiting),
                 "partitioned": target.url,
-            }
+            },
+            check_results=[
+                AssetCheckResult(
+                    check_name="no_file_name_clashes",
+                    passed=not report.clashes,
+                    severity=AssetCheckSeverity.ERROR,
+                    metadata={
+                        "refused": MetadataValue.json(
+                            sorted(escape_text(k) for k in report.clashes)
+                        )
+                    },
+                )
+            ],
         )
 
     return [raw, partitioned]

@@ -30,7 +30,7 @@ from indici_dagster.core.sql import RPT_SCHEMA, STAGING_SCHEMA
 from indici_dagster.core.warehouse import FileUpsert
 from indici_dagster.partitions import RANGE_BACKFILL, group_by_partition
 from indici_dagster.resources import FileStorageResource, WarehouseResource
-from indici_dagster.retries import TRANSIENT_RETRY, fails_fast_on_permanent_errors
+from indici_dagster.retries import TRANSIENT_RETRY, fail_fast_on_permanent_errors
 from indici_dagster.rules_resource import RulesResource
 
 
@@ -73,7 +73,7 @@ def build_table_assets(
         tags=tags,
         check_specs=staging_check_specs(staging_asset_key, rule),
     )
-    @fails_fast_on_permanent_errors
+    @fail_fast_on_permanent_errors
     def staging(
         context: AssetExecutionContext,
         partitioned: FileStorageResource,
@@ -129,7 +129,7 @@ def build_table_assets(
         tags=tags,
         check_specs=rpt_check_specs(rpt_asset_key, rule),
     )
-    @fails_fast_on_permanent_errors
+    @fail_fast_on_permanent_errors
     def rpt(
         context: AssetExecutionContext, warehouse: WarehouseResource, rules: RulesResource
     ) -> MaterializeResult:

@@ -10,6 +10,7 @@ from indici_dagster.cli.db import add_db_commands
 from indici_dagster.cli.doctor import doctor
 from indici_dagster.cli.errors import CliError, OneLineArgumentParser, one_line
 from indici_dagster.core.dsn import describe_dsn
+from indici_dagster.core.ledger import file_states
 from indici_dagster.core.naming import InvalidIdentifierError, validate_identifier
 from indici_dagster.core.queries import WarehouseQueries
 from indici_dagster.core.rules import parse_rules
@@ -84,15 +85,21 @@ def sample_data(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def audit(args: argparse.Namespace, settings: Settings) -> int:
-    """Print every audit row for a file: what happened to it, step by step (read-only)."""
+    """Print every audit row for a file, step by step, and whether it still needs attention
+    (read-only)."""
     dsn = warehouse_dsn(settings)
     require_catalog(dsn)
-    rows = WarehouseQueries(Warehouse(dsn, settings.timezone)).file_history(args.file)
-    if not rows:
+    warehouse = Warehouse(dsn, settings.timezone)
+    rows = WarehouseQueries(warehouse).file_history(args.file)
+    with warehouse.connection() as connection, connection.cursor() as cursor:
+        states = file_states(cursor, args.file)  # what the ledger holds, attention included
+    if not rows and not states:
         print(f"no audit rows for {printable(args.file)} in {describe_dsn(dsn)}")
         return 1
     for row in rows:
         print(" | ".join("" if value is None else printable(str(value)) for value in row))
+    for line in states:
+        print(line)
     return 0
 
 

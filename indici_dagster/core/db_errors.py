@@ -18,23 +18,14 @@ import psycopg2.errorcodes
 import pyarrow as pa
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+from indici_dagster.core.storage import PERMANENT_STORAGE_ERRORS
+from indici_dagster.core.text import printable
+
 NAME_LIMIT = 64
 """Characters of a name from a file (a column name) shown in a message; the rest is cut."""
 
-PERMANENT_S3_ERRORS = frozenset(
-    {
-        "AccessDenied",
-        "AllAccessDisabled",
-        "InvalidAccessKeyId",
-        "SignatureDoesNotMatch",
-        "NoSuchBucket",
-        "403",
-        "AccessDeniedException",
-        "ResourceNotFoundException",
-        "UnrecognizedClientException",
-    }
-)
-"""AWS error codes no retry can fix: the step fails at once."""
+PERMANENT_S3_ERRORS = PERMANENT_STORAGE_ERRORS
+"""AWS error codes no retry can fix: the step fails at once (one list, kept with the storage)."""
 
 _CONTENT_CLASSES = ("22", "23", "54")
 """SQLSTATE classes a file's values cause: data exception, integrity constraint violation,
@@ -98,7 +89,7 @@ def quote_name(name: object, limit: int = NAME_LIMIT) -> str:
     """A name from a file (column, key) quoted for a message: control characters, ANSI escapes
     and newlines escaped, at most `limit` characters of it shown."""
     text = str(name)
-    shown = repr(text[:limit])
+    shown = f"'{printable(text[:limit])}'"
     return shown if len(text) <= limit else f"{shown}... ({len(text)} characters)"
 
 

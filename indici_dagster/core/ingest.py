@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from indici_dagster.core.audit import AuditEntry, Status, Step
 from indici_dagster.core.db_errors import ErrorKind, classify, describe_library_error
 from indici_dagster.core.filenames import LandedFileName, parse_file_name, try_parse_file_name
+from indici_dagster.core.landing_scan import objects_of_dates
 from indici_dagster.core.parquet import (
     ParquetSummary,
     UnreadableParquetError,
@@ -18,7 +19,12 @@ from indici_dagster.core.parquet import (
     summarise,
 )
 from indici_dagster.core.rules import Rule
-from indici_dagster.core.storage import Storage, StoredObject
+from indici_dagster.core.storage import (
+    Storage,
+    StoredObject,
+    describe_storage_error,
+    is_permanent_storage_error,
+)
 from indici_dagster.core.warehouse import NOT_RETRIED, FileLoadError, StagingResult, Warehouse
 
 log = logging.getLogger(__name__)
@@ -59,11 +65,12 @@ def partitioned_key(dataset: str, partition_key: str, file_name: str) -> str:
 def landed_files_for(
     storage: Storage, partition_keys: Iterable[str], timezone: str
 ) -> list[LandedFile]:
-    """Every landed object whose name parses and whose date is one of `partition_keys`."""
+    """Every landed object whose name parses and whose date is one of `partition_keys` (listed
+    per date, not the whole location; entries that can never be read are the sensor's to audit)."""
     wanted = set(partition_keys)
     files = []
-    for obj in storage.list_objects():
-        name = try_parse_file_name(obj.key, timezone)
+    for obj in objects_of_dates(storage, wanted):
+        name = None if obj.problem else try_parse_file_name(obj.key, timezone)
         if name is not None and name.partition_key in wanted:
             files.append(LandedFile(obj, name))
     return sorted(files, key=lambda f: (f.name.source_ts, f.name.file_name, f.object.key))
@@ -116,13 +123,15 @@ def copy_to_partitioned(
             report.entries.append(
                 AuditEntry(Step.PARTITIONED, Status.ERROR, message=message, **base)
             )
-            report.clashes.append(f"{file.object.key}: {message}")
+            report.clashes.append(file.object.key)
             continue
         try:
             copied = landing.copy_object(file.object, partitioned, file.partitioned_key)
         except Exception as error:
+            if is_permanent_storage_error(error):
+                raise  # access denied, no such bucket: no retry can fix it; fail the step now
             target = partitioned.display(file.partitioned_key)
-            message = f"copy to {target} failed: {type(error).__name__}"
+            message = f"copy to {target} failed: {describe_storage_error(error)}"
             report.entries.append(
                 AuditEntry(Step.PARTITIONED, Status.ERROR, message=message, **base)
             )
@@ -134,7 +143,7 @@ def copy_to_partitioned(
         if file.name.dataset not in rules:
             report.entries.append(
                 AuditEntry(
-                    Step.STAGING,
+                    Step.PARTITIONED,
                     Status.NO_RULE,
                     message=f"no rule for dataset {file.name.dataset}; waiting for one",
                     **base,
@@ -152,7 +161,7 @@ class CopyReport:
     failed: list[str] = field(default_factory=list)
     """Copies that failed (storage errors: a retry may succeed)."""
     clashes: list[str] = field(default_factory=list)
-    """Files refused because another object has the same name (a person must resolve it)."""
+    """Keys refused because another object has the same name (a person must resolve it)."""
 
 
 @dataclass(frozen=True)

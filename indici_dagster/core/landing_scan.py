@@ -8,11 +8,16 @@ one sweep. The state is a few bytes per dataset. Local folders are listed whole 
 """
 
 import re
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from indici_dagster.core.escaping import key_problem
+from indici_dagster.core.local_storage import LocalStorage
 from indici_dagster.core.storage import S3Storage, Storage, StoredObject
 
+_DATASET = re.compile(r"[A-Za-z][A-Za-z0-9]*")
+_MAX_FOLDER_DEPTH = 32
 LOOKBACK_DAYS = 3
 SWEEP_KEYS_PER_TICK = 2_000
 _DATE_AFTER_PREFIX = re.compile(r"([0-9]{8})")
@@ -46,14 +51,19 @@ def scan_landing(
 
     Guarantees every object is returned by some tick: recent keys of every dataset each tick,
     every other key at least once per sweep of the whole location (a location smaller than one
-    slice is swept whole every tick).
+    slice is swept whole every tick). Raises `LocationMissingError` when the landing folder or
+    bucket is missing: never "no new files".
     """
+    storage.require_exists()
     if not isinstance(storage, S3Storage):
         return list(storage.list_objects()), {}
     state = state or {}
     newest: dict[str, str] = dict(state.get("newest", {}))
     found: dict[str, StoredObject] = {}
     prefixes, loose = storage.list_name_prefixes()
+    # a prefix with control characters is never listed by itself (its keys can never be handed
+    # over): the sweep finds them, and they are audited as problems
+    prefixes = [p for p in prefixes if key_problem(p) is None]
     for obj in loose:
         found[obj.key] = obj
     # a dataset not seen yet starts from today: older keys (a backlog) come with the sweep, so
@@ -83,3 +93,66 @@ def scan_landing(
         "newest": {p: d for p, d in newest.items() if p in known},
         "sweep_after": sweep_after,
     }
+
+
+def objects_of_dates(storage: Storage, partition_keys: Iterable[str]) -> list[StoredObject]:
+    """Every object whose base name may belong to one of these dates (`YYYY-MM-DD`), in any
+    folder, found with storage requests in proportion to the dates' files, not to the history.
+
+    A name's `YYYYMMDD` is its partition date (the embedded time is local wall-clock time). On
+    S3: one `Delimiter="_"` listing finds each folder's dataset prefixes (`<folder>/<Dataset>_`),
+    and each is listed only under `<Dataset>_<YYYYMMDD>` for the wanted dates (`<YYYYMM>` for a
+    month with many of them). Folders whose names hold `_` are found by listings that skip a
+    dataset's dated names, and are searched the same way. Callers still parse every name.
+    Not found: files inside a folder named `<Dataset>_<digit>...` (next to that dataset's dated
+    files) unless the folder's name begins with the wanted date or month.
+    """
+    stamps = sorted({key.replace("-", "") for key in partition_keys})
+    if not stamps:
+        return []
+    if isinstance(storage, S3Storage):
+        found: dict[str, StoredObject] = {}
+        _search_s3_folder(storage, "", stamps, found, 0)
+        return list(found.values())
+    if isinstance(storage, LocalStorage):
+        wanted = tuple(f"_{stamp}" for stamp in stamps)
+        return list(storage.list_objects(accept=lambda name: any(s in name for s in wanted)))
+    return list(storage.list_objects())
+
+
+MONTH_LISTING_FROM = 4
+"""Wanted dates of one month from which that month is listed whole (a range backfill), rather
+than date by date."""
+
+
+def _name_prefixes(stamps: list[str]) -> list[str]:
+    """`YYYYMMDD` name prefixes to list, merged into `YYYYMM` where a month has many dates:
+    a daily run lists its date, a year-long backfill a dozen months."""
+    by_month: dict[str, list[str]] = {}
+    for stamp in stamps:
+        by_month.setdefault(stamp[:6], []).append(stamp)
+    prefixes = []
+    for month, days in sorted(by_month.items()):
+        prefixes += [month] if len(days) >= MONTH_LISTING_FROM else days
+    return prefixes
+
+
+def _search_s3_folder(
+    storage: S3Storage, folder: str, stamps: list[str], found: dict[str, StoredObject], depth: int
+) -> None:
+    if depth > _MAX_FOLDER_DEPTH:
+        raise RecursionError(f"folders nested deeper than {_MAX_FOLDER_DEPTH} under the landing")
+    prefixes, _ = storage.list_name_prefixes(folder)  # keys without `_` are never indici names
+    for prefix in [p for p in prefixes if key_problem(p) is None]:  # no handable keys under it
+        stem = prefix[:-1].rsplit("/", 1)[-1]
+        if _DATASET.fullmatch(stem):
+            for stamp in _name_prefixes(stamps):
+                for obj in storage.list_objects(prefix + stamp):
+                    found[obj.key] = obj
+            # folders under `<Dataset>_` whose names do not start with a digit (dated names do)
+            subfolders = storage.list_folders(prefix, stop_at=prefix + "0")
+            subfolders += storage.list_folders(prefix, start_after=prefix + ":")
+        else:
+            subfolders = storage.list_folders(prefix)  # no dated names can be here
+        for subfolder in subfolders:
+            _search_s3_folder(storage, subfolder, stamps, found, depth + 1)

@@ -1,20 +1,24 @@
-"""The landing ledger: every landed object version (key + ETag) the sensor has handed over.
+"""The landing ledger: what became of every landed object version (key + ETag).
 
-A version is recorded once, with its outcome, so an unchanged file is never requested twice, a
-re-sent file with new content is new work, and files of a dataset without a rule wait here
-until a rule exists.
+Runs record the versions they processed (the partitioned step writes `in_run`, with its run);
+the sensor settles them to `done` once Dagster reports the run succeeded, or `run_failed` (needs
+attention) when it failed or was cancelled. The sensor itself records only versions it refuses
+(unrecognised names, dates out of range, keys that can never be read): never a hand-over Dagster
+may not have stored. An unchanged file is never requested twice, a re-sent file with new content
+is new work, and files of a dataset without a rule wait here until a rule exists.
 """
 
-import hashlib
-from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from enum import StrEnum
 
 from psycopg2 import sql
 from psycopg2.extensions import cursor as Cursor  # noqa: N812 - the class, named as a type
 
-from indici_dagster.core.filenames import LandedFileName, UnrecognisedFileNameError, parse_file_name
+from indici_dagster.core.escaping import escape_text
+from indici_dagster.core.filenames import (
+    LandedFileName,
+)
 from indici_dagster.core.sql import LEDGER_TABLE, STAGING_SCHEMA, qualified
 from indici_dagster.core.storage import StoredObject
 
@@ -31,23 +35,42 @@ CREATE_LEDGER_TABLE = sql.SQL(
         partition_key text,
         outcome text NOT NULL,
         run_key text,
+        run_id text,
         message text,
         first_seen_at timestamptz NOT NULL DEFAULT now(),
         updated_at timestamptz NOT NULL DEFAULT now(),
         PRIMARY KEY (source_key, etag)
     );
+    DO $$ BEGIN
+        -- ledgers made before runs recorded themselves; ALTER only then (it needs the owner)
+        IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = {name}::regclass
+                       AND attname = 'run_id' AND NOT attisdropped) THEN
+            ALTER TABLE {ledger} ADD COLUMN run_id text;
+        END IF;
+    END $$;
     CREATE INDEX IF NOT EXISTS landing_ledger_outcome_idx ON {ledger} (outcome)
     """
-).format(ledger=LEDGER)
+).format(ledger=LEDGER, name=sql.Literal(f"{STAGING_SCHEMA}.{LEDGER_TABLE}"))
 
 
 class Outcome(StrEnum):
-    """What the sensor did with an object version."""
+    """What became of an object version."""
 
-    REQUESTED = "requested"
+    IN_RUN = "in_run"
+    """A run copied it; the run's end has not been seen yet."""
+    DONE = "done"
+    """Its run succeeded."""
+    RUN_FAILED = "run_failed"
+    """Its run failed or was cancelled: needs attention (re-execute the run or backfill)."""
     NO_RULE = "no_rule"
+    NAME_CLASH = "name_clash"
     UNRECOGNISED = "unrecognised"
     OUT_OF_RANGE = "out_of_range"
+    UNREADABLE = "unreadable"
+
+
+UNSETTLED = (Outcome.IN_RUN, Outcome.RUN_FAILED)
+"""Outcomes whose run the sensor checks every tick."""
 
 
 @dataclass(frozen=True)
@@ -63,115 +86,21 @@ class LedgerEntry:
     partition_key: str | None = None
     run_key: str | None = None
     message: str | None = None
-
-
-@dataclass
-class DateRequest:
-    """One run to request: a partition, the datasets with rules among its files, the files."""
-
-    partition_key: str
-    datasets: set[str] = field(default_factory=set)
-    entries: list[LedgerEntry] = field(default_factory=list)
-
-    @property
-    def run_key(self) -> str:
-        """Stable for the same set of object versions, new when any content changes."""
-        digest = hashlib.sha256()
-        for entry in sorted(self.entries, key=lambda e: (e.source_key, e.etag)):
-            digest.update(f"{entry.source_key}\0{entry.etag}\n".encode())
-        return f"{self.partition_key}:{digest.hexdigest()[:20]}"
-
-
-@dataclass
-class LandingPlan:
-    """The sensor's decisions for one tick."""
-
-    requests: list[DateRequest]
-    no_rule: list[LedgerEntry]
-    unrecognised: list[LedgerEntry]
-    out_of_range: list[LedgerEntry]
-    not_yet: list[StoredObject]
-    """Objects dated after the last partition (clock skew): left for a later tick."""
-
-
-def plan_landing(
-    new_objects: Iterable[StoredObject],
-    waiting_for_rule: Iterable[LedgerEntry],
-    datasets_with_rules: Collection[str],
-    *,
-    timezone: str,
-    first_partition: str,
-    last_partition: str,
-) -> LandingPlan:
-    """Decide what to request for newly landed objects and for files that now have a rule.
-
-    Pure: groups files by partition date, one request per date; files of datasets without a
-    rule still go into the date's request (they are copied and audited) and are marked
-    `no_rule`; unrecognised names and dates before the first partition are marked, never
-    requested.
-    """
-    by_date: dict[str, DateRequest] = {}
-    plan = LandingPlan([], [], [], [], [])
-    for obj in new_objects:
-        try:
-            landed: LandedFileName = parse_file_name(obj.key, timezone)
-        except UnrecognisedFileNameError as error:
-            plan.unrecognised.append(
-                LedgerEntry(obj.key, obj.etag, obj.size, Outcome.UNRECOGNISED, message=str(error))
-            )
-            continue
-        partition = landed.partition_key
-        if partition > last_partition:
-            plan.not_yet.append(obj)
-            continue
-        entry = LedgerEntry(
-            obj.key,
-            obj.etag,
-            obj.size,
-            Outcome.REQUESTED,
-            landed.file_name,
-            landed.dataset,
-            partition,
-        )
-        if partition < first_partition:
-            plan.out_of_range.append(
-                replace(
-                    entry,
-                    outcome=Outcome.OUT_OF_RANGE,
-                    message=f"dated {partition}, before the first partition {first_partition}",
-                )
-            )
-            continue
-        request = by_date.setdefault(partition, DateRequest(partition))
-        if landed.dataset in datasets_with_rules:
-            request.datasets.add(landed.dataset)
-            request.entries.append(entry)
-        else:
-            request.entries.append(replace(entry, outcome=Outcome.NO_RULE))
-    for entry in waiting_for_rule:
-        if entry.dataset in datasets_with_rules and entry.partition_key:
-            request = by_date.setdefault(entry.partition_key, DateRequest(entry.partition_key))
-            request.datasets.add(entry.dataset)
-            request.entries.append(replace(entry, outcome=Outcome.REQUESTED))
-    for request in by_date.values():
-        run_key = request.run_key
-        request.entries = [replace(e, run_key=run_key) for e in request.entries]
-        plan.no_rule.extend(e for e in request.entries if e.outcome is Outcome.NO_RULE)
-    plan.requests = sorted(by_date.values(), key=lambda r: r.partition_key)
-    return plan
+    run_id: str | None = None
 
 
 def find_unseen(cursor: Cursor, objects: Sequence[StoredObject]) -> list[StoredObject]:
-    """Return the objects whose key + ETag the ledger does not hold (one set-based query)."""
+    """Return the objects whose key + ETag the ledger does not hold, or holds as a name clash
+    (looked at again: once one of the pair is gone the other goes through); one query."""
     if not objects:
         return []
     cursor.execute(
         sql.SQL(
             "SELECT t.ordinality - 1 FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY "
             "AS t(source_key, etag, ordinality) WHERE NOT EXISTS (SELECT 1 FROM {} l "
-            "WHERE l.source_key = t.source_key AND l.etag = t.etag)"
+            "WHERE l.source_key = t.source_key AND l.etag = t.etag AND l.outcome <> %s)"
         ).format(LEDGER),
-        ([o.key for o in objects], [o.etag for o in objects]),
+        ([o.key for o in objects], [o.etag for o in objects], str(Outcome.NAME_CLASH)),
     )
     return [objects[index] for (index,) in cursor.fetchall()]
 
@@ -202,13 +131,15 @@ def record(cursor: Cursor, entries: Iterable[LedgerEntry]) -> None:
         ("partition_key", "text", [e.partition_key for e in rows]),
         ("outcome", "text", [str(e.outcome) for e in rows]),
         ("run_key", "text", [e.run_key for e in rows]),
+        ("run_id", "text", [e.run_id for e in rows]),
         ("message", "text", [e.message for e in rows]),
     ]
     cursor.execute(
         sql.SQL(
             "INSERT INTO {ledger} ({names}) SELECT * FROM unnest({arrays}) "
             "ON CONFLICT (source_key, etag) DO UPDATE SET outcome = EXCLUDED.outcome, "
-            "run_key = EXCLUDED.run_key, message = EXCLUDED.message, updated_at = now()"
+            "run_key = EXCLUDED.run_key, run_id = EXCLUDED.run_id, message = EXCLUDED.message, "
+            "updated_at = now()"
         ).format(
             ledger=LEDGER,
             names=sql.SQL(", ").join(sql.Identifier(name) for name, _, _ in columns),
@@ -219,9 +150,114 @@ def record(cursor: Cursor, entries: Iterable[LedgerEntry]) -> None:
     )
 
 
-def summarise_waiting(entries: Iterable[LedgerEntry]) -> dict[str, list[str]]:
-    """Partition keys of files waiting for a rule, by dataset."""
-    waiting: dict[str, set[str]] = defaultdict(set)
-    for entry in entries:
-        waiting[entry.dataset or "?"].add(entry.partition_key or "?")
-    return {dataset: sorted(keys) for dataset, keys in sorted(waiting.items())}
+def processed_entries(
+    files: Iterable[tuple[StoredObject, LandedFileName]],
+    *,
+    refused: Collection[str],
+    failed: Collection[str],
+    datasets_with_rules: Collection[str],
+    run_id: str,
+    run_key: str | None,
+) -> list[LedgerEntry]:
+    """What a run records for the files it copied: `in_run` (settled later by the sensor),
+    `no_rule` for datasets without a rule, `name_clash` for the `refused` keys. Keys whose copy
+    `failed` are not recorded: the run fails, and the sensor finds them again."""
+    entries = []
+    for obj, name in files:
+        if obj.key in failed:
+            continue
+        outcome, message = Outcome.IN_RUN, None
+        if obj.key in refused:
+            outcome, message = Outcome.NAME_CLASH, "another key has the same file name; not copied"
+        elif name.dataset not in datasets_with_rules:
+            outcome = Outcome.NO_RULE
+        entries.append(
+            LedgerEntry(
+                obj.key,
+                obj.etag,
+                obj.size,
+                outcome,
+                name.file_name,
+                name.dataset,
+                name.partition_key,
+                run_key,
+                message,
+                run_id,
+            )
+        )
+    return entries
+
+
+@dataclass(frozen=True)
+class UnsettledRun:
+    """A run that processed versions the ledger has not yet seen finish successfully."""
+
+    run_id: str
+    files: int
+    first_date: str | None
+    last_date: str | None
+    failed: bool
+    """Already known to have failed or been cancelled."""
+
+
+def unsettled_runs(cursor: Cursor, limit: int = 200) -> list[UnsettledRun]:
+    """Runs holding `in_run` or `run_failed` versions, oldest first (one grouped query)."""
+    cursor.execute(
+        sql.SQL(
+            "SELECT run_id, count(*), min(partition_key), max(partition_key), "
+            "bool_or(outcome = %s) FROM {} WHERE outcome = ANY(%s) AND run_id IS NOT NULL "
+            "GROUP BY run_id ORDER BY min(updated_at) LIMIT %s"
+        ).format(LEDGER),
+        (str(Outcome.RUN_FAILED), [str(o) for o in UNSETTLED], limit),
+    )
+    return [UnsettledRun(*row) for row in cursor.fetchall()]
+
+
+def settle_run(cursor: Cursor, run_id: str, outcome: Outcome, message: str | None) -> int:
+    """Mark the unsettled versions `run_id` processed as `done` or `run_failed`; returns how
+    many changed."""
+    cursor.execute(
+        sql.SQL(
+            "UPDATE {} SET outcome = %s, message = %s, updated_at = now() "
+            "WHERE run_id = %s AND outcome = ANY(%s) AND outcome <> %s"
+        ).format(LEDGER),
+        (str(outcome), message, run_id, [str(o) for o in UNSETTLED], str(outcome)),
+    )
+    return cursor.rowcount
+
+
+def name_clashes(cursor: Cursor, limit: int = 50) -> list[tuple[str, str | None]]:
+    """(key, partition key) of versions refused because another key has the same file name."""
+    cursor.execute(
+        sql.SQL(
+            "SELECT source_key, partition_key FROM {} WHERE outcome = %s ORDER BY 1 LIMIT %s"
+        ).format(LEDGER),
+        (str(Outcome.NAME_CLASH), limit),
+    )
+    return cursor.fetchall()
+
+
+def file_states(cursor: Cursor, file_name: str) -> list[str]:
+    """One line per ledger row of a file (every key and version it landed as), saying whether
+    it is done or needs attention; for `indici audit`."""
+    cursor.execute(
+        sql.SQL(
+            "SELECT source_key, etag, outcome, partition_key, run_id, message, updated_at "
+            "FROM {} WHERE file_name = %s ORDER BY first_seen_at, source_key"
+        ).format(LEDGER),
+        (file_name,),
+    )
+    attention = {
+        Outcome.IN_RUN: "its run has not been seen to finish",
+        Outcome.RUN_FAILED: "NEEDS ATTENTION: its run failed or was cancelled; re-execute the "
+        "run or backfill the date",
+        Outcome.NAME_CLASH: "NEEDS ATTENTION: another key has the same file name",
+    }
+    lines = []
+    for key, etag, outcome, partition_key, run_id, message, updated_at in cursor.fetchall():
+        note = attention.get(outcome, message or "")
+        lines.append(
+            f"ledger | {escape_text(key)} | {etag} | {partition_key} | {outcome} | "
+            f"run {run_id or '-'} | {updated_at:%Y-%m-%d %H:%M:%S%z} | {note}"
+        )
+    return lines

@@ -6,20 +6,60 @@ AWS, a moto server or a laptop folder. Keys are always relative to the location'
 """
 
 import io
-import os
 import posixpath
-import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
+from datetime import datetime
 from typing import Any, BinaryIO, Protocol
+
+from indici_dagster.core.escaping import escape_text, key_problem
 
 SOURCE_ETAG_METADATA = "source-etag"
 """S3 user metadata on a copy naming the ETag of the object it was copied from."""
 
-_READ_BUFFER = 8 * 1024 * 1024
+READ_BUFFER = 8 * 1024 * 1024
+
+PERMANENT_STORAGE_ERRORS = frozenset(
+    {
+        "AccessDenied",
+        "AllAccessDisabled",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "NoSuchBucket",
+        "403",
+        "AccessDeniedException",
+        "ResourceNotFoundException",
+        "UnrecognizedClientException",
+    }
+)
+"""AWS error codes that no retry can fix: the step fails at once, naming the code."""
+
+
+def storage_error_code(error: BaseException) -> str | None:
+    """The AWS error code of a botocore `ClientError` (e.g. `AccessDenied`), else None."""
+    response = getattr(error, "response", None)
+    if not isinstance(response, dict):
+        return None
+    return str(response.get("Error", {}).get("Code", "")) or None
+
+
+def is_permanent_storage_error(error: BaseException) -> bool:
+    """True for refusals no retry can fix (access denied, no such bucket, bad credentials)."""
+    return storage_error_code(error) in PERMANENT_STORAGE_ERRORS
+
+
+def describe_storage_error(error: BaseException) -> str:
+    """One line naming the failed call and its AWS error code (or the error's class), never
+    the service's message text."""
+    code = storage_error_code(error)
+    if code is None:
+        return type(error).__name__
+    operation = getattr(error, "operation_name", None) or "an AWS call"
+    return f"{operation} failed ({code})"
+
+
+class LocationMissingError(RuntimeError):
+    """A landing location (folder or bucket) that does not exist."""
 
 
 @dataclass(frozen=True)
@@ -28,9 +68,12 @@ class StoredObject:
 
     key: str
     etag: str
-    """Content identity: the S3 ETag, or size and modification time for a local file."""
+    """Content identity: the S3 ETag, or a SHA-256 digest of a local file's content."""
     size: int
     last_modified: datetime
+    problem: str | None = None
+    """Why this entry can never be read (a symlink, a fifo, an unreadable file, a key that
+    cannot be stored); `key` is then escaped and bounded. None for an ordinary object."""
 
 
 class UnsafeKeyError(ValueError):
@@ -44,6 +87,10 @@ class Storage(Protocol):
 
     def list_objects(self, prefix: str = "") -> Iterator[StoredObject]:
         """Yield every object whose key starts with `prefix`, in any number."""
+        ...
+
+    def require_exists(self) -> None:
+        """Raise `LocationMissingError` if the location itself (folder, bucket) is missing."""
         ...
 
     def head(self, key: str) -> StoredObject | None:
@@ -67,7 +114,7 @@ class Storage(Protocol):
         ...
 
     def display(self, key: str) -> str:
-        """A human-readable location of `key` (no credentials)."""
+        """A human-readable location of `key` (no credentials), escaped for printing."""
         ...
 
 
@@ -78,104 +125,15 @@ def normalise_key(key: str) -> str:
     """
     parts = [p for p in key.replace("\\", "/").split("/") if p not in ("", ".")]
     if any(p == ".." for p in parts):
-        raise UnsafeKeyError(f"key {key!r} contains '..'")
+        raise UnsafeKeyError(f"key {escape_text(key)} contains '..'")
     if not parts:
-        raise UnsafeKeyError(f"key {key!r} names no object")
+        raise UnsafeKeyError(f"key {escape_text(key)} names no object")
     return "/".join(parts)
 
 
-class LocalStorage:
-    """A local folder; keys are paths relative to it."""
-
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(root).expanduser().resolve()
-        self.url = str(self.root)
-
-    def _path(self, key: str) -> Path:
-        path = (self.root / normalise_key(key)).resolve()
-        if not path.is_relative_to(self.root):
-            raise UnsafeKeyError(f"key {key!r} resolves outside {self.root}")
-        return path
-
-    @staticmethod
-    def _describe(key: str, stat: os.stat_result) -> StoredObject:
-        # ctime moves on rename, so a file moved in with an old mtime still counts as new
-        changed = max(stat.st_mtime_ns, stat.st_ctime_ns)
-        return StoredObject(
-            key=key,
-            etag=f"{stat.st_size:x}-{stat.st_mtime_ns:x}",
-            size=stat.st_size,
-            last_modified=datetime.fromtimestamp(changed / 1e9, tz=UTC),
-        )
-
-    def list_objects(self, prefix: str = "") -> Iterator[StoredObject]:
-        """Yield every regular file under the root whose key starts with `prefix`.
-
-        Hidden files and folders (a leading `.`), as writers use for partial uploads, are skipped.
-        """
-        if not self.root.is_dir():
-            return
-        start = self.root
-        directory = posixpath.dirname(prefix.lstrip("/"))
-        if directory:
-            start = self._path(directory)
-            if not start.is_dir():
-                return
-        for folder, dirs, files in os.walk(start):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            for name in sorted(files):
-                if name.startswith("."):
-                    continue
-                path = Path(folder) / name
-                key = path.relative_to(self.root).as_posix()
-                if not key.startswith(prefix.lstrip("/")):
-                    continue
-                try:
-                    stat = path.stat()
-                except FileNotFoundError:
-                    continue
-                if path.is_file():
-                    yield self._describe(key, stat)
-
-    def head(self, key: str) -> StoredObject | None:
-        path = self._path(key)
-        try:
-            stat = path.stat()
-        except FileNotFoundError:
-            return None
-        return self._describe(normalise_key(key), stat) if path.is_file() else None
-
-    def open_for_read(self, key: str, etag: str | None = None) -> BinaryIO:
-        handle = self._path(key).open("rb")
-        if etag is not None and self._describe(key, os.fstat(handle.fileno())).etag != etag:
-            handle.close()
-            raise ChangedWhileReadingError(f"{self.display(key)} changed since it was listed")
-        return handle
-
-    def put_bytes(self, key: str, data: bytes) -> None:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".", delete=False) as temp:
-            temp.write(data)
-        os.replace(temp.name, path)
-
-    def copy_object(self, source: StoredObject, target: "Storage", target_key: str) -> bool:
-        if isinstance(target, LocalStorage):
-            existing = target.head(target_key)
-            if existing is not None and existing.etag == source.etag:
-                return False
-            path = target._path(target_key)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".", delete=False) as temp:
-                pass
-            shutil.copy2(self._path(source.key), temp.name)  # keeps mtime, so the etag matches
-            os.replace(temp.name, path)
-            return True
-        with self.open_for_read(source.key) as handle:
-            return target.put_copy(handle, source, target_key)
-
-    def display(self, key: str) -> str:
-        return str(self.root / normalise_key(key))
+def problem_object(key: str, etag: str, size: int, changed: datetime, problem: str) -> StoredObject:
+    """An entry that is never read: its key escaped and bounded, so it can be stored."""
+    return StoredObject(escape_text(key), etag, size, changed, problem)
 
 
 class ChangedWhileReadingError(RuntimeError):
@@ -205,39 +163,73 @@ class S3Storage:
     def _describe(self, key: str, etag: str, size: int, last_modified: datetime) -> StoredObject:
         return StoredObject(key=key, etag=etag.strip('"'), size=size, last_modified=last_modified)
 
+    def require_exists(self) -> None:
+        try:  # a listing (not HeadBucket): what a prefix-confined ListBucket policy allows
+            self.client.list_objects_v2(Bucket=self.bucket, Prefix=self.prefix, MaxKeys=1)
+        except self.client.exceptions.ClientError as error:
+            if storage_error_code(error) in ("404", "NoSuchBucket", "NotFound"):
+                raise LocationMissingError(f"landing bucket {self.bucket} does not exist") from None
+            raise
+
+    def _listed(self, item: dict) -> StoredObject | None:
+        key = item["Key"][len(self.prefix) :]
+        if not key or key.endswith("/"):
+            return None
+        problem = key_problem(key)
+        if problem is not None:
+            etag = item["ETag"].strip('"')
+            return problem_object(key, etag, item["Size"], item["LastModified"], problem)
+        return self._describe(key, item["ETag"], item["Size"], item["LastModified"])
+
     def list_objects(
         self, prefix: str = "", start_after: str | None = None
     ) -> Iterator[StoredObject]:
         """Yield every object under the prefix (paginated `list_objects_v2`), in key order.
 
         With `start_after`, only keys sorting after it (relative to the location's prefix).
+        Keys that cannot be handed over come with their `problem`.
         """
         paginator = self.client.get_paginator("list_objects_v2")
-        arguments = {"Bucket": self.bucket, "Prefix": self.prefix + prefix.lstrip("/")}
+        arguments = {"Bucket": self.bucket, "Prefix": self.prefix + prefix}
         if start_after:
             arguments["StartAfter"] = self.prefix + start_after
         for page in paginator.paginate(**arguments):
             for item in page.get("Contents", []):
-                key = item["Key"][len(self.prefix) :]
-                if not key or key.endswith("/"):
-                    continue
-                yield self._describe(key, item["ETag"], item["Size"], item["LastModified"])
+                if (listed := self._listed(item)) is not None:
+                    yield listed
 
-    def list_name_prefixes(self) -> tuple[list[str], list[StoredObject]]:
-        """Key prefixes up to and including the first `_` (one per dataset), and the objects
-        whose key has no `_` at all (one `Delimiter` listing: S3 skips the keys in between)."""
+    def list_name_prefixes(self, under: str = "") -> tuple[list[str], list[StoredObject]]:
+        """Key prefixes under `under` up to and including the next `_` (one per dataset and
+        folder), and the objects with no `_` after `under` (one `Delimiter` listing: S3 skips
+        the keys in between)."""
         prefixes: list[str] = []
         loose: list[StoredObject] = []
         paginator = self.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix, Delimiter="_"):
+        pages = paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + under, Delimiter="_")
+        for page in pages:
             prefixes += [p["Prefix"][len(self.prefix) :] for p in page.get("CommonPrefixes", [])]
-            for item in page.get("Contents", []):
-                key = item["Key"][len(self.prefix) :]
-                if key and not key.endswith("/"):
-                    loose.append(
-                        self._describe(key, item["ETag"], item["Size"], item["LastModified"])
-                    )
+            loose += [o for o in map(self._listed, page.get("Contents", [])) if o is not None]
         return prefixes, loose
+
+    def list_folders(
+        self, under: str, start_after: str | None = None, stop_at: str | None = None
+    ) -> list[str]:
+        """Folder prefixes (ending in `/`) directly under `under`, in key order, from after
+        `start_after` and stopping at the first entry that sorts at or after `stop_at`."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        arguments = {"Bucket": self.bucket, "Prefix": self.prefix + under, "Delimiter": "/"}
+        if start_after:
+            arguments["StartAfter"] = self.prefix + start_after
+        folders: list[str] = []
+        for page in paginator.paginate(**arguments, PaginationConfig={"PageSize": 100}):
+            entries = [p["Prefix"] for p in page.get("CommonPrefixes", [])]
+            entries += [o["Key"] for o in page.get("Contents", [])]
+            for entry in sorted(entries):
+                if stop_at is not None and entry >= self.prefix + stop_at:
+                    return folders
+                if entry.endswith("/"):
+                    folders.append(entry[len(self.prefix) :])
+        return folders
 
     def _head_object(self, key: str) -> dict | None:
         try:
@@ -266,7 +258,7 @@ class S3Storage:
         if etag is not None and head.etag != etag:
             raise ChangedWhileReadingError(f"{self.display(key)} changed since it was listed")
         raw = _S3RangeReader(self.client, self.bucket, self._key(key), head.size, head.etag)
-        return io.BufferedReader(raw, buffer_size=_READ_BUFFER)  # type: ignore[return-value]
+        return io.BufferedReader(raw, buffer_size=READ_BUFFER)  # type: ignore[return-value]
 
     def put_bytes(self, key: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=self._write_key(key), Body=data)
@@ -300,6 +292,8 @@ class S3Storage:
                 SourceClient=self.client,
             )
             return True
+        from indici_dagster.core.local_storage import LocalStorage
+
         if isinstance(target, LocalStorage):
             existing = target.head(target_key)
             if existing is not None and existing.size == source.size:
@@ -314,7 +308,7 @@ class S3Storage:
         raise TypeError(f"cannot copy to {type(target).__name__}")
 
     def display(self, key: str) -> str:
-        return f"s3://{self.bucket}/{self._key(key)}"
+        return escape_text(f"s3://{self.bucket}/{self.prefix}{key}")
 
 
 def base(key: str) -> str:
@@ -371,6 +365,15 @@ def parse_s3_url(url: str) -> tuple[str, str]:
     return bucket, (prefix + "/" if prefix else "")
 
 
+def __getattr__(name: str) -> Any:
+    """`LocalStorage` lives in `local_storage` (imported lazily: it builds on this module)."""
+    if name == "LocalStorage":
+        from indici_dagster.core.local_storage import LocalStorage
+
+        return LocalStorage
+    raise AttributeError(name)
+
+
 def open_storage(location: str, s3_client: Any = None) -> Storage:
     """Return the storage for `s3://bucket/prefix` or a local folder path."""
     if location.startswith("s3://"):
@@ -379,4 +382,6 @@ def open_storage(location: str, s3_client: Any = None) -> Storage:
 
             s3_client = boto3.client("s3")
         return S3Storage(location, s3_client)
+    from indici_dagster.core.local_storage import LocalStorage
+
     return LocalStorage(location)
