@@ -5,7 +5,9 @@ setup(
     version="0.1.0",
     description="Daily indici Parquet extracts from S3 into PostgreSQL, orchestrated by Dagster.",
     python_requires=">=3.11",
-    packages=find_packages(exclude=["indici_dagster_tests", "indici_dagster_tests.*"]),
+    packages=find_packages(
+        exclude=["indici_dagster_tests", "indici_dagster_tests.*", "benchmarks", "benchmarks.*"]
+    ),
     package_data={"indici_dagster": ["rules.yaml", "sql/*.sql"]},
     install_requires=[
         "dagster==1.13.27",
