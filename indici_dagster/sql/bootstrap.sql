@@ -155,11 +155,14 @@ CREATE TABLE IF NOT EXISTS "indici_staging"."landing_ledger" (
     partition_key text,
     outcome text NOT NULL,
     run_key text,
+    run_id text,
     message text,
     first_seen_at timestamptz NOT NULL DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (source_key, etag)
 );
+-- ledgers made before runs recorded what they processed
+ALTER TABLE "indici_staging"."landing_ledger" ADD COLUMN IF NOT EXISTS run_id text;
 CREATE INDEX IF NOT EXISTS landing_ledger_outcome_idx
     ON "indici_staging"."landing_ledger" (outcome);
 CREATE TABLE IF NOT EXISTS "indici_staging"."table_row_counts" (
