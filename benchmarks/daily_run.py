@@ -2,11 +2,11 @@
 
 Times the storage work of `indici/raw` (find the date's files, read their footers) and
 `indici/partitioned` (find them again, copy them) through the core functions those steps call,
-in a moto S3 bucket filled by `bench_load.moto_bucket` with a year of other dates' objects, and
+in a moto S3 bucket filled by `benchmarks.moto_bucket` with a year of other dates' objects, and
 counts the S3 requests. Target: the run at 100,000 objects within 2 s of the same run on a
 nearly empty bucket. Not part of the test suite:
 
-    .venv/bin/python benchmarks/bench_daily_run.py [--objects 100000] [--repeats 5]
+    .venv/bin/python -m benchmarks.daily_run [--objects 100000] [--repeats 5]
 """
 
 import argparse
@@ -23,9 +23,8 @@ import boto3
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_load import MAIN_DAYS, TIMEZONE, moto_bucket
-
+from benchmarks.constants import MAIN_DAYS, TIMEZONE
+from benchmarks.moto_bucket import moto_bucket
 from indici_dagster.core.ingest import (
     copy_to_partitioned,
     describe_landed_file,
