@@ -11,22 +11,16 @@ writer can take, and waits at most `lock_timeout`), so a replay, a crash or a co
 never leave half a file or a doubled row behind.
 """
 
-import contextlib
 from collections.abc import Sequence
-from datetime import datetime
 from zoneinfo import ZoneInfo
-
-import pyarrow.parquet as pq
 
 from indici_dagster.core import catalog
 from indici_dagster.core import sql as statements
 from indici_dagster.core.audit import AuditEntry
-from indici_dagster.core.connections import Connection, Connections
-from indici_dagster.core.filenames import LandedFileName
+from indici_dagster.core.connections import Connections
 from indici_dagster.core.row_counts import recount
-from indici_dagster.core.rpt_upsert import FileUpsert, PartitionKeyOf, RptUpserter
-from indici_dagster.core.rules import Rule
-from indici_dagster.core.staging_load import StagingLoader, StagingResult
+from indici_dagster.core.rpt_upsert import RptUpserter
+from indici_dagster.core.staging_load import StagingLoader
 
 
 class Warehouse:
@@ -50,15 +44,17 @@ class Warehouse:
             self._connections, self.timezone, lock_timeout, max_new_columns
         )
         self._rpt = RptUpserter(self._connections, lock_timeout, upsert_work_mem)
-
-    def connection(self) -> contextlib.AbstractContextManager[Connection]:
-        """A connection in the pipeline's time zone, closed afterwards; commit is the caller's."""
-        return self._connections.connection()
-
-    def reusing_connections(self) -> contextlib.AbstractContextManager[None]:
-        """Within this block, consecutive staging loads on this thread share one connection
-        (`connections.Connections` states the policy)."""
-        return self._connections.reusing_connections()
+        # the jobs callers reach directly, each documented where it is done
+        self.connection = self._connections.connection
+        """A connection for one unit of work, closed afterwards; commit is the caller's."""
+        self.reusing_connections = self._connections.reusing_connections
+        """Within this block, consecutive staging loads on this thread share one connection."""
+        self.load_file_into_staging = self._staging.load_file_into_staging
+        """Replace a file's rows in `indici_staging.<table>` with its content, in one transaction
+        with its audit row (`StagingLoader.load_file_into_staging`)."""
+        self.upsert_window_into_rpt = self._rpt.upsert_window_into_rpt
+        """Apply a window of staged rows to `rpt.<table>`, in one transaction with its audit rows
+        (`RptUpserter.upsert_window_into_rpt`)."""
 
     def ensure_catalog(self) -> None:
         """Create the schemas and the pipeline's own tables where they are missing
@@ -82,39 +78,3 @@ class Warehouse:
             }
             connection.commit()
             return counts
-
-    def load_file_into_staging(
-        self,
-        rule: Rule,
-        landed: LandedFileName,
-        parquet_file: pq.ParquetFile,
-        *,
-        run_id: str,
-        source_key: str,
-        source_etag: str,
-    ) -> StagingResult:
-        """Replace the file's rows in `indici_staging.<table>` with its current content, in one
-        transaction with its audit row (`staging_load.StagingLoader.load_file_into_staging`)."""
-        return self._staging.load_file_into_staging(
-            rule,
-            landed,
-            parquet_file,
-            run_id=run_id,
-            source_key=source_key,
-            source_etag=source_etag,
-        )
-
-    def upsert_window_into_rpt(
-        self,
-        rule: Rule,
-        start: datetime,
-        end: datetime,
-        *,
-        run_id: str,
-        partition_key_of: PartitionKeyOf,
-    ) -> list[FileUpsert]:
-        """Apply every staged row with `start <= _source_ts < end` to `rpt.<table>`, in one
-        transaction with its audit rows (`rpt_upsert.RptUpserter.upsert_window_into_rpt`)."""
-        return self._rpt.upsert_window_into_rpt(
-            rule, start, end, run_id=run_id, partition_key_of=partition_key_of
-        )
