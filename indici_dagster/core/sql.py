@@ -2,7 +2,8 @@
 
 Every function here is pure: it takes names and types that `rules`/`naming` have validated and
 returns a `Composed` statement with identifiers quoted by `sql.Identifier`. Values always travel
-as query parameters, never in the text.
+as query parameters, never in the text. Here: the names, the DDL, the catalog look-ups, the
+session settings and the staging statements; the rpt upserts' statements are in `rpt_sql.py`.
 """
 
 from collections.abc import Sequence
