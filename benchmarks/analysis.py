@@ -18,7 +18,7 @@ from benchmarks.figures import (
 Runs = dict[str, list[dict[str, Any]]]
 
 
-def summarise(runs: Runs) -> Summary:
+def summarize(runs: Runs) -> Summary:
     """Median of each step (and of total, process wall time, peak RSS) per contender, over its
     successful runs."""
     summary: Summary = {}
@@ -38,7 +38,7 @@ def summarise(runs: Runs) -> Summary:
     return summary
 
 
-def analyse(summary: Summary, runs: Runs, info: dict[str, Any], args: argparse.Namespace) -> dict:
+def analyze(summary: Summary, runs: Runs, info: dict[str, Any], args: argparse.Namespace) -> dict:
     """Rows/s, ratios to the limit and the targets, from the medians."""
     from benchmarks.targets import evaluate
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import project
-from benchmarks.analysis import analyse, summarise
+from benchmarks.analysis import analyze, summarize
 from benchmarks.cli import parse_args, select_contenders
 from benchmarks.constants import INITIAL_FILE, MAIN_DAYS, RULE
 from benchmarks.contenders import RUN_ONCE, run_contender_here
@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
                                 flush=True,
                             )
                 reset_database(dsn, None)
-        summary = summarise(runs)
+        summary = summarize(runs)
         report = {
             "started_at": started_at,
             "config": {
@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
             "files": info,
             "skipped": skipped,
             "summary": summary,
-            "analysis": analyse(summary, runs, info, args),
+            "analysis": analyze(summary, runs, info, args),
             "verification": verify(runs, info),
             "runs": runs,
         }

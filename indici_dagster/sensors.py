@@ -273,7 +273,7 @@ def _report(
     still_waiting = [e for e in waiting if e.dataset not in rules] + [
         e for r in requests for e in r.entries if e.outcome is ledger.Outcome.NO_RULE
     ]
-    for dataset, dates in landing_plan.summarise_waiting(still_waiting).items():
+    for dataset, dates in landing_plan.summarize_waiting(still_waiting).items():
         span = dates[0] if len(dates) == 1 else f"{len(dates)} dates, {dates[0]} to {dates[-1]}"
         context.log.warning(
             f"dataset {dataset} has no rule: its files ({span}) are copied and audited, "

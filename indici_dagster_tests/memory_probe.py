@@ -10,10 +10,11 @@ import resource
 import sys
 from pathlib import Path
 
+from indici_dagster.core.db_errors import FileLoadError
 from indici_dagster.core.filenames import parse_file_name
 from indici_dagster.core.parquet import open_parquet
 from indici_dagster.core.rules import parse_rule
-from indici_dagster.core.warehouse import FileLoadError, Warehouse
+from indici_dagster.core.warehouse import Warehouse
 from indici_dagster_tests.support import TIMEZONE
 
 RULE = parse_rule(

@@ -23,15 +23,15 @@ import pytest
 from dagster import DagsterEventType, DagsterInstance, serialize_value
 
 from indici_dagster import cli
+from indici_dagster.core.db_errors import FileLoadError
 from indici_dagster.core.filenames import parse_file_name
 from indici_dagster.core.rules import METADATA_COLUMNS, parse_rule
-from indici_dagster.core.warehouse import (
+from indici_dagster.core.staging_plan import (
     MAX_TABLE_COLUMNS,
-    FileLoadError,
-    Warehouse,
     check_column_budget,
     plan_staging_columns,
 )
+from indici_dagster.core.warehouse import Warehouse
 from indici_dagster_tests.support import (
     TIMEZONE,
     build,

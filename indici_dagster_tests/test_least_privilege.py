@@ -25,7 +25,8 @@ from indici_dagster import cli
 from indici_dagster.core import ledger
 from indici_dagster.core.audit import AuditEntry, Status, Step
 from indici_dagster.core.bootstrap import BootstrapError, bootstrap_database
-from indici_dagster.core.warehouse import LockTimeoutError, Warehouse
+from indici_dagster.core.catalog import LockTimeoutError
+from indici_dagster.core.warehouse import Warehouse
 from indici_dagster_tests.sabotage import holding_table_lock
 from indici_dagster_tests.support import (
     build,

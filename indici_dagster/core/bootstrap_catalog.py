@@ -5,6 +5,7 @@ the writer's DDL. Used by `bootstrap.bootstrap_database`, inside its transaction
 from psycopg2 import sql
 from psycopg2.extensions import cursor as Cursor  # noqa: N812 - the class, named as a type
 
+from indici_dagster.core.catalog import catalog_statements
 from indici_dagster.core.sql import (
     AUDIT_TABLE,
     LEDGER_TABLE,
@@ -12,7 +13,6 @@ from indici_dagster.core.sql import (
     ROW_COUNTS_TABLE,
     STAGING_SCHEMA,
 )
-from indici_dagster.core.warehouse import catalog_statements
 
 WRITER_CATALOG_PRIVILEGES = {
     AUDIT_TABLE: "SELECT, INSERT",

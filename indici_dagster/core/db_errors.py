@@ -85,6 +85,14 @@ class CleanError(RuntimeError):
         self.kind = kind
 
 
+class FileLoadError(RuntimeError):
+    """A file that could not be loaded; the message is safe to log (no values, no secrets)."""
+
+
+NOT_RETRIED = "content error, not retried"
+"""Ends the audit message of a file (or rpt window) that failed on its content."""
+
+
 def quote_name(name: object, limit: int = NAME_LIMIT) -> str:
     """A name from a file (column, key) quoted for a message: control characters, ANSI escapes
     and newlines escaped, at most `limit` characters of it shown."""

@@ -9,23 +9,30 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from indici_dagster.core.audit import AuditEntry, Status, Step
-from indici_dagster.core.db_errors import ErrorKind, classify, describe_library_error
+from indici_dagster.core.db_errors import (
+    NOT_RETRIED,
+    ErrorKind,
+    FileLoadError,
+    classify,
+    describe_library_error,
+)
 from indici_dagster.core.filenames import LandedFileName, parse_file_name, try_parse_file_name
 from indici_dagster.core.landing_scan import objects_of_dates
 from indici_dagster.core.parquet import (
     ParquetSummary,
     UnreadableParquetError,
     open_parquet,
-    summarise,
+    summarize,
 )
 from indici_dagster.core.rules import Rule
+from indici_dagster.core.staging_load import StagingResult
 from indici_dagster.core.storage import (
     Storage,
     StoredObject,
     describe_storage_error,
     is_permanent_storage_error,
 )
-from indici_dagster.core.warehouse import NOT_RETRIED, FileLoadError, StagingResult, Warehouse
+from indici_dagster.core.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +87,7 @@ def describe_landed_file(storage: Storage, file: LandedFile) -> RawFileReport:
     """Read one file's Parquet footer; an unreadable file is reported, never raised."""
     try:
         with storage.open_for_read(file.object.key) as handle:
-            return RawFileReport(file, summarise(open_parquet(handle)))
+            return RawFileReport(file, summarize(open_parquet(handle)))
     except UnreadableParquetError as error:
         return RawFileReport(file, None, str(error))
 

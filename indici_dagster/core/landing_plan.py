@@ -144,7 +144,7 @@ def plan_landing(
     return plan
 
 
-def summarise_waiting(entries: Iterable[LedgerEntry]) -> dict[str, list[str]]:
+def summarize_waiting(entries: Iterable[LedgerEntry]) -> dict[str, list[str]]:
     """Partition keys of files waiting for a rule, by dataset."""
     waiting: dict[str, set[str]] = defaultdict(set)
     for entry in entries:

@@ -105,7 +105,7 @@ def int96_columns(parquet_file: pq.ParquetFile) -> list[str]:
     return names
 
 
-def summarise(parquet_file: pq.ParquetFile) -> ParquetSummary:
+def summarize(parquet_file: pq.ParquetFile) -> ParquetSummary:
     """Return row count and schema from an opened file's footer."""
     schema = parquet_file.schema_arrow
     return ParquetSummary(

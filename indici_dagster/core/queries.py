@@ -9,12 +9,13 @@ from psycopg2 import sql
 from psycopg2.extensions import cursor as Cursor  # noqa: N812 - the class, named as a type
 
 from indici_dagster.core import sql as statements
+from indici_dagster.core.catalog import existing_columns
 from indici_dagster.core.db_errors import CleanError, classify, describe_database_error
 from indici_dagster.core.filenames import parse_file_name
 from indici_dagster.core.nhi import NhiCounts, NhiStatus, nhi_normalised_sql, nhi_status_sql
 from indici_dagster.core.row_counts import read_row_count
 from indici_dagster.core.rules import METADATA_COLUMNS, PIPELINE_TABLES, Rule
-from indici_dagster.core.warehouse import Warehouse, existing_columns
+from indici_dagster.core.warehouse import Warehouse
 
 AUDIT = statements.qualified(statements.STAGING_SCHEMA, statements.AUDIT_TABLE)
 _OF_FILES = sql.SQL("_source_ts BETWEEN %s AND %s AND _source_file = ANY(%s)")

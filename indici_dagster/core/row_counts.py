@@ -12,6 +12,7 @@ from typing import Protocol
 
 from psycopg2 import sql
 
+from indici_dagster.core.catalog import table_exists
 from indici_dagster.core.sql import ROW_COUNTS_TABLE, STAGING_SCHEMA, qualified
 
 ROW_COUNTS = qualified(STAGING_SCHEMA, ROW_COUNTS_TABLE)
@@ -97,8 +98,7 @@ def recount(cursor: SqlCursor, schema: str, table: str) -> int:
 
 
 def _count_rows(cursor: SqlCursor, schema: str, table: str) -> int:
-    cursor.execute("SELECT to_regclass(%s) IS NOT NULL", (f'"{schema}"."{table}"',))
-    if not cursor.fetchone()[0]:
+    if not table_exists(cursor, schema, table):
         return 0
     cursor.execute(sql.SQL("SELECT count(*) FROM {}").format(qualified(schema, table)))
     return int(cursor.fetchone()[0])

@@ -2,7 +2,8 @@
 
 Every function here is pure: it takes names and types that `rules`/`naming` have validated and
 returns a `Composed` statement with identifiers quoted by `sql.Identifier`. Values always travel
-as query parameters, never in the text.
+as query parameters, never in the text. Here: the names, the DDL, the catalog look-ups, the
+session settings and the staging statements; the rpt upserts' statements are in `rpt_sql.py`.
 """
 
 from collections.abc import Sequence
@@ -39,9 +40,6 @@ RPT_METADATA = tuple((c.name, f"{c.type} {c.rpt}".strip()) for c in METADATA if 
 COPY_METADATA = tuple(c.name for c in METADATA if c.loaded)
 """Metadata columns a staging COPY supplies, in feed order (`_loaded_at` takes its default)."""
 
-RPT_ROW_VERSION = ("_source_ts", "_row_number", "_source_file")
-"""A row's version in rpt: a newer version wins, compared in this order."""
-
 
 def qualified(schema: str, table: str) -> sql.Composed:
     """`schema.table`, both quoted."""
@@ -62,7 +60,8 @@ def _metadata_definitions(metadata: Sequence[tuple[str, str]]) -> list[sql.Compo
     return [sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(d)) for n, d in metadata]
 
 
-def _identifiers(names: Sequence[str], prefix: str | None = None) -> sql.Composed:
+def identifiers(names: Sequence[str], prefix: str | None = None) -> sql.Composed:
+    """`a, b, c` quoted, each qualified by `prefix` (`prefix.a`) when one is given."""
     parts = [
         sql.Identifier(prefix, validate_identifier(n)) if prefix else sql.Identifier(n)
         for n in names
@@ -95,7 +94,7 @@ def create_rpt_table(
     """CREATE TABLE IF NOT EXISTS for a reporting table (keyed, or keyless for static data)."""
     body = _column_definitions(columns) + _metadata_definitions(RPT_METADATA)
     if primary_key:
-        body.append(sql.SQL("PRIMARY KEY ({})").format(_identifiers(primary_key)))
+        body.append(sql.SQL("PRIMARY KEY ({})").format(identifiers(primary_key)))
     return sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(
         qualified(RPT_SCHEMA, table), sql.SQL(", ").join(body)
     )
@@ -148,155 +147,8 @@ def copy_into_staging(table: str, columns: Sequence[str], *, freeze: bool = Fals
     """
     return sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT binary{})").format(
         qualified(STAGING_SCHEMA, table),
-        _identifiers([*columns, *COPY_METADATA]),
+        identifiers([*columns, *COPY_METADATA]),
         sql.SQL(", FREEZE" if freeze else ""),
-    )
-
-
-RPT_COLUMNS_FROM_STAGING = tuple(name for name, _ in RPT_METADATA)
-"""The load metadata each rpt row carries over from the staged row it came from."""
-
-
-def _window_counts_by_file(staging: sql.Composable, primary_key: Sequence[str]) -> sql.Composed:
-    """Per source file in the window: rows staged and rows rejected for a NULL key column."""
-    key_missing = sql.SQL(" OR ").join(
-        sql.SQL("{} IS NULL").format(sql.Identifier(k)) for k in primary_key
-    )
-    return sql.SQL(
-        """SELECT _source_file, count(*) AS staged,
-                  count(*) FILTER (WHERE {key_missing}) AS rejected
-           FROM {staging} WHERE _source_ts >= %(start)s AND _source_ts < %(end)s
-           GROUP BY _source_file"""
-    ).format(staging=staging, key_missing=key_missing)
-
-
-def _newest_per_key(
-    staging: sql.Composable, columns: Sequence[str], primary_key: Sequence[str]
-) -> sql.Composed:
-    """The newest staged version of each complete key in the window, in key order."""
-    key_present = sql.SQL(" AND ").join(
-        sql.SQL("{} IS NOT NULL").format(sql.Identifier(k)) for k in primary_key
-    )
-    return sql.SQL(
-        """SELECT DISTINCT ON ({key}) {all_columns}
-           FROM {staging}
-           WHERE _source_ts >= %(start)s AND _source_ts < %(end)s AND {key_present}
-           ORDER BY {key}, {newest_first}"""
-    ).format(
-        staging=staging,
-        key=_identifiers(primary_key),
-        newest_first=sql.SQL(", ").join(
-            sql.SQL("{} DESC").format(sql.Identifier(c)) for c in RPT_ROW_VERSION
-        ),
-        key_present=key_present,
-        all_columns=_identifiers([*columns, *RPT_COLUMNS_FROM_STAGING]),
-    )
-
-
-def upsert_into_rpt(table: str, columns: Sequence[str], primary_key: Sequence[str]) -> sql.Composed:
-    """One set-based upsert of the staged rows in a time window into `rpt.<table>`.
-
-    Parameters: `start` and `end` (timestamptz) bound `_source_ts`. Among staged rows with a
-    complete key, the newest version per key wins (`_source_ts`, then `_row_number`, then file
-    name); it replaces the rpt row only if it is at least as new and differs from it, so a late
-    file never overwrites newer data and a replay changes nothing. Returns one row per source
-    file: file, rows staged, rows rejected (NULL key), rows inserted, rows updated.
-    """
-    staging = qualified(STAGING_SCHEMA, table)
-    all_columns = [*columns, *RPT_COLUMNS_FROM_STAGING]
-    compared = [*columns, *RPT_ROW_VERSION]
-    updates = sql.SQL(", ").join(
-        sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c))
-        for c in all_columns
-        if c not in primary_key
-    )
-    return sql.SQL(
-        """
-        WITH staged AS (
-            {staged}
-        ), applied AS (
-            -- the window is scanned again rather than shared with `staged`: a shared CTE
-            -- would be materialised in full
-            INSERT INTO {rpt} AS current ({all_columns})
-            {newest}
-            ON CONFLICT ({key}) DO UPDATE SET {updates}
-            WHERE ({current_version}) <= ({excluded_version})
-              AND ({current_compared}) IS DISTINCT FROM ({excluded_compared})
-            RETURNING current._source_file AS source_file, (xmax = 0) AS inserted
-        ), applied_by_file AS (
-            -- aggregate first: joining every returned row to its file would cost a join per row
-            SELECT source_file, count(*) FILTER (WHERE inserted) AS inserted,
-                   count(*) FILTER (WHERE NOT inserted) AS updated
-            FROM applied GROUP BY source_file
-        )
-        SELECT staged._source_file, staged.staged, staged.rejected,
-               coalesce(applied_by_file.inserted, 0), coalesce(applied_by_file.updated, 0)
-        FROM staged LEFT JOIN applied_by_file ON applied_by_file.source_file = staged._source_file
-        ORDER BY staged._source_file
-        """
-    ).format(
-        staged=_window_counts_by_file(staging, primary_key),
-        newest=_newest_per_key(staging, columns, primary_key),
-        rpt=qualified(RPT_SCHEMA, table),
-        key=_identifiers(primary_key),
-        all_columns=_identifiers(all_columns),
-        updates=updates,
-        current_version=_identifiers(RPT_ROW_VERSION, "current"),
-        excluded_version=_identifiers(RPT_ROW_VERSION, "excluded"),
-        current_compared=_identifiers(compared, "current"),
-        excluded_compared=_identifiers(compared, "excluded"),
-    )
-
-
-def insert_into_empty_rpt(
-    table: str, columns: Sequence[str], primary_key: Sequence[str]
-) -> sql.Composed:
-    """The first load of an empty `rpt.<table>`: a plain INSERT of the newest version per key.
-
-    Same parameters and same rows as `upsert_into_rpt` on an empty table; the caller must hold
-    the table's lock and have seen it empty. Nothing can conflict, so it skips the per-row
-    conflict checks, and it returns no rows: see `rpt_rows_by_source_file`.
-    """
-    return sql.SQL("INSERT INTO {rpt} ({all_columns}) {newest}").format(
-        rpt=qualified(RPT_SCHEMA, table),
-        all_columns=_identifiers([*columns, *RPT_COLUMNS_FROM_STAGING]),
-        newest=_newest_per_key(qualified(STAGING_SCHEMA, table), columns, primary_key),
-    )
-
-
-def staged_counts_in_window(table: str, primary_key: Sequence[str]) -> sql.Composed:
-    """Per source file with rows in the window, in name order: file, rows staged, rows with a
-    NULL key column; parameters `start` and `end` as for `upsert_into_rpt`."""
-    return sql.SQL("{} ORDER BY _source_file").format(
-        _window_counts_by_file(qualified(STAGING_SCHEMA, table), primary_key)
-    )
-
-
-def rpt_rows_by_source_file(table: str) -> sql.Composed:
-    """Rows of `rpt.<table>` per source file: after `insert_into_empty_rpt`, in its transaction,
-    what each file inserted (rpt was empty). Far cheaper than having the INSERT return a
-    million rows to group."""
-    return sql.SQL("SELECT _source_file, count(*) FROM {} GROUP BY _source_file").format(
-        qualified(RPT_SCHEMA, table)
-    )
-
-
-def add_primary_key(table: str, primary_key: Sequence[str]) -> sql.Composed:
-    """ALTER TABLE rpt.<table> ADD PRIMARY KEY: for a table created without it in the same
-    transaction, so the index is built once, sorted, rather than row by row."""
-    return sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(
-        qualified(RPT_SCHEMA, table), _identifiers(primary_key)
-    )
-
-
-def replace_static_snapshot(table: str, columns: Sequence[str]) -> sql.Composed:
-    """Replace `rpt.<table>` with one staged file's rows; parameters: its timestamp and name."""
-    names = _identifiers([*columns, *RPT_COLUMNS_FROM_STAGING])
-    return sql.SQL(
-        "DELETE FROM {rpt}; INSERT INTO {rpt} ({names}) SELECT {names} FROM {staging} "
-        "WHERE _source_ts = %s AND _source_file = %s"
-    ).format(
-        rpt=qualified(RPT_SCHEMA, table), staging=qualified(STAGING_SCHEMA, table), names=names
     )
 
 
@@ -316,3 +168,53 @@ the transaction ends (inserting it first if it is new). Three statements in one 
 the last takes a fresh snapshot, so it sees a row another transaction inserted and committed
 while this one waited. Locking a row takes UPDATE on the table, and no role but the writer may
 even see the schema, so the reader cannot take (and hold) the pipeline's locks."""
+
+
+# The catalog: what exists, who owns it, which columns it has. Parameters name a relation as
+# `regclass_name` spells it, or a schema and a table.
+
+TABLE_EXISTS = "SELECT to_regclass(%s) IS NOT NULL"
+"""One row, one column: whether the relation named (`regclass_name`) exists."""
+
+SCHEMA_EXISTS = "SELECT 1 FROM pg_namespace WHERE nspname = %s"
+"""A row if the schema named exists."""
+
+OWNS_RELATION = "SELECT pg_has_role(relowner, 'USAGE') FROM pg_class WHERE oid = to_regclass(%s)"
+"""No row if the relation named (`regclass_name`) is missing; else whether this role owns it
+(directly or through a role it is a member of)."""
+
+COLUMN_SLOTS = "SELECT count(*) FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0"
+"""Attribute numbers a table (`regclass_name`) has used, dropped columns included; 0 if none."""
+
+TABLE_COLUMNS = (
+    "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+    "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped "
+    "ORDER BY a.attnum"
+)
+"""(name, type as Postgres spells it) of each live column of a table, in order; parameters:
+schema and table."""
+
+
+def regclass_name(schema: str, table: str) -> str:
+    """`"schema"."table"`, the text `to_regclass` parameters take (a value, not SQL text)."""
+    return f'"{schema}"."{table}"'
+
+
+def create_schema(schema: str) -> sql.Composed:
+    """CREATE SCHEMA (the caller has seen it missing)."""
+    return sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(validate_identifier(schema)))
+
+
+# Session and transaction settings (parameters are values, never SQL text)
+
+SET_TIME_ZONE = "SET TIME ZONE %s"
+SET_SESSION_LOCK_TIMEOUT = "SELECT set_config('lock_timeout', %s, false)"
+SET_LOCAL_WORK_MEM = "SET LOCAL work_mem = %s"
+SET_LOCAL_MAINTENANCE_WORK_MEM = "SET LOCAL maintenance_work_mem = %s"
+READ_STAGING_THROUGH_BRIN = "SET LOCAL enable_seqscan = off"
+"""For the rest of the transaction, read staging windows through the BRIN index: a table loaded
+moments ago has no statistics yet, and the planner would read all of it rather than the few
+page ranges the window's `_source_ts` bounds leave."""
+ALLOW_SEQUENTIAL_SCANS = "SET LOCAL enable_seqscan = on"
+"""Undo `READ_STAGING_THROUGH_BRIN` for a statement that reads a whole table."""
