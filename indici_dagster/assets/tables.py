@@ -81,11 +81,11 @@ def build_table_assets(
         rules: RulesResource,
     ) -> MaterializeResult:
         rules.require_unchanged(context, {rule.dataset: rule}, [rule.dataset])
-        store = warehouse.get_warehouse()
+        db = warehouse.get_warehouse()
         outcomes = load_partitions_into_staging(
-            partitioned.get_storage(), store, rule, context.partition_keys, run_id=context.run_id
+            partitioned.get_storage(), db, rule, context.partition_keys, run_id=context.run_id
         )
-        queries = WarehouseQueries(store)
+        queries = WarehouseQueries(db)
         for o in outcomes:
             if o.error:
                 context.log.error(f"{o.file_name}: {o.error}")
@@ -134,16 +134,16 @@ def build_table_assets(
         context: AssetExecutionContext, warehouse: WarehouseResource, rules: RulesResource
     ) -> MaterializeResult:
         rules.require_unchanged(context, {rule.dataset: rule}, [rule.dataset])
-        store = warehouse.get_warehouse()
+        db = warehouse.get_warehouse()
         window = context.partition_time_window
-        results = store.upsert_window_into_rpt(
+        results = db.upsert_window_into_rpt(
             rule,
             window.start,
             window.end,
             run_id=context.run_id,
             partition_key_of=lambda name: partition_key_of_file(name, timezone),
         )
-        queries = WarehouseQueries(store)
+        queries = WarehouseQueries(db)
         metadata = {
             "dagster/table_name": f"{RPT_SCHEMA}.{rule.table}",
             "dagster/column_schema": _schema(queries.table_columns(RPT_SCHEMA, rule.table)),
