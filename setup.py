@@ -34,6 +34,7 @@ setup(
             "hypothesis",
             "moto[server]",
             "docker",  # its .dockerignore matcher checks the image's build context
+            "dagster-k8s==0.29.27",  # the image's dependency closure is checked against the pins
             "ruff",
         ],
     },
