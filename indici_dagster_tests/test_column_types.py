@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from indici_dagster.core import wire_forms
-from indici_dagster.core.db_errors import FileLoadError
+from indici_dagster.core.db_errors import CleanError, FileLoadError
 from indici_dagster.core.filenames import parse_file_name
 from indici_dagster.core.rules import parse_rule
 from indici_dagster.core.warehouse import Warehouse
@@ -401,3 +401,30 @@ def test_fixed_size_binary_loads_into_a_rule_text_column_only_as_valid_utf8(ware
     bad = {"VisitID": [3, 4], "Note": pa.array([b"ok", b"\xff\xfe"], pa.binary(2))}
     with pytest.raises(FileLoadError, match=r"'Note'.*row 2"):
         load(warehouse, "Visits_20261124_020000.parquet", bad)
+
+
+def test_an_rpt_column_narrowed_by_hand_fails_the_upsert_naming_both_types(
+    warehouse, database, admin_database_dsn
+):
+    load(warehouse, "Visits_20261123_020000.parquet", visits([{"VisitID": 1, "Note": "a"}]))
+    warehouse.upsert_window_into_rpt(
+        VISITS, *_day(2026, 11, 23), run_id="r", partition_key_of=lambda _: "2026-11-23"
+    )
+    with contextlib.closing(psycopg2.connect(admin_database_dsn)) as admin, admin.cursor() as cur:
+        cur.execute("ALTER TABLE rpt.visits ALTER COLUMN visit_id TYPE integer")
+        admin.commit()
+    load(warehouse, "Visits_20261124_020000.parquet", visits([{"VisitID": 2**40, "Note": "b"}]))
+
+    with pytest.raises(CleanError, match=r"'visit_id'.*integer.*bigint"):
+        warehouse.upsert_window_into_rpt(
+            VISITS, *_day(2026, 11, 24), run_id="r", partition_key_of=lambda _: "2026-11-24"
+        )
+    assert query(database, "SELECT visit_id FROM rpt.visits") == [(1,)]
+
+
+def _day(year, month, day):
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    start = datetime(year, month, day, tzinfo=ZoneInfo(TIMEZONE))
+    return start, start + timedelta(days=1)

@@ -27,12 +27,15 @@ from indici_dagster.core.catalog import (
 from indici_dagster.core.connections import Connections
 from indici_dagster.core.db_errors import (
     NOT_RETRIED,
+    CleanError,
     ErrorKind,
     classify,
     describe_database_error,
+    quote_name,
 )
 from indici_dagster.core.row_counts import add_to_row_count, set_row_count, start_counting
 from indici_dagster.core.rules import METADATA_COLUMNS, Rule, canonical_type
+from indici_dagster.core.types import TypeSpellingError, canonical, widens
 
 PartitionKeyOf = Callable[[str], str | None]
 """The partition key of a file, from its name."""
@@ -139,6 +142,7 @@ class RptUpserter:
             lock(cursor, rule.table, self._lock_timeout)
             if not table_exists(cursor, statements.STAGING_SCHEMA, rule.table):
                 return []
+            check_rpt_types(cursor, rule.table)
             if rule.is_static:
                 results = _replace_static(cursor, rule, start, end)
                 status = Status.STATIC
@@ -168,6 +172,32 @@ class RptUpserter:
             )
             connection.commit()
             return results
+
+
+def check_rpt_types(cursor: Cursor, table: str) -> None:
+    """Refuse (a `CleanError`, not retried) to apply staging rows to an rpt table one of whose
+    columns cannot hold its staging column's type exactly, naming the column and both types.
+
+    Staging's types never change (a file whose types differ fails its load), so a mismatch means
+    rpt was altered by hand; rows are never cast into it with a loss.
+    """
+    staged = existing_columns(cursor, statements.STAGING_SCHEMA, table)
+    reported = existing_columns(cursor, statements.RPT_SCHEMA, table)
+    for name, rpt_type in reported.items():
+        staging_type = staged.get(name)
+        if staging_type is None or staging_type == rpt_type:
+            continue
+        try:
+            holds = widens(canonical(staging_type), canonical(rpt_type))
+        except TypeSpellingError:
+            holds = False
+        if not holds:
+            raise CleanError(
+                f"rpt.{table} column {quote_name(name)}: its type is {rpt_type} but staging's is "
+                f"{staging_type}, which it cannot hold exactly; nothing of this window was "
+                "applied (restore the rpt column's type)",
+                ErrorKind.PERMANENT,
+            )
 
 
 def _upsert_keyed(
