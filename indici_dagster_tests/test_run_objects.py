@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from dagster._utils.tags import is_valid_tag_key
 
 from indici_dagster.core.run_objects import (
     MAX_PARTS,
@@ -39,6 +40,7 @@ def test_many_versions_are_split_into_bounded_parts_and_all_come_back():
     versions = [(f"Dataset{n:04d}_20261124_020000.parquet", "e" * 32, n) for n in range(300)]
     tags = encode_objects_tags("2026-11-24", versions)
     assert len(tags) > 2 and all(len(v.encode()) <= PART_BYTES for v in tags.values())
+    assert all(is_valid_tag_key(k) for k in tags)  # no Dagster warning for any request
     assert json.loads(tags[OBJECTS_TAG])["files"] == 300
     assert sorted((o.key, o.etag, o.size) for o in decode_objects_tags(tags).objects) == versions
 
@@ -52,12 +54,12 @@ def test_versions_beyond_the_bound_are_not_carried_and_the_run_lists():
 def test_a_missing_or_damaged_part_fails_closed_naming_the_tag():
     versions = [(f"Dataset{n:04d}_20261124_020000.parquet", "e" * 32, n) for n in range(100)]
     tags = encode_objects_tags("2026-11-24", versions)
-    missing = {k: v for k, v in tags.items() if k != f"{OBJECTS_TAG}/1"}
-    with pytest.raises(ObjectsTagError, match=f"{OBJECTS_TAG}/1 is missing"):
+    missing = {k: v for k, v in tags.items() if k != f"{OBJECTS_TAG}.1"}
+    with pytest.raises(ObjectsTagError, match=f"{OBJECTS_TAG}.1 is missing"):
         decode_objects_tags(missing)
-    with pytest.raises(ObjectsTagError, match=f"{OBJECTS_TAG}/0 is malformed"):
-        decode_objects_tags({**tags, f"{OBJECTS_TAG}/0": '[["k", 5, 1]]'})
+    with pytest.raises(ObjectsTagError, match=f"{OBJECTS_TAG}.0 is malformed"):
+        decode_objects_tags({**tags, f"{OBJECTS_TAG}.0": '[["k", 5, 1]]'})
     with pytest.raises(ObjectsTagError, match="hold"):
-        decode_objects_tags({**tags, f"{OBJECTS_TAG}/0": '[["k", "e", 1]]'})
+        decode_objects_tags({**tags, f"{OBJECTS_TAG}.0": '[["k", "e", 1]]'})
     with pytest.raises(ObjectsTagError, match="malformed"):
         decode_objects_tags({OBJECTS_TAG: "{"})

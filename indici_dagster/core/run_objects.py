@@ -7,8 +7,8 @@ split into parts of at most `PART_BYTES` each, and a request whose versions woul
 `MAX_PARTS` parts carries none (its run lists the date's keys, as a backfill does).
 
     indici/objects      {"date": "2026-11-24", "parts": 2, "files": 30}
-    indici/objects/0    [["Patients_20261124_020000.parquet", "<etag>", 123], ...]
-    indici/objects/1    [...]
+    indici/objects.0    [["Patients_20261124_020000.parquet", "<etag>", 123], ...]
+    indici/objects.1    [...]
 
 Keys are JSON strings: every key round-trips exactly, nothing is escaped by hand.
 """
@@ -68,7 +68,7 @@ def encode_objects_tags(
         return {}
     header = {"date": partition_key, "parts": len(parts), "files": count}
     tags = {OBJECTS_TAG: _dump(header)}
-    tags.update({f"{OBJECTS_TAG}/{n}": _dump(part) for n, part in enumerate(parts)})
+    tags.update({f"{OBJECTS_TAG}.{n}": _dump(part) for n, part in enumerate(parts)})
     return tags
 
 
@@ -90,7 +90,7 @@ def decode_objects_tags(tags: Mapping[str, str]) -> RequestedObjects | None:
         raise ObjectsTagError(f"run tag {OBJECTS_TAG} is malformed") from None
     objects = []
     for n in range(parts):
-        name = f"{OBJECTS_TAG}/{n}"
+        name = f"{OBJECTS_TAG}.{n}"
         if name not in tags:
             raise ObjectsTagError(f"run tag {name} is missing")
         try:
@@ -104,7 +104,7 @@ def decode_objects_tags(tags: Mapping[str, str]) -> RequestedObjects | None:
         except (ValueError, TypeError):
             raise ObjectsTagError(f"run tag {name} is malformed") from None
     if len(objects) != files:
-        raise ObjectsTagError(f"run tags {OBJECTS_TAG}/* hold {len(objects)} files, not {files}")
+        raise ObjectsTagError(f"run tags {OBJECTS_TAG}.* hold {len(objects)} files, not {files}")
     return RequestedObjects(partition_key, objects)
 
 
