@@ -34,6 +34,7 @@ from indici_dagster.core.audit import AuditEntry, Status, Step, write_audit_entr
 from indici_dagster.core.escaping import escape_text
 from indici_dagster.core.landing_scan import scan_landing
 from indici_dagster.core.rules import Rule
+from indici_dagster.core.run_objects import encode_objects_tags
 from indici_dagster.resources import FileStorageResource, WarehouseResource
 from indici_dagster.rules_resource import RulesResource, fingerprint_tags
 
@@ -77,7 +78,8 @@ def run_request_for(
     request: landing_plan.DateRequest, tags: Mapping[str, str] | None = None
 ) -> RunRequest:
     """The run request of one date: raw, partitioned, and the tables of its datasets; `tags`
-    (the rules it was requested under) join the request's own."""
+    (the rules it was requested under) join the request's own, and the versions requested
+    (`run_objects`: the run reads them without listing; not part of the run key)."""
     return RunRequest(
         run_key=request.run_key,
         partition_key=request.partition_key,
@@ -86,6 +88,9 @@ def run_request_for(
         tags={
             "indici/files": str(len(request.entries)),
             "indici/trigger": "landing",
+            **encode_objects_tags(
+                request.partition_key, [(e.source_key, e.etag, e.size) for e in request.entries]
+            ),
             **(tags or {}),
         },
     )

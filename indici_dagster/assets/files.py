@@ -70,7 +70,7 @@ def build_file_assets(
     def raw(context: AssetExecutionContext, landing: FileStorageResource) -> MaterializeResult:
         """The files landed for the date: names parsed, Parquet footers read. Nothing moves."""
         storage = landing.get_storage()
-        files = landed_files_for(storage, context.partition_keys, timezone)
+        files = landed_files_for(storage, context.partition_keys, timezone, context.run.tags)
         reports = [describe_landed_file(storage, f) for f in files]
         problems = [
             f"{r.file.name.file_name}: {r.error or 'no rows'}"
@@ -125,7 +125,7 @@ def build_file_assets(
         """Every landed file of the date, copied byte for byte to `dataset=<D>/date=<date>/`."""
         rules.require_unchanged(context, built_rules)
         source, target = landing.get_storage(), partitioned.get_storage()
-        files = landed_files_for(source, context.partition_keys, timezone)
+        files = landed_files_for(source, context.partition_keys, timezone, context.run.tags)
         report = copy_to_partitioned(source, target, files, built_rules, run_id=context.run_id)
         failed_keys = {
             e.source_key

@@ -25,12 +25,15 @@ from indici_dagster.core.parquet import (
     summarize,
 )
 from indici_dagster.core.rules import Rule
+from indici_dagster.core.run_objects import decode_objects_tags
 from indici_dagster.core.staging_load import StagingResult
 from indici_dagster.core.storage import (
+    ChangedWhileReadingError,
     Storage,
     StoredObject,
     describe_storage_error,
     is_permanent_storage_error,
+    storage_error_code,
 )
 from indici_dagster.core.warehouse import Warehouse
 
@@ -70,13 +73,26 @@ def partitioned_key(dataset: str, partition_key: str, file_name: str) -> str:
 
 
 def landed_files_for(
-    storage: Storage, partition_keys: Iterable[str], timezone: str
+    storage: Storage,
+    partition_keys: Iterable[str],
+    timezone: str,
+    run_tags: Mapping[str, str] | None = None,
 ) -> list[LandedFile]:
-    """Every landed object whose name parses and whose date is one of `partition_keys` (listed
-    per date, not the whole location; entries that can never be read are the sensor's to audit)."""
+    """Every landed object whose name parses and whose date is one of `partition_keys`.
+
+    A run of one date whose `run_tags` carry the versions the sensor requested it for
+    (`run_objects`) reads exactly those, with no storage request; any other run lists per date,
+    not the whole location (entries that can never be read are the sensor's to audit). Reads
+    and copies check each version's ETag, so a version replaced since is never taken for it.
+    """
     wanted = set(partition_keys)
+    requested = decode_objects_tags(run_tags or {})
+    if requested is not None and wanted == {requested.partition_key}:
+        candidates = requested.objects
+    else:
+        candidates = objects_of_dates(storage, wanted)
     files = []
-    for obj in objects_of_dates(storage, wanted):
+    for obj in candidates:
         name = None if obj.problem else try_parse_file_name(obj.key, timezone)
         if name is not None and name.partition_key in wanted:
             files.append(LandedFile(obj, name))
@@ -84,12 +100,22 @@ def landed_files_for(
 
 
 def describe_landed_file(storage: Storage, file: LandedFile) -> RawFileReport:
-    """Read one file's Parquet footer; an unreadable file is reported, never raised."""
+    """Read one file's Parquet footer; an unreadable file, or one no longer the version
+    listed or requested, is reported, never raised."""
     try:
-        with storage.open_for_read(file.object.key) as handle:
+        with storage.open_for_read(file.object.key, etag=file.object.etag) as handle:
             return RawFileReport(file, summarize(open_parquet(handle)))
     except UnreadableParquetError as error:
         return RawFileReport(file, None, str(error))
+    except (ChangedWhileReadingError, FileNotFoundError):
+        return RawFileReport(file, None, CHANGED)
+
+
+CHANGED = (
+    "replaced or removed since it was listed or requested (its ETag no longer matches): "
+    "not read as this version; a new version is new work for the sensor"
+)
+_CHANGED_CODES = frozenset({"PreconditionFailed", "412", "NoSuchKey", "404"})
 
 
 def copy_to_partitioned(
@@ -138,7 +164,13 @@ def copy_to_partitioned(
             if is_permanent_storage_error(error):
                 raise  # access denied, no such bucket: no retry can fix it; fail the step now
             target = partitioned.display(file.partitioned_key)
-            message = f"copy to {target} failed: {describe_storage_error(error)}"
+            if (
+                isinstance(error, (ChangedWhileReadingError, FileNotFoundError))
+                or storage_error_code(error) in _CHANGED_CODES
+            ):
+                message = f"not copied to {target}: {CHANGED}"
+            else:
+                message = f"copy to {target} failed: {describe_storage_error(error)}"
             report.entries.append(
                 AuditEntry(Step.PARTITIONED, Status.ERROR, message=message, **base)
             )
