@@ -33,7 +33,7 @@ from indici_dagster.core.ingest import (
     landed_files_for,
 )
 from indici_dagster.core.run_objects import encode_objects_tags
-from indici_dagster.core.storage import S3Storage
+from indici_dagster.core.s3_storage import S3Storage
 
 DATASETS = [f"Dataset{n:02d}" for n in range(12)]
 NEARLY_EMPTY = 100

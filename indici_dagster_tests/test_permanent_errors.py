@@ -62,7 +62,8 @@ def test_a_refused_copy_to_the_partitioned_store_fails_at_once_naming_the_aws_co
     tmp_path, moto_endpoint, code, status
 ):
     from indici_dagster.core.ingest import copy_to_partitioned, landed_files_for
-    from indici_dagster.core.storage import LocalStorage, S3Storage
+    from indici_dagster.core.local_storage import LocalStorage
+    from indici_dagster.core.s3_storage import S3Storage
     from indici_dagster.retries import fail_fast_on_permanent_errors
     from indici_dagster_tests.support import PATIENTS, TIMEZONE, patients
 

@@ -14,7 +14,8 @@ from typing import Any
 
 from indici_dagster.core.escaping import key_problem
 from indici_dagster.core.local_storage import LocalStorage
-from indici_dagster.core.storage import S3Storage, Storage, StoredObject
+from indici_dagster.core.s3_storage import S3Storage
+from indici_dagster.core.storage import Storage, StoredObject
 
 _DATASET = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 _MAX_FOLDER_DEPTH = 32
