@@ -428,3 +428,22 @@ def _day(year, month, day):
 
     start = datetime(year, month, day, tzinfo=ZoneInfo(TIMEZONE))
     return start, start + timedelta(days=1)
+
+
+def test_a_keyed_rule_with_a_json_column_updates_rpt_when_the_json_changes(warehouse, database):
+    def upsert(day):
+        (result,) = warehouse.upsert_window_into_rpt(
+            VISITS, *_day(2026, 11, day), run_id="r", partition_key_of=lambda _: None
+        )
+        return result.rows_inserted, result.rows_updated
+
+    load(
+        warehouse, "Visits_20261123_020000.parquet", visits([{"VisitID": 1, "Detail": '{"a": 1}'}])
+    )
+    assert upsert(23) == (1, 0)
+    load(
+        warehouse, "Visits_20261124_020000.parquet", visits([{"VisitID": 1, "Detail": '{"a": 2}'}])
+    )
+    assert upsert(24) == (0, 1)
+    assert upsert(24) == (0, 0)  # a replay: json compared by its text, nothing changed
+    assert query(database, "SELECT detail::text FROM rpt.visits") == [('{"a": 2}',)]

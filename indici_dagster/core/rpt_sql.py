@@ -5,10 +5,11 @@ statements): each returns a statement for a rule's table; values always travel a
 Windows are bounded by `_source_ts`, so the staging table's BRIN index finds their rows.
 """
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from psycopg2 import sql
 
+from indici_dagster.core.naming import validate_identifier
 from indici_dagster.core.sql import (
     RPT_METADATA,
     RPT_SCHEMA,
@@ -61,7 +62,12 @@ def _newest_per_key(
     )
 
 
-def upsert_into_rpt(table: str, columns: Sequence[str], primary_key: Sequence[str]) -> sql.Composed:
+def upsert_into_rpt(
+    table: str,
+    columns: Sequence[str],
+    primary_key: Sequence[str],
+    compared_as_text: Collection[str] = (),
+) -> sql.Composed:
     """One set-based upsert of the staged rows in a time window into `rpt.<table>`.
 
     Parameters: `start` and `end` (timestamptz) bound `_source_ts`. Among staged rows with a
@@ -69,6 +75,8 @@ def upsert_into_rpt(table: str, columns: Sequence[str], primary_key: Sequence[st
     name); it replaces the rpt row only if it is at least as new and differs from it, so a late
     file never overwrites newer data and a replay changes nothing. Returns one row per source
     file: file, rows staged, rows rejected (NULL key), rows inserted, rows updated.
+    Columns in `compared_as_text` (`json`, which has no equality operator) are compared by their
+    text.
     """
     staging = qualified(STAGING_SCHEMA, table)
     all_columns = [*columns, *RPT_COLUMNS_FROM_STAGING]
@@ -111,8 +119,8 @@ def upsert_into_rpt(table: str, columns: Sequence[str], primary_key: Sequence[st
         updates=updates,
         current_version=identifiers(RPT_ROW_VERSION, "current"),
         excluded_version=identifiers(RPT_ROW_VERSION, "excluded"),
-        current_compared=identifiers(compared, "current"),
-        excluded_compared=identifiers(compared, "excluded"),
+        current_compared=_compared(compared, "current", compared_as_text),
+        excluded_compared=_compared(compared, "excluded", compared_as_text),
     )
 
 
@@ -198,3 +206,13 @@ def current_static_snapshot(table: str) -> sql.Composed:
         "SELECT _source_ts, _source_file FROM {} "
         "ORDER BY _source_ts DESC, _source_file DESC LIMIT 1"
     ).format(qualified(RPT_SCHEMA, table))
+
+
+def _compared(names: Sequence[str], prefix: str, as_text: Collection[str]) -> sql.Composed:
+    """`prefix.a, prefix.b::text, ...`: the values a changed row differs in."""
+    return sql.SQL(", ").join(
+        sql.SQL("{}::text" if name in as_text else "{}").format(
+            sql.Identifier(prefix, validate_identifier(name))
+        )
+        for name in names
+    )

@@ -223,7 +223,9 @@ def _upsert_keyed(
     (is_empty,) = cursor.fetchone()
     cursor.execute(statements.READ_STAGING_THROUGH_BRIN)
     if not is_empty:
-        cursor.execute(rpt_sql.upsert_into_rpt(rule.table, names, rule.primary_key), window)
+        without_equality = [c.name for c in rule.columns if c.type == "json"]
+        upsert = rpt_sql.upsert_into_rpt(rule.table, names, rule.primary_key, without_equality)
+        cursor.execute(upsert, window)
         results = [FileUpsert(*row) for row in cursor.fetchall()]
     else:
         results = _insert_into_empty_rpt(cursor, rule, names, window, work_mem, created=created)
