@@ -24,12 +24,12 @@ from dagster import (
 )
 
 from indici_dagster.core.db_errors import (
-    PERMANENT_S3_ERRORS,
     CleanError,
     ErrorKind,
     classify,
     describe_library_error,
 )
+from indici_dagster.core.storage import is_permanent_storage_error, storage_error_code
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -48,11 +48,11 @@ def _failing_fast_on_permanent_errors() -> Iterator[None]:
     except (Failure, RetryRequested, DagsterError):
         raise  # the framework's own, with messages the pipeline wrote
     except ClientError as error:
-        code = str(error.response.get("Error", {}).get("Code", ""))
-        if code in PERMANENT_S3_ERRORS:
+        if is_permanent_storage_error(error):
             operation = getattr(error, "operation_name", "an AWS call")
             raise Failure(
-                description=f"{operation} was refused ({code}); check the IAM policy and names",
+                description=f"{operation} was refused ({storage_error_code(error)}); check the "
+                "IAM policy and names",
                 allow_retries=False,
             ) from None
         raise

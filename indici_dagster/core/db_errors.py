@@ -18,14 +18,12 @@ import psycopg2.errorcodes
 import pyarrow as pa
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from indici_dagster.core.storage import PERMANENT_STORAGE_ERRORS
+from indici_dagster.core.storage import describe_storage_error, is_permanent_storage_error
 from indici_dagster.core.text import printable
 
 NAME_LIMIT = 64
 """Characters of a name from a file (a column name) shown in a message; the rest is cut."""
 
-PERMANENT_S3_ERRORS = PERMANENT_STORAGE_ERRORS
-"""AWS error codes no retry can fix: the step fails at once (one list, kept with the storage)."""
 
 _CONTENT_CLASSES = ("22", "23", "54")
 """SQLSTATE classes a file's values cause: data exception, integrity constraint violation,
@@ -124,8 +122,7 @@ def classify(error: BaseException) -> ErrorKind:
             return ErrorKind.TRANSIENT
         return ErrorKind.PERMANENT
     if isinstance(error, ClientError):
-        code = str(error.response.get("Error", {}).get("Code", ""))
-        return ErrorKind.PERMANENT if code in PERMANENT_S3_ERRORS else ErrorKind.TRANSIENT
+        return ErrorKind.PERMANENT if is_permanent_storage_error(error) else ErrorKind.TRANSIENT
     if isinstance(error, NoCredentialsError):
         return ErrorKind.PERMANENT
     if isinstance(error, BotoCoreError | ConnectionError | TimeoutError):
@@ -219,8 +216,7 @@ def describe_library_error(error: BaseException) -> str:
     if isinstance(error, CleanError):
         return str(error)
     if isinstance(error, ClientError):
-        code = str(error.response.get("Error", {}).get("Code", "")) or "unknown"
-        return f"{getattr(error, 'operation_name', 'an AWS call')} failed ({code})"
+        return describe_storage_error(error)
     if isinstance(error, BotoCoreError):  # botocore's fixed templates: endpoints, never data
         return f"{type(error).__name__}: {_first_line(error)}"
     text = str(error).lower()
