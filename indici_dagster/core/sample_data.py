@@ -21,6 +21,13 @@ import pyarrow.parquet as pq
 
 from indici_dagster.core.rules import Column, Rule
 from indici_dagster.core.sample_values import Sample
+from indici_dagster.core.sample_vocabulary import (
+    INT_POOLS,
+    TEXT_POOLS,
+    TRUE_RATES,
+    nhi_number,
+    static_table,
+)
 from indici_dagster.core.storage import Storage
 from indici_dagster.core.types import parse_type
 
@@ -31,46 +38,8 @@ EMPTY_FILE_DATASET = "Medications"
 NULL_RATE = 0.08
 """Share of values left null in non-key, non-reference, non-NHI columns."""
 
-_NHI_LETTERS = "ABCDEFGHJKLMNPQRSTUVWXYZ"  # NHI numbers never use I or O
-_ETHNICITIES = [
-    (11, "New Zealand European"), (12, "Other European"), (21, "Māori"), (31, "Samoan"),
-    (32, "Cook Islands Māori"), (33, "Tongan"), (34, "Niuean"), (35, "Tokelauan"), (36, "Fijian"),
-    (37, "Other Pacific Peoples"), (41, "Southeast Asian"), (42, "Chinese"), (43, "Indian"),
-    (44, "Other Asian"), (51, "Middle Eastern"), (52, "Latin American"), (53, "African"),
-    (61, "Other Ethnicity"), (94, "Don't Know"), (95, "Refused to Answer"), (99, "Not Stated"),
-]  # fmt: skip
-_VACCINES = [
-    ("HEXA", "DTaP-IPV-HepB/Hib (Infanrix-hexa)", 3), ("PCV", "Pneumococcal conjugate", 3),
-    ("ROTA", "Rotavirus", 2), ("MMR", "Measles, mumps and rubella", 2), ("VAR", "Varicella", 1),
-    ("MENB", "Meningococcal B", 3), ("HPV", "Human papillomavirus", 2), ("TDAP", "Tdap", 1),
-    ("FLU", "Influenza", None), ("HZV", "Herpes zoster (Shingrix)", 2), ("COVID", "COVID-19", None),
-]  # fmt: skip
-_TEXT_POOLS: dict[str, list[str]] = {  # matched against the end of the source column name
-    "FirstName": ["Aroha", "Wiremu", "Mere", "Tāne", "Hēmi", "Olivia", "Liam", "Sione", "Priya"],
-    "FamilyName": ["Ngata", "Te Whāiti", "Smith", 'O\'Neil, "Jo"', "Tuilagi", "Patel", "Chen"],
-    "ProviderName": ["Dr Aroha Ngata", "Dr Sione Fifita", "Mere Tuilagi RN", "Dr Wei Chen"],
-    "Suburb": ["Ngāti Porou", "Whanganui-a-Tara", "Ōtautahi", "Porirua", "Kirikiriroa", "Ōtepoti"],
-    "Gender": ["F", "M", "X", "U"],
-    "ProviderType": ["GP", "Practice Nurse", "Nurse Practitioner", "Locum GP"],
-    "AppointmentType": ["Standard 15 min", "Long consult", "Nurse clinic", "Immunisation"],
-    "InvoiceStatus": ["Draft", "Issued", "Part paid", "Paid", "Written off"],
-    "Status": ["Booked", "Arrived", "Completed", "Did not attend", "Cancelled"],
-    "MedicineName": ["Paracetamol", "Amoxicillin", "Metformin", "Atorvastatin", "Salbutamol"],
-    "Strength": ["500 mg", "20 mg", "100 mcg/dose", "250 mg/5 mL"],
-    "Instructions": ["Take 1 tablet twice daily", "1-2 puffs when required, max 8/day"],
-    "DiagnosisCode": ["44054006", "195967001", "38341003", "35489007", "68566005"],
-    "VaccineCode": [code for code, _, _ in _VACCINES],
-    "ServiceCode": ["CONS", "NURSE", "ACC1", "SCRIPT", "DRESS", "ECG"],
-    "Site": ["Left deltoid", "Right deltoid", "Left thigh", "Oral"],
-}
-_INT_POOLS: dict[str, list[int]] = {
-    "EthnicityCode": [code for code, _ in _ETHNICITIES],
-    "DurationMinutes": [10, 15, 15, 15, 20, 30, 45],
-    "PracticeID": [101, 102, 103],
-}
 _SIZES = {"*": ((40, 121), (5, 21)), "Providers": ((8, 16), (0, 3))}
 """Ranges of new rows per file: (first day, later days), by dataset."""
-_TRUE_RATES = {"Deceased": 0.03, "Active": 0.9, "Overseas": 0.05}
 
 
 @dataclass(frozen=True)
@@ -95,20 +64,6 @@ def arrow_type(type_name: str) -> pa.DataType:
     return column_type.arrow(params)
 
 
-def nhi_number(number: int) -> str:
-    """A syntactically valid, made-up NHI (AAANNNN with check digit); 4 in 5 start with `Z`."""
-    number = number * 7919 % 576_000  # scramble consecutive IDs; 7919 is prime
-    while True:
-        first = "Z" if number % 5 else _NHI_LETTERS[number // 5 % 24]
-        letters = first + _NHI_LETTERS[number // 24 % 24] + _NHI_LETTERS[number % 24]
-        digits = f"{number // 576 % 1000:03d}"
-        values = [_NHI_LETTERS.index(c) + 1 for c in letters] + [int(d) for d in digits]
-        remainder = sum(v * w for v, w in zip(values, range(7, 1, -1), strict=True)) % 11
-        if remainder:
-            return f"{letters}{digits}{(11 - remainder) % 10}"
-        number += 1  # a remainder of 0 has no valid check digit
-
-
 def _pick(rng: np.random.Generator, pool: Sequence[Any]) -> Any:
     return pool[int(rng.integers(len(pool)))]
 
@@ -119,12 +74,12 @@ def _value(rng: np.random.Generator, column: Column, day: _Day) -> Any:
     name = column.source
     column_type, params = parse_type(column.type)
     arrow = column_type.arrow(params)
-    pools = _INT_POOLS if pa.types.is_integer(arrow) else _TEXT_POOLS
+    pools = INT_POOLS if pa.types.is_integer(arrow) else TEXT_POOLS
     pool = next((p for k, p in pools.items() if name.endswith(k)), None)
     if pool and (pa.types.is_integer(arrow) or pa.types.is_string(arrow)):
         return _pick(rng, pool)
     if pa.types.is_boolean(arrow):
-        return bool(rng.random() < next((r for k, r in _TRUE_RATES.items() if k in name), 0.5))
+        return bool(rng.random() < next((r for k, r in TRUE_RATES.items() if k in name), 0.5))
     return column_type.sample(Sample(rng, name, params, day.business, day.written_utc))
 
 
@@ -228,23 +183,6 @@ def _batch(
     return rows
 
 
-def _static_table(dataset: str) -> pa.Table:
-    """A full snapshot of a code table (made-up generic codes for unknown datasets)."""
-    if dataset == "EthnicityCode":
-        codes, names = zip(*_ETHNICITIES, strict=True)
-        return pa.table({
-            "EthnicityCode": pa.array(codes, pa.int32()), "Description": list(names),
-            "Level1Code": pa.array([c // 10 for c in codes], pa.int32()),
-        })  # fmt: skip
-    if dataset == "VaccineCode":
-        codes, names, doses = zip(*_VACCINES, strict=True)
-        return pa.table({
-            "VaccineCode": list(codes), "Description": list(names),
-            "ScheduledDoses": pa.array(doses, pa.int32()), "IsFunded": [True] * len(codes),
-        })  # fmt: skip
-    return pa.table({"Code": ["A1", "B2", "C3"], "Description": ["Alpha", 'Bēta, "b"', None]})
-
-
 def _generation_order(rules: Mapping[str, Rule], owners: Mapping[str, str]) -> list[str]:
     """Datasets ordered so each comes after the datasets whose keys its columns reference."""
     depth: dict[str, int] = {}
@@ -321,7 +259,7 @@ def write_sample_files(
             when = datetime.combine(file_date, time(4, (5 + 4 * index) % 60, (7 + 13 * index) % 60))
             rule, rng, state = rules[dataset], rngs[dataset], states.get(dataset)
             if state is None:
-                write(dataset, when, _static_table(dataset))
+                write(dataset, when, static_table(dataset))
                 continue
             schema = pa.schema([(c.source, arrow_type(c.type)) for c in rule.columns])
             known = list(state.rows)
