@@ -6,12 +6,12 @@ from typing import Any
 
 from benchmarks.figures import (
     Summary,
-    limit_name,
     limits_of,
     load_seconds,
     median,
     ok,
     rate,
+    the_limit,
     upsert_seconds,
 )
 
@@ -77,12 +77,7 @@ def table_rows(summary: Summary, runs: Runs, info: dict[str, Any]) -> list[dict[
         )
 
     limits = limits_of(summary)
-    name_of_limit = limit_name(summary)
-    limit = limits.get(name_of_limit) if name_of_limit else None
-    limit_load = load_seconds(limit) if limit else None
-    limit_upsert = upsert_seconds(limit) if limit else None
-    limit_e2e = limit_load + limit_upsert if limit else None
-    limit_rate = rate(main_rows, limit_load)
+    name_of_limit, limit, _, limit_upsert, limit_e2e, limit_rate = the_limit(summary, main_rows)
     for name, entry in limits.items():
         note = "decode included" if name == "limit_adbc" else "CSV made beforehand"
         note += " = THE LIMIT" if name == name_of_limit else ""

@@ -1,7 +1,7 @@
 """Small shared arithmetic over the medians: which runs succeeded, step sums, rates, the limit."""
 
 import statistics
-from typing import Any
+from typing import Any, NamedTuple
 
 Summary = dict[str, dict[str, Any]]
 LIMITS = ("limit_adbc", "limit_csv_server", "limit_csv_stdin")
@@ -50,3 +50,24 @@ def limit_name(summary: Summary) -> str | None:
     limits = limits_of(summary)
     candidates = [n for n in limits if n != "limit_csv_stdin"] or list(limits)
     return min(candidates, key=lambda n: load_seconds(limits[n])) if candidates else None
+
+
+class Limit(NamedTuple):
+    """The limit contender and its figures over `n_rows` (all None when no limit ran)."""
+
+    name: str | None
+    entry: dict[str, Any] | None
+    load: float | None
+    upsert: float | None
+    end_to_end: float | None
+    rate: float | None
+
+
+def the_limit(summary: Summary, n_rows: int) -> Limit:
+    """The fastest limit's medians: load and upsert seconds, their sum, and its load rows/s."""
+    name = limit_name(summary)
+    entry = limits_of(summary).get(name) if name else None
+    load = load_seconds(entry) if entry else None
+    upsert = upsert_seconds(entry) if entry else None
+    end_to_end = load + upsert if load is not None and upsert is not None else None
+    return Limit(name, entry, load, upsert, end_to_end, rate(n_rows, load))

@@ -7,11 +7,11 @@ from typing import Any
 from benchmarks.figures import (
     Summary,
     fmt_rate,
-    limit_name,
     limits_of,
     load_seconds,
     ok,
     rate,
+    the_limit,
     upsert_seconds,
 )
 
@@ -26,12 +26,9 @@ def evaluate(
     main_rows = rows["initial"] + rows["delta"]
     targets: list[dict[str, Any]] = []
     limits = limits_of(summary)
-    name_of_limit = limit_name(summary)
-    limit = limits.get(name_of_limit) if name_of_limit else None
-    limit_load = load_seconds(limit) if limit else None
-    limit_upsert = upsert_seconds(limit) if limit else None
-    limit_e2e = limit_load + limit_upsert if limit else None
-    limit_rate = rate(main_rows, limit_load)
+    name_of_limit, limit, limit_load, limit_upsert, limit_e2e, limit_rate = the_limit(
+        summary, main_rows
+    )
     out: dict[str, Any] = {
         "targets": targets,
         "limit": {"contender": name_of_limit, "rows_per_s": limit_rate},
