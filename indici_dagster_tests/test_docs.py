@@ -1,9 +1,13 @@
-"""The documents a reader follows: every relative link resolves, to a file and to a heading."""
+"""The documents a reader follows: every relative link resolves (to a file and a heading), the
+README names every `indici` command, and its test command is the one CI runs."""
 
+import argparse
 import re
 from pathlib import Path
 
 import pytest
+
+from indici_dagster.cli import build_parser
 
 REPO = Path(__file__).resolve().parent.parent
 DOCUMENTS = [
@@ -92,3 +96,27 @@ def test_repeated_headings_get_numbered_anchors_as_on_github() -> None:
         "the-indici-command",
         "qa-why",
     }
+
+
+def commands(parser: argparse.ArgumentParser, prefix: str = "indici") -> list[str]:
+    """Every leaf command of the parser, e.g. `indici db status`."""
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found += commands(sub, f"{prefix} {name}")
+    return found or [prefix]
+
+
+def test_the_readme_lists_every_indici_command_once() -> None:
+    section = (REPO / "README.md").read_text().split("## The `indici` command", 1)[1]
+    table = section.split("\n## ", 1)[0]
+    listed = re.findall(r"^\| `(indici [a-z -]+?)(?: [\[<][^`]*)?` \|", table, re.M)
+    assert sorted(listed) == sorted(commands(build_parser()))
+    assert len(commands(build_parser())) >= 12
+
+
+def test_the_readme_test_command_is_the_one_ci_runs_verbatim() -> None:
+    ci = (REPO / ".ci" / "run").read_text().split("# the README's test command, verbatim\n", 1)
+    command = ci[1].splitlines()[0]
+    assert f"```bash\n{command}\n```" in (REPO / "README.md").read_text()
