@@ -1,5 +1,6 @@
 """The documents a reader follows: every relative link resolves (to a file and a heading), the
-README names every `indici` command, and its test command is the one CI runs."""
+README names every `indici` command, its test command is the one CI runs, and every test file
+the guarantees name exists."""
 
 import argparse
 import re
@@ -120,3 +121,15 @@ def test_the_readme_test_command_is_the_one_ci_runs_verbatim() -> None:
     ci = (REPO / ".ci" / "run").read_text().split("# the README's test command, verbatim\n", 1)
     command = ci[1].splitlines()[0]
     assert f"```bash\n{command}\n```" in (REPO / "README.md").read_text()
+
+
+def test_every_test_file_the_guarantees_name_exists() -> None:
+    rows = (REPO / "docs" / "guarantees.md").read_text().splitlines()
+    promises = [row for row in rows if row.startswith("| **")]
+    assert len(promises) >= 40
+    for row in promises:
+        proved_by = row.rstrip(" |").rsplit(" | ", 1)[1]
+        named = re.findall(r"`(test_\w+\.py)`", proved_by)
+        assert named, row[:60]
+        for name in named:
+            assert (REPO / "indici_dagster_tests" / name).is_file(), name
