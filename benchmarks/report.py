@@ -144,7 +144,7 @@ def render(report: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Print the report or the README table from a results file; --write/--check the README."""
+    """Print the report or the performance table from a results file; --write/--check the page."""
     from benchmarks.readme import performance_table, splice
 
     parser = argparse.ArgumentParser(description="Render benchmark results.")
