@@ -46,9 +46,10 @@ from psycopg2 import sql
 from psycopg2.extensions import cursor as Cursor  # noqa: N812 - the class, named as a type
 
 from indici_dagster.core.bootstrap_catalog import (
-    WRITER_CATALOG_PRIVILEGES,
     ensure_catalog_tables,
     ensure_ddl_guard,
+    ensure_owner_functions,
+    ensure_table_privileges,
     fetch_one,
 )
 from indici_dagster.core.dsn import ConnectionFailedError, connect
@@ -134,8 +135,9 @@ def _ensure_role(
 
 
 def _ensure_schema(cursor: Cursor, schema: str, owner: str, writer: str) -> list[str]:
-    """Create `schema` owned by the owner role, or hand it to it; the pipeline's own tables go
-    to the owner, every other table (the data the writer loads and alters) to the writer."""
+    """Create `schema` owned by the owner role, or hand it to it, with every table in it (the
+    pipeline's own and the data tables alike: the writer owns none); the writer may use the
+    schema but create nothing in it."""
     schema_id, owner_id, writer_id = (sql.Identifier(n) for n in (schema, owner, writer))
     row = fetch_one(
         cursor,
@@ -151,29 +153,39 @@ def _ensure_schema(cursor: Cursor, schema: str, owner: str, writer: str) -> list
         actions.append(f"schema {schema} was owned by {row[0]}; now owned by {owner}")
     else:
         actions.append(f"schema {schema} already owned by {owner}")
-    catalog = sorted(WRITER_CATALOG_PRIVILEGES) if schema == STAGING_SCHEMA else []
     cursor.execute(
-        "SELECT c.relname, pg_get_userbyid(c.relowner), "
-        "CASE WHEN c.relname = ANY(%s) THEN %s ELSE %s END FROM pg_class c "
+        "SELECT c.relname, pg_get_userbyid(c.relowner) FROM pg_class c "
         "JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = %s AND c.relkind IN ('r', 'p') ORDER BY c.relname",
-        (catalog, owner, writer, schema),
+        "WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND c.relowner <> %s::regrole "
+        "ORDER BY c.relname",
+        (schema, owner),
     )
-    for table, current, wanted in cursor.fetchall():
-        if current != wanted:
-            cursor.execute(
-                sql.SQL("ALTER TABLE {}.{} OWNER TO {}").format(
-                    schema_id, sql.Identifier(table), sql.Identifier(wanted)
-                )
+    for table, current in cursor.fetchall():  # (ALTER ... OWNER locks even an unchanged table)
+        cursor.execute(
+            sql.SQL("ALTER TABLE {}.{} OWNER TO {}").format(
+                schema_id, sql.Identifier(table), owner_id
             )
-            actions.append(f"table {schema}.{table} was owned by {current}; now owned by {wanted}")
+        )
+        actions.append(f"table {schema}.{table} was owned by {current}; now owned by {owner}")
     cursor.execute(sql.SQL("REVOKE ALL ON SCHEMA {} FROM PUBLIC").format(schema_id))
-    cursor.execute(sql.SQL("GRANT USAGE, CREATE ON SCHEMA {} TO {}").format(schema_id, writer_id))
+    cursor.execute(sql.SQL("REVOKE CREATE ON SCHEMA {} FROM {}").format(schema_id, writer_id))
+    cursor.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema_id, writer_id))
     actions.append(
-        f"revoked every privilege on schema {schema} from PUBLIC; {writer} may use it and "
-        "create tables in it"
+        f"revoked every privilege on schema {schema} from PUBLIC; {writer} may use it but "
+        "create nothing in it"
     )
     return actions
+
+
+def _ensure_ddl_guard(cursor: Cursor, owner: str) -> list[str]:
+    try:
+        return ensure_ddl_guard(cursor, owner)
+    except psycopg2.errors.InsufficientPrivilege:
+        pass  # raised below, outside the handler: nothing of the server's text is kept
+    raise BootstrapError(
+        "creating the event trigger that limits the writer's DDL needs a superuser "
+        "(or rds_superuser on RDS); run bootstrap as one"
+    )
 
 
 def bootstrap_database(
@@ -209,7 +221,6 @@ def bootstrap_database(
         raise BootstrapError("the writer and the reader must be different roles")
     writer_id, reader_id = sql.Identifier(writer), sql.Identifier(reader)
     owner_id = sql.Identifier(owner)
-    rpt, staging = sql.Identifier(RPT_SCHEMA), sql.Identifier(STAGING_SCHEMA)
     actions: list[str] = []
     with _admin_connection(admin_dsn) as connection, connection.cursor() as cursor:
         database, admin = fetch_one(cursor, "SELECT current_database(), current_user")  # type: ignore[misc]
@@ -257,50 +268,8 @@ def bootstrap_database(
         actions += _ensure_schema(cursor, STAGING_SCHEMA, owner, writer)
         actions += _ensure_schema(cursor, RPT_SCHEMA, owner, writer)
         actions += ensure_catalog_tables(cursor, owner, writer, reader)
-        try:
-            actions += ensure_ddl_guard(cursor, owner)
-        except psycopg2.errors.InsufficientPrivilege:
-            refused = True
-        else:
-            refused = False
-        if refused:  # raised outside the handler: nothing of the server's text is kept
-            raise BootstrapError(
-                "creating the event trigger that limits the writer's DDL needs a superuser "
-                "(or rds_superuser on RDS); run bootstrap as one"
-            )
-
-        cursor.execute(sql.SQL("REVOKE ALL ON SCHEMA {} FROM {}").format(staging, reader_id))
-        cursor.execute(
-            sql.SQL("REVOKE ALL ON ALL TABLES IN SCHEMA {} FROM {}").format(staging, reader_id)
-        )
-        cursor.execute(
-            sql.SQL(
-                "ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {} REVOKE ALL ON TABLES FROM {}"
-            ).format(writer_id, staging, reader_id)
-        )
-        actions.append(f"{reader} has no privilege on schema {STAGING_SCHEMA} or its tables")
-
-        cursor.execute(sql.SQL("REVOKE ALL ON SCHEMA {} FROM {}").format(rpt, reader_id))
-        cursor.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(rpt, reader_id))
-        cursor.execute(
-            sql.SQL("REVOKE ALL ON ALL TABLES IN SCHEMA {} FROM {}").format(rpt, reader_id)
-        )
-        cursor.execute(
-            sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}").format(rpt, reader_id)
-        )
-        cursor.execute(
-            sql.SQL(
-                "ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {} REVOKE ALL ON TABLES FROM {}"
-            ).format(writer_id, rpt, reader_id)
-        )
-        cursor.execute(
-            sql.SQL(
-                "ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {} GRANT SELECT ON TABLES TO {}"
-            ).format(writer_id, rpt, reader_id)
-        )
-        actions.append(
-            f"granted {reader} USAGE on schema {RPT_SCHEMA} and SELECT (only) on its tables, "
-            f"including those {writer} creates later"
-        )
+        actions += ensure_owner_functions(cursor, owner, writer)
+        actions += _ensure_ddl_guard(cursor, owner)
+        actions += ensure_table_privileges(cursor, owner, writer, reader)
         connection.commit()
     return actions
