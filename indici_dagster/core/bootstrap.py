@@ -8,22 +8,32 @@ After it has run, in the database of `admin_dsn`:
 - only the writer and the reader may connect: `PUBLIC` loses CONNECT and TEMPORARY on the
   database, and neither role may create schemas or temporary tables there;
 - the owner role (`<writer>_owner`, NOLOGIN: nobody logs in as it) owns the schemas
-  `indici_staging` and `rpt` and the pipeline's own tables (audit log, landing ledger, row
-  counts, locks). The writer has USAGE and CREATE on both schemas and owns the data tables it
-  creates there; on the audit log it has INSERT and SELECT only (append-only: no UPDATE, DELETE
-  or TRUNCATE), on the ledger, row counts and locks SELECT, INSERT and UPDATE (the pipeline
-  never deletes a row of them). Not owning the schemas, the writer cannot grant USAGE on them,
-  so no grant it makes on a staging table reaches anyone;
-- an event trigger lets the writer run no DDL but CREATE TABLE, CREATE INDEX and ALTER TABLE:
-  no GRANT or REVOKE, no ALTER DEFAULT PRIVILEGES, no functions, views or triggers, no DROP
-  (creating an event trigger needs a superuser, or rds_superuser on RDS);
+  `indici_staging` and `rpt` and every table in them: the pipeline's own tables (audit log,
+  landing ledger, row counts, locks) and the data tables alike, with their indexes. Tables a
+  writer owned before (an older bootstrap) are handed to it on every run. The writer owns
+  nothing and has USAGE (no CREATE) on both schemas. It creates a staging or rpt table, adds a
+  column and creates the staging index only by calling the owner's SECURITY DEFINER functions
+  (`core/owner_ddl.py`), which accept nothing but a validated rule's names and registry types.
+  On the data tables it may SELECT, INSERT and DELETE in staging and also UPDATE in rpt (now and
+  later: the owner's default privileges), so it cannot TRUNCATE, SET UNLOGGED, enable row-level
+  security, disable triggers or grant. On the audit log it has INSERT and SELECT only
+  (append-only), on the ledger, row counts and locks SELECT, INSERT and UPDATE;
+- every function in the two schemas belongs to the owner, names catalog objects by their
+  schema and runs with `search_path = pg_catalog, pg_temp`; PUBLIC (and the reader) may execute
+  none, nor any function the owner or the writer create later (default privileges);
+- an event trigger refuses the writer any DDL of its own: no CREATE, ALTER, GRANT or REVOKE, no
+  ALTER DEFAULT PRIVILEGES, no functions, views or triggers, no DROP. Its function reads only
+  qualified catalog names under a pinned search_path, so a planted `rpt.pg_namespace` or a
+  search_path the writer sets (even with ALTER ROLE) changes nothing (creating an event trigger
+  needs a superuser, or rds_superuser on RDS);
 - the reader has CONNECT, USAGE on `rpt`, SELECT (only) on every table in `rpt`, now and
-  created later by the writer (default privileges), and no privilege on `indici_staging`, whose
+  created later (default privileges of the owner), and no privilege on `indici_staging`, whose
   tables hold raw patient rows; `PUBLIC` has no privilege on either schema, and may no longer
   create in `public`, where neither role has any privilege.
 
-Residual risk, by design: the writer writes `rpt`, so whatever it puts there the reader reads,
-and it may alter, truncate or empty its own data tables.
+Residual risk, by design: the writer writes `rpt`, so whatever it puts there the reader reads;
+and the loads need DELETE (a re-sent file replaces its rows, a static snapshot replaces rpt), so
+it may delete rows, though never truncate, unlog, hide or re-own a table.
 
 The writer and reader are created if missing as LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE, the
 owner as NOLOGIN; an existing role is left as it is, except that a given password is (re)set,
