@@ -17,7 +17,7 @@ import pytest
 from dagster import DagsterInstance
 
 from indici_dagster.core import owner_ddl, types
-from indici_dagster.core.bootstrap import bootstrap_database
+from indici_dagster.core.bootstrap import BootstrapError, bootstrap_database
 from indici_dagster.core.bootstrap_catalog import GUARD_BODY
 from indici_dagster.core.owner_ddl import OwnerFunctionsMissingError
 from indici_dagster.core.rules_store import load_rules
@@ -321,6 +321,27 @@ def test_bootstrap_hands_tables_the_writer_owned_to_the_owner(bootstrapped: Boot
     _execute(b.writer_dsn, "UPDATE rpt.old SET id = 3 WHERE id = 2")
     _execute(b.writer_dsn, "DELETE FROM indici_staging.old")
     assert query(b.reader_dsn, "SELECT id FROM rpt.old ORDER BY 1") == [(1,), (3,)]
+
+
+@pytest.mark.parametrize(
+    "planted",
+    [
+        "CREATE VIEW rpt.leak AS SELECT * FROM indici_staging.auditlog",
+        "CREATE FUNCTION rpt.forge() RETURNS int LANGUAGE sql SECURITY DEFINER AS 'SELECT 1'",
+    ],
+)
+def test_bootstrap_refuses_objects_a_writer_planted_before_its_guard_held(
+    bootstrapped: Bootstrapped, planted: str
+):
+    b = bootstrapped
+    drop = planted.replace("CREATE", "DROP").split(" AS ")[0].split(" RETURNS")[0]
+    _execute(b.admin, planted)
+    _execute(b.admin, drop.replace("DROP", "ALTER") + f' OWNER TO "{b.writer}"')
+    kind = planted.split()[1].lower()
+    with pytest.raises(BootstrapError, match=f"{kind} .*rpt.(leak|forge).*drop them"):
+        bootstrap_database(b.admin, writer=b.writer, reader=b.reader)
+    _execute(b.admin, drop)
+    bootstrap_database(b.admin, writer=b.writer, reader=b.reader)
 
 
 def test_the_sql_file_holds_the_functions_the_package_renders():

@@ -61,6 +61,7 @@ from indici_dagster.core.bootstrap_catalog import (
     ensure_owner_functions,
     ensure_table_privileges,
     fetch_one,
+    foreign_objects,
 )
 from indici_dagster.core.dsn import ConnectionFailedError, connect
 from indici_dagster.core.naming import InvalidIdentifierError, validate_identifier
@@ -187,6 +188,16 @@ def _ensure_schema(cursor: Cursor, schema: str, owner: str, writer: str) -> list
     return actions
 
 
+def _refuse_foreign_objects(cursor: Cursor) -> None:
+    found = foreign_objects(cursor)
+    if found:
+        raise BootstrapError(
+            f"the pipeline's schemas hold objects it never creates ({'; '.join(found)}): they may "
+            "have been planted to reach the audit log or the ledger. Check and drop them, then "
+            "run bootstrap again"
+        )
+
+
 def _ensure_ddl_guard(cursor: Cursor, owner: str) -> list[str]:
     try:
         return ensure_ddl_guard(cursor, owner)
@@ -275,6 +286,7 @@ def bootstrap_database(
                 f"from {writer}, {reader}"
             )
 
+        _refuse_foreign_objects(cursor)
         actions += _ensure_schema(cursor, STAGING_SCHEMA, owner, writer)
         actions += _ensure_schema(cursor, RPT_SCHEMA, owner, writer)
         actions += ensure_catalog_tables(cursor, owner, writer, reader)

@@ -62,6 +62,39 @@ Every name is qualified and the function's search_path is pinned, so nothing a c
 (a table `rpt.pg_namespace`, a search_path of its own) changes what it reads."""
 
 
+FOREIGN_OBJECTS = """
+SELECT 'view or other relation ' || n.nspname || '.' || c.relname FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname IN ('indici_staging', 'rpt') AND c.relkind NOT IN ('r', 'p', 'i', 'I', 'S', 't')
+UNION ALL
+SELECT 'function ' || n.nspname || '.' || p.proname FROM pg_catalog.pg_proc p
+JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+WHERE n.nspname IN ('indici_staging', 'rpt') AND NOT (n.nspname = 'indici_staging'
+  AND p.proname = ANY (%(functions)s))
+UNION ALL
+SELECT 'trigger ' || t.tgname || ' on ' || n.nspname || '.' || c.relname
+FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname IN ('indici_staging', 'rpt') AND NOT t.tgisinternal
+UNION ALL
+SELECT 'policy ' || p.polname || ' on ' || n.nspname || '.' || c.relname
+FROM pg_catalog.pg_policy p JOIN pg_catalog.pg_class c ON c.oid = p.polrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname IN ('indici_staging', 'rpt')
+ORDER BY 1
+"""
+"""Objects the pipeline never makes in its schemas (views, functions other than its own,
+triggers, row-level security policies): a writer could have planted them before its DDL guard
+held, e.g. a view or a SECURITY DEFINER function that hands the reader the audit log."""
+
+
+def foreign_objects(cursor: Cursor) -> list[str]:
+    """What `FOREIGN_OBJECTS` finds, by kind and name (never more than 20)."""
+    functions = [name for name, _ in owner_ddl.FUNCTIONS] + [GUARD_FUNCTION]
+    cursor.execute(FOREIGN_OBJECTS, {"functions": functions})
+    return [row[0] for row in cursor.fetchall()][:20]
+
+
 def fetch_one(cursor: Cursor, query: str, params: tuple = ()) -> tuple | None:
     """Run `query` and return its first row (None if it has none)."""
     cursor.execute(query, params)

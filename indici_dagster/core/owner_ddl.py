@@ -19,6 +19,7 @@ path everywhere; a role that cannot install them is refused with one line: run `
 import re
 from collections.abc import Callable
 
+from psycopg2 import sql
 from psycopg2.extensions import cursor as Cursor  # noqa: N812 - the class, named as a type
 
 from indici_dagster.core import types
@@ -274,8 +275,6 @@ def missing_or_outdated(cursor: Cursor) -> list[str]:
 def install(cursor: Cursor, owner: str | None = None) -> None:
     """(Re)create every function, take EXECUTE away from PUBLIC, and hand each to `owner` when
     one is given (else it stays with the role that runs this)."""
-    from psycopg2 import sql
-
     for signature, statement in create_statements():
         cursor.execute(statement)
         function = sql.SQL(signature.replace(f"{STAGING_SCHEMA}.", "{}.", 1)).format(

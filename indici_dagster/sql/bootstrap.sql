@@ -80,6 +80,40 @@ BEGIN
     END IF;
 END $$;
 
+-- refuse objects the pipeline never makes in its schemas (views, functions other than its
+-- own, triggers, policies): a writer could have planted them before its DDL guard held
+DO $$
+DECLARE
+    found text;
+BEGIN
+    SELECT string_agg(what, '; ' ORDER BY what) INTO found FROM (
+        SELECT 'view or other relation ' || n.nspname || '.' || c.relname AS what
+        FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname IN ('indici_staging', 'rpt')
+          AND c.relkind NOT IN ('r', 'p', 'i', 'I', 'S', 't')
+        UNION ALL
+        SELECT 'function ' || n.nspname || '.' || p.proname FROM pg_catalog.pg_proc p
+        JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+        WHERE n.nspname IN ('indici_staging', 'rpt') AND NOT (n.nspname = 'indici_staging'
+          AND p.proname IN ('create_data_table', 'add_data_column', 'create_staging_index', 'add_rpt_primary_key', 'summarize_staging_index', 'writer_ddl_guard'))
+        UNION ALL
+        SELECT 'trigger ' || t.tgname || ' on ' || n.nspname || '.' || c.relname
+        FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
+        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname IN ('indici_staging', 'rpt') AND NOT t.tgisinternal
+        UNION ALL
+        SELECT 'policy ' || p.polname || ' on ' || n.nspname || '.' || c.relname
+        FROM pg_catalog.pg_policy p JOIN pg_catalog.pg_class c ON c.oid = p.polrelid
+        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname IN ('indici_staging', 'rpt')
+    ) planted;
+    IF found IS NOT NULL THEN
+        RAISE EXCEPTION 'the pipeline''s schemas hold objects it never creates (%): they may have '
+            'been planted to reach the audit log or the ledger. Check and drop them, then run '
+            'bootstrap again', found;
+    END IF;
+END $$;
+
 -- database: only the writer and the reader connect; nobody creates schemas or temporary tables
 DO $$
 DECLARE
