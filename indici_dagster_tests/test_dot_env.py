@@ -125,8 +125,13 @@ def test_a_dot_env_linking_to_another_users_file_is_refused(tmp_path, capsys):
     assert "INDICI_TIMEZONE" not in os.environ
 
 
-def test_a_dot_env_that_is_not_a_file_is_refused(tmp_path, capsys):
+def test_a_dot_env_that_is_not_a_file_is_refused_but_a_folder_is_none(tmp_path, capsys):
     os.mkfifo(tmp_path / ".env", 0o600)  # would block a reader for ever
 
     assert main(["doctor"]) == 1
     assert "is not a regular file" in capsys.readouterr().err
+
+    # a virtualenv is often called .env: python-dotenv (dagster dev) reads nothing from it
+    (tmp_path / ".env").unlink()
+    (tmp_path / ".env").mkdir()
+    assert load_project_env(tmp_path, {}).path is None

@@ -94,8 +94,8 @@ def load_project_env(
     (`read_env_file`). The other names are returned as ignored, never applied.
     """
     path = (folder or Path.cwd()) / ".env"
-    if not path.exists() and not path.is_symlink():
-        return ProjectEnv()
+    if (not path.exists() and not path.is_symlink()) or path.is_dir():
+        return ProjectEnv()  # a folder named .env (often a virtualenv) is no settings file
     values = {name: value for name, value in read_env_file(path).items() if value is not None}
     applied = {name: value for name, value in values.items() if is_project_setting(name)}
     environ.update(applied)
