@@ -142,6 +142,8 @@ def build_table_assets(
             window.end,
             run_id=context.run_id,
             partition_key_of=lambda name: partition_key_of_file(name, timezone),
+            # the ledger records this run as the rpt step of the staged versions of its dates
+            ledger_dates=context.partition_keys,
         )
         queries = WarehouseQueries(db)
         metadata = {
