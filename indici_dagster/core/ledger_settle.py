@@ -2,13 +2,14 @@
 
 A version is settled from what runs recorded on it (`run_id`: the run that copied it, or the
 rpt-only run the sensor requested for it; `staged_run_id`, `rpt_run_id`: the runs whose staging
-and rpt steps loaded and applied it) and how Dagster says those runs ended, never from a run key
-or a re-execution family: a run, or a re-execution of one step, whose own rpt step did not apply
-a version never settles it `done`. Pure decisions and set-based statements; the sensor asks
-Dagster how the runs ended.
+and rpt steps loaded and applied it) and how Dagster says those runs and their steps ended,
+never from a run key or a run's root: it is `done` once the staging step that loaded it and the
+rpt step that applied it (of its dataset, in the runs that recorded them) both succeeded. A
+re-execution of other steps, or a run without the rpt step, never settles it `done`. Pure
+decisions and set-based statements; the sensor asks Dagster how the runs and steps ended.
 """
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -35,11 +36,12 @@ ENDED_BADLY = (RunEnd.FAILURE, RunEnd.CANCELED)
 
 @dataclass(frozen=True)
 class UnsettledGroup:
-    """Unsettled versions sharing their run, their rpt run and whether they are staged."""
+    """Unsettled versions of one dataset sharing the runs that recorded them."""
 
     run_id: str
+    staged_run_id: str | None
     rpt_run_id: str | None
-    staged: bool
+    dataset: str | None
     files: int
     first_date: str | None
     last_date: str | None
@@ -50,6 +52,10 @@ class UnsettledGroup:
         if self.first_date == self.last_date:
             return str(self.first_date)
         return f"{self.first_date} to {self.last_date}"
+
+
+StepKey = tuple[str, str, str]
+"""(run id, `staging` or `rpt`, dataset): one step of one run."""
 
 
 @dataclass(frozen=True)
@@ -79,32 +85,51 @@ def require_step_columns(cursor: Cursor) -> None:
 
 
 def unsettled_groups(cursor: Cursor, limit: int = 200) -> list[UnsettledGroup]:
-    """The unsettled versions, grouped by run, rpt run and staged or not, oldest first."""
+    """The unsettled versions, grouped by dataset and the runs that recorded them, oldest
+    first."""
     cursor.execute(
         sql.SQL(
-            "SELECT run_id, rpt_run_id, staged_run_id IS NOT NULL, count(*), min(partition_key), "
+            "SELECT run_id, staged_run_id, rpt_run_id, dataset, count(*), min(partition_key), "
             "max(partition_key) FROM {} WHERE outcome = ANY(%s) AND run_id IS NOT NULL "
-            "GROUP BY 1, 2, 3 ORDER BY min(updated_at) LIMIT %s"
+            "GROUP BY 1, 2, 3, 4 ORDER BY min(updated_at) LIMIT %s"
         ).format(LEDGER),
         ([str(o) for o in UNSETTLED], limit),
     )
     return [UnsettledGroup(*row) for row in cursor.fetchall()]
 
 
-def decide(group: UnsettledGroup, ends: Mapping[str, RunEnd]) -> Decision:
-    """Pure: `done` once the run whose rpt step applied the versions succeeded; otherwise wait
-    while their runs have not ended; `run_failed` when their run failed or was cancelled, or
-    succeeded without loading them into staging; `needs_rpt` when it succeeded having staged
-    them without applying them to rpt."""
-    applied = ends.get(group.rpt_run_id, RunEnd.UNKNOWN) if group.rpt_run_id else None
-    if applied is RunEnd.SUCCESS:
+def steps_to_ask(groups: Iterable[UnsettledGroup]) -> set[StepKey]:
+    """The steps whose outcome settling these groups depends on."""
+    steps = set()
+    for group in groups:
+        if group.dataset and group.staged_run_id and group.rpt_run_id:
+            steps.add((group.staged_run_id, "staging", group.dataset))
+            steps.add((group.rpt_run_id, "rpt", group.dataset))
+        elif group.dataset and group.staged_run_id:
+            steps.add((group.staged_run_id, "staging", group.dataset))
+    return steps
+
+
+def decide(
+    group: UnsettledGroup, ends: Mapping[str, RunEnd], succeeded: Collection[StepKey]
+) -> Decision:
+    """Pure: `done` once the staging step that loaded the versions and the rpt step that
+    applied them both succeeded (`succeeded`: steps Dagster reports succeeded); otherwise wait
+    while a run that recorded them has not ended; `run_failed` when their run failed or was
+    cancelled, or succeeded without loading them into staging; `needs_rpt` when it succeeded
+    and a successful staging step loaded them, but no successful rpt step applied them."""
+    dataset = group.dataset or ""
+    staged = bool(group.staged_run_id) and (group.staged_run_id, "staging", dataset) in succeeded
+    applied = bool(group.rpt_run_id) and (group.rpt_run_id, "rpt", dataset) in succeeded
+    if staged and applied:
         return Decision(Outcome.DONE)
     run = ends.get(group.run_id, RunEnd.UNKNOWN)
     if run is RunEnd.UNKNOWN:
         return Decision(
             attention=f"run {group.run_id} ({group.files} file(s)) is unknown to Dagster"
         )
-    if run is RunEnd.UNFINISHED or applied is RunEnd.UNFINISHED:
+    others = [ends.get(r) for r in (group.staged_run_id, group.rpt_run_id) if r]
+    if RunEnd.UNFINISHED in (run, *others):
         return Decision()
     if run in ENDED_BADLY:
         return Decision(
@@ -113,7 +138,7 @@ def decide(group: UnsettledGroup, ends: Mapping[str, RunEnd]) -> Decision:
             f"run {group.run_id} ({group.span}, {group.files} file(s)) ended {run}: its files "
             "are not done; re-execute the run or backfill the date",
         )
-    if group.staged:
+    if staged:
         return Decision(Outcome.NEEDS_RPT, "staged by a run that did not apply it to rpt")
     return Decision(
         Outcome.RUN_FAILED,
@@ -131,15 +156,17 @@ def settle_group(cursor: Cursor, group: UnsettledGroup, decision: Decision) -> i
     cursor.execute(
         sql.SQL(
             "UPDATE {} SET outcome = %s, message = %s, updated_at = now() WHERE run_id = %s "
-            "AND rpt_run_id IS NOT DISTINCT FROM %s::text AND (staged_run_id IS NOT NULL) = %s "
-            "AND outcome = ANY(%s) AND outcome <> %s"
+            "AND staged_run_id IS NOT DISTINCT FROM %s::text "
+            "AND rpt_run_id IS NOT DISTINCT FROM %s::text "
+            "AND dataset IS NOT DISTINCT FROM %s::text AND outcome = ANY(%s) AND outcome <> %s"
         ).format(LEDGER),
         (
             str(decision.outcome),
             decision.message,
             group.run_id,
+            group.staged_run_id,
             group.rpt_run_id,
-            group.staged,
+            group.dataset,
             [str(o) for o in UNSETTLED],
             str(decision.outcome),
         ),
