@@ -3,9 +3,9 @@ which run key a request is made under.
 
 A run key alone never says that files were processed: any run can carry the sensor's
 `dagster/run_key` and `dagster/sensor_name` tags (set by hand, or copied by a re-execution), and
-the daemon then never launches that key again. So a key whose run ended without recording any
-of the request's versions in the ledger is spent, and the request is made again under the next
-attempt's key (`<key>:attempt<n>`), said once in the tick's log.
+the daemon then never launches that key again. So a key whose run ended without recording the
+request's versions in the ledger is spent, and the request is made again under the next
+attempt's key (`<key>:attempt<n>`, at most `landing_plan.MAX_ATTEMPTS`), said once in the log.
 """
 
 from collections.abc import Collection
@@ -120,9 +120,9 @@ class Resolution:
 def resolve(
     instance: DagsterInstance, cursor: Cursor, request: landing_plan.DateRequest
 ) -> Resolution:
-    """The key to request under, walking past keys whose run ended without recording any of
-    the request's versions in the ledger (a run of the request's date and assets that failed
-    or was cancelled is the request's failed run, needing attention, not a spent key)."""
+    """The key to request under, walking past keys whose run ended without recording the
+    request's versions in the ledger (a run of the request's date and assets that failed or was
+    cancelled is the request's failed run, needing attention, not a spent key)."""
     spent: list[tuple[str, DagsterRun]] = []
     key = request.run_key
     for attempt in range(1, landing_plan.MAX_ATTEMPTS + 1):

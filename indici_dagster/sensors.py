@@ -5,8 +5,9 @@ date and the object versions only, so evaluating again after a lost tick request
 versions under the same key, and Dagster's run-key de-duplication keeps a request that was
 stored from running twice. What a run processed is recorded by the run (`indici/partitioned`
 writes the ledger, each staging load and rpt upsert marks the versions it loaded or applied);
-each tick settles those versions by asking Dagster how the runs that recorded them ended
-(`core/ledger_settle.py`): `done` only once the run whose own rpt step applied them succeeded.
+each tick settles those versions by asking Dagster how the runs and steps that recorded them
+ended (`core/ledger_settle.py`): `done` only once the staging step that loaded a version and the
+rpt step that applied it both succeeded.
 Versions a successful run staged without its rpt step get an rpt-only request for their date
 (run key `<date>:rpt:<digest>`). A run key whose run ended without recording the request's
 versions (a run tagged by hand, or made by anything but this sensor) does not stop them: they
@@ -116,8 +117,9 @@ def build_landing_sensor(
         description=(
             "Lists the landing location, and for object versions (key + ETag) no run has "
             "processed requests one run per date: raw, partitioned and the staging and rpt "
-            "assets of the datasets among the files. Reports files without a rule and runs "
-            "that failed every tick."
+            "assets of the datasets among the files; for files a run staged without rpt, one "
+            "rpt-only run per date. Settles files done only once their staging and rpt steps "
+            "succeeded. Reports files without a rule and runs that failed every tick."
         ),
     )
     def indici_landing_sensor(

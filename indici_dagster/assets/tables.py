@@ -1,4 +1,7 @@
-"""The table layers, one pair of assets per dataset with a rule: `staging/<D>` and `rpt/<D>`."""
+"""The table layers, one pair of assets per dataset with a rule: `staging/<D>` and `rpt/<D>`.
+
+Each file's staging load and each rpt upsert records its run in the landing ledger, in the
+transaction that writes the rows: only a version both steps recorded can be settled `done`."""
 
 from collections.abc import Sequence
 

@@ -3,15 +3,15 @@
 Runs record the versions they processed: the partitioned step writes `in_run` with its run
 (`run_id`); each file's staging load writes `staged_run_id` and each rpt upsert `rpt_run_id`, in
 the transaction that loads or applies the rows (`mark_staged`, `mark_applied`). The sensor
-settles a version `done` only once the run that recorded its rpt step succeeded
-(`ledger_settle`): a run, or a re-execution of one step, that did not itself apply the version to
-rpt never settles it. A version staged by a successful run without its rpt step becomes
-`needs_rpt`, and the sensor requests that step; `run_failed` (needs attention) when its run
-failed or was cancelled. The sensor itself records only versions it refuses (unrecognised names,
-dates out of range, keys that can never be read) and runs it requested that failed before
-recording anything: never a hand-over Dagster may not have stored. An unchanged file is never
-requested twice, a re-sent file with new content is new work, and files of a dataset without a
-rule wait here until a rule exists.
+settles a version `done` only once the staging step that loaded it and the rpt step that applied
+it both succeeded (`ledger_settle`): a run, or a re-execution of other steps, that did not itself
+apply the version to rpt never settles it. A version staged by a successful run without its rpt
+step becomes `needs_rpt`, and the sensor requests that step; `run_failed` (needs attention) when
+its run failed or was cancelled. The sensor itself records only versions it refuses
+(unrecognised names, dates out of range, keys that can never be read) and requested ones whose
+run failed before recording them: never a hand-over Dagster may not have stored. An unchanged
+file is never requested twice, a re-sent file with new content is new work, and files of a
+dataset without a rule wait here until a rule exists.
 """
 
 from collections.abc import Collection, Iterable, Sequence
@@ -22,9 +22,7 @@ from psycopg2 import sql
 from psycopg2.extensions import cursor as Cursor  # noqa: N812 - the class, named as a type
 
 from indici_dagster.core.escaping import escape_text
-from indici_dagster.core.filenames import (
-    LandedFileName,
-)
+from indici_dagster.core.filenames import LandedFileName
 from indici_dagster.core.sql import LEDGER_TABLE, STAGING_SCHEMA, qualified
 from indici_dagster.core.storage import StoredObject
 
@@ -72,7 +70,7 @@ class Outcome(StrEnum):
     IN_RUN = "in_run"
     """A run copied it; the run's end has not been seen yet."""
     DONE = "done"
-    """A run whose own rpt step applied it (after its staging load) succeeded."""
+    """The staging step that loaded it and the rpt step that applied it both succeeded."""
     NEEDS_RPT = "needs_rpt"
     """A run that succeeded loaded it into staging without its rpt step: the sensor requests
     the rpt step of its dataset and date (run key `<date>:rpt:<digest>`)."""

@@ -196,18 +196,19 @@ def needing_rpt(cursor: Cursor, limit: int = 5000) -> list[LedgerEntry]:
 
 
 def recorded_by(cursor: Cursor, run_id: str, versions: Iterable[LedgerEntry], *, rpt: bool) -> bool:
-    """True when `run_id` recorded any of these versions: copied them (`run_id`), or, with
-    `rpt`, applied them to rpt (`rpt_run_id`)."""
+    """True when `run_id` recorded every one of these versions: copied them (`run_id`; a
+    version refused for its name counts, it is recorded too), or, with `rpt`, applied them to
+    rpt (`rpt_run_id`)."""
     column = sql.Identifier("rpt_run_id" if rpt else "run_id")
     keys = list(versions)
     cursor.execute(
         sql.SQL(
-            "SELECT EXISTS (SELECT 1 FROM {} l JOIN unnest(%s::text[], %s::text[]) "
-            "AS t(source_key, etag) USING (source_key, etag) WHERE l.{} = %s)"
+            "SELECT count(*) FROM {} l JOIN unnest(%s::text[], %s::text[]) "
+            "AS t(source_key, etag) USING (source_key, etag) WHERE l.{} = %s"
         ).format(LEDGER, column),
         ([e.source_key for e in keys], [e.etag for e in keys], run_id),
     )
-    return bool(cursor.fetchone()[0])
+    return cursor.fetchone()[0] == len({(e.source_key, e.etag) for e in keys})
 
 
 def hand_to_failed_run(
