@@ -10,6 +10,7 @@ attempt's key (`<key>:attempt<n>`, at most `landing_plan.MAX_ATTEMPTS`), said on
 
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
 from psycopg2.extensions import cursor as Cursor  # noqa: N812 - the class, named as a type
@@ -23,6 +24,8 @@ RUN_KEY_TAG = "dagster/run_key"
 SENSOR_NAME_TAG = "dagster/sensor_name"
 PARTITION_TAG = "dagster/partition"
 
+NEVER_STARTED_AFTER = timedelta(hours=1)
+"""A run under a request's key created this long ago and never started spends the key."""
 ENDED_BADLY = (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED)
 ENDED = (DagsterRunStatus.SUCCESS, *ENDED_BADLY)
 _ENDS = {
@@ -89,12 +92,18 @@ def selection_of(request: landing_plan.DateRequest) -> list:
     return [RAW, PARTITIONED] + [key(d) for d in datasets for key in (staging_key, rpt_key)]
 
 
-def _run_for_key(instance: DagsterInstance, run_key: str) -> DagsterRun | None:
-    """The newest run carrying this sensor's `run_key` (the daemon's own look-up)."""
-    runs = instance.get_runs(
+def _run_for_key(instance: DagsterInstance, run_key: str) -> tuple[DagsterRun, bool] | None:
+    """The newest run carrying this sensor's `run_key` (the daemon's own look-up), and whether
+    it was created but never started for longer than `NEVER_STARTED_AFTER` (made by hand: the
+    daemon submits what it creates at once)."""
+    records = instance.get_run_records(
         filters=RunsFilter(tags={RUN_KEY_TAG: run_key, SENSOR_NAME_TAG: SENSOR_NAME}), limit=1
     )
-    return runs[0] if runs else None
+    if not records:
+        return None
+    run, created = records[0].dagster_run, records[0].create_timestamp
+    age = datetime.now(UTC) - (created if created.tzinfo else created.replace(tzinfo=UTC))
+    return run, run.status == DagsterRunStatus.NOT_STARTED and age > NEVER_STARTED_AFTER
 
 
 def _could_process(run: DagsterRun, request: landing_plan.DateRequest) -> bool:
@@ -120,17 +129,19 @@ class Resolution:
 def resolve(
     instance: DagsterInstance, cursor: Cursor, request: landing_plan.DateRequest
 ) -> Resolution:
-    """The key to request under, walking past keys whose run ended without recording the
-    request's versions in the ledger (a run of the request's date and assets that failed or was
-    cancelled is the request's failed run, needing attention, not a spent key)."""
+    """The key to request under, walking past keys whose run ended (or was never started)
+    without recording the request's versions in the ledger; a run of the request's date and
+    assets that failed or was cancelled is the request's failed run, needing attention, not a
+    spent key."""
     spent: list[tuple[str, DagsterRun]] = []
     key = request.run_key
     for attempt in range(1, landing_plan.MAX_ATTEMPTS + 1):
         key = landing_plan.attempt_key(request.run_key, attempt)
-        run = _run_for_key(instance, key)
-        if run is None:
+        found = _run_for_key(instance, key)
+        if found is None:
             return Resolution("request", key, None, spent)
-        if run.status not in ENDED:
+        run, never_started = found
+        if run.status not in ENDED and not never_started:
             return Resolution("in_flight", key, run, spent)
         if ledger_settle.recorded_by(cursor, run.run_id, request.entries, rpt=request.rpt_only):
             return Resolution("processed", key, run, spent)
@@ -145,11 +156,17 @@ def spent_line(request: landing_plan.DateRequest, resolution: Resolution) -> str
     key, run = resolution.spent[-1]
     what = "rpt step" if request.rpt_only else "file(s)"
     return (
-        f"run {run.run_id} carries this sensor's run key {key} but ended "
-        f"{run.status.value.lower()} without processing the {len(request.entries)} {what} of "
+        f"run {run.run_id} carries this sensor's run key {key} but {_ended(run)} without "
+        f"processing the {len(request.entries)} {what} of "
         f"{request.partition_key} it was requested for (made by hand, or by something other "
         f"than this sensor): requested again under run key {resolution.run_key}"
     )
+
+
+def _ended(run: DagsterRun) -> str:
+    if run.status in ENDED:
+        return f"ended {run.status.value.lower()}"
+    return f"has not started in {NEVER_STARTED_AFTER}"
 
 
 def request_tags(request: landing_plan.DateRequest, resolution: Resolution) -> dict[str, str]:

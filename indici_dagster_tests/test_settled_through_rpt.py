@@ -3,6 +3,7 @@ operator re-executing one step of a failed run, a UI run that loads staging with
 run tagged by hand with the sensor's run key each leave the files to be processed."""
 
 import dataclasses
+from datetime import timedelta
 
 import psycopg2
 import pyarrow as pa
@@ -21,6 +22,7 @@ from dagster._core.storage.tags import (
     TAGS_TO_MAYBE_OMIT_ON_RETRY,
 )
 
+from indici_dagster import landing_runs
 from indici_dagster.assets.keys import PARTITIONED, RAW, rpt_key, staging_key
 from indici_dagster.core.ledger_settle import RunEnd, UnsettledGroup, decide
 from indici_dagster.core.settings import Settings
@@ -242,6 +244,25 @@ def test_a_cancelled_run_that_could_not_process_the_files_and_a_forged_rpt_key_a
     assert all(r.success for r in execute_requests(defs, instance, result))
     assert not tick(defs, instance).run_requests
     assert ledger(database) == [(FIRST, "done")]
+
+
+def test_a_run_made_by_hand_with_the_key_and_never_started_spends_the_key_after_an_hour(
+    tmp_path, database, buckets, instance, monkeypatch
+):
+    landing, partitioned = buckets
+    put_s3(landing, FIRST, patients([(1, "A")]))
+    defs = build(make_settings(tmp_path, database, landing, partitioned))
+    (request,) = tick(defs, instance).run_requests
+    instance.create_run_for_job(  # created through the API, never submitted
+        job_def=defs.resolve_job_def(INGEST_JOB),
+        status=DagsterRunStatus.NOT_STARTED,
+        tags={RUN_KEY_TAG: request.run_key, SENSOR_TAG: "indici_landing_sensor"},
+    )
+    assert not tick(defs, instance).run_requests  # waited for, as a stored request is
+
+    monkeypatch.setattr(landing_runs, "NEVER_STARTED_AFTER", timedelta(0))  # an hour later
+    (again,) = tick(defs, instance).run_requests
+    assert again.run_key == f"{request.run_key}:attempt2"
 
 
 def group(**changes) -> UnsettledGroup:
