@@ -166,6 +166,53 @@ def test_a_ui_run_of_staging_without_rpt_leaves_files_needing_rpt_and_the_sensor
     assert "needs attention" not in capfd.readouterr().err
 
 
+def test_a_failed_rpt_only_run_needs_attention_until_its_re_execution_applies_the_files(
+    tmp_path, database, admin_database_dsn, buckets, instance, capfd
+):
+    landing, partitioned = buckets
+    put_s3(landing, FIRST, patients([(1, "A")]))
+    settings = make_settings(tmp_path, database, landing, partitioned)
+    defs = build(settings)
+    staged = defs.resolve_job_def(INGEST_JOB).execute_in_process(
+        partition_key="2026-11-23",
+        asset_selection=[RAW, PARTITIONED, staging_key("Patients")],
+        instance=instance,
+    )
+    assert staged.success
+    admin = psycopg2.connect(admin_database_dsn)
+    admin.autocommit = True
+    with admin.cursor() as cursor:  # an rpt table altered by hand: the upsert refuses it
+        cursor.execute("CREATE TABLE rpt.patients (patient_id date)")
+    requested = tick(defs, instance)
+    (failed,) = execute_requests(defs, instance, requested)
+    assert not failed.success
+
+    capfd.readouterr()
+    assert not tick(defs, instance).run_requests  # not requested again: it needs attention
+    assert ledger(database) == [(FIRST, "run_failed")]
+    assert f"needs attention: run {failed.run_id}" in capfd.readouterr().err
+    assert not tick(defs, instance).run_requests
+    assert ledger(database) == [(FIRST, "run_failed")]
+
+    with admin.cursor() as cursor:
+        cursor.execute("DROP TABLE rpt.patients")
+    admin.close()
+    job = build_reconstructable_job(
+        __name__, "ingest_job", reconstructable_kwargs=dataclasses.asdict(settings)
+    )
+    parent = instance.get_run_by_id(failed.run_id)
+    retried = execute_job(
+        job,
+        instance,
+        tags={**parent.tags, PARENT_RUN_ID_TAG: failed.run_id, ROOT_RUN_ID_TAG: failed.run_id},
+        reexecution_options=ReexecutionOptions.from_failure(failed.run_id, instance),
+    )
+    assert retried.success
+    assert not tick(defs, instance).run_requests
+    assert ledger(database) == [(FIRST, "done")]
+    assert rpt_rows(database) == [(1, FIRST)]
+
+
 def test_a_run_tagged_by_hand_with_the_sensors_run_key_does_not_stop_the_files(
     tmp_path, database, buckets, instance, capfd
 ):
