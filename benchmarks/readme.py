@@ -1,7 +1,8 @@
-"""The README's performance table, rendered from a results file (never copied by hand).
+"""docs/performance.md's performance table, rendered from a results file (never typed by hand).
 
 `python -m benchmarks.report --readme --write` puts it between the START and END markers in
-README.md; indici_dagster_tests/test_benchmark_report.py checks that README.md holds exactly it.
+docs/performance.md; indici_dagster_tests/test_benchmark_report.py checks that the page holds
+exactly it.
 """
 
 from typing import Any
@@ -25,7 +26,7 @@ class MissingFigureError(LookupError):
 def splice(readme: str, table: str) -> str:
     """`readme` with everything between the performance markers replaced by `table`."""
     if readme.count(START) != 1 or readme.count(END) != 1:
-        raise ValueError(f"README.md needs exactly one {START} and one {END}")
+        raise ValueError(f"the page needs exactly one {START} and one {END}")
     head, rest = readme.split(START)
     _, tail = rest.split(END)
     return f"{head}{START}\n{table}{END}{tail}"

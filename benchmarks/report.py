@@ -1,9 +1,9 @@
-"""The report: the Markdown written beside the results, and the README's performance table.
+"""The report: the Markdown written beside the results, and the performance table of the docs.
 
 python -m benchmarks.report                    # the full report of results/latest.json
-python -m benchmarks.report --readme           # the README's performance table from it
-python -m benchmarks.report --readme --write   # ... written into README.md between the markers
-python -m benchmarks.report --readme --check   # exit 1 if README.md's table differs
+python -m benchmarks.report --readme           # the performance table from it
+python -m benchmarks.report --readme --write   # ... written into docs/performance.md
+python -m benchmarks.report --readme --check   # exit 1 if docs/performance.md's table differs
 """
 
 import argparse
@@ -16,7 +16,7 @@ from benchmarks.figures import fmt_rate, median
 
 HERE = Path(__file__).resolve().parent
 LATEST = HERE / "results" / "latest.json"
-README = HERE.parent / "README.md"
+README = HERE.parent / "docs" / "performance.md"  # the page holding the table
 MISSING = "\u2013"
 """Shown where the results file lacks a figure (the next full run fills it)."""
 
@@ -144,14 +144,14 @@ def render(report: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Print the report or the README table from a results file; --write/--check the README."""
+    """Print the report or the performance table from a results file; --write/--check the page."""
     from benchmarks.readme import performance_table, splice
 
     parser = argparse.ArgumentParser(description="Render benchmark results.")
     parser.add_argument("--results", default=str(LATEST), help="results JSON (default: latest)")
-    parser.add_argument("--readme", action="store_true", help="the README's performance table")
-    parser.add_argument("--write", action="store_true", help="write the table into README.md")
-    parser.add_argument("--check", action="store_true", help="exit 1 if README.md differs")
+    parser.add_argument("--readme", action="store_true", help="the performance table of the docs")
+    parser.add_argument("--write", action="store_true", help="write it into the page")
+    parser.add_argument("--check", action="store_true", help="exit 1 if the page differs")
     args = parser.parse_args(argv)
     report = json.loads(Path(args.results).read_text())
     if not args.readme:

@@ -1,4 +1,4 @@
-"""The README's performance table is rendered from the benchmark's latest results, not typed."""
+"""docs/performance.md's table is rendered from the benchmark's latest results, not typed."""
 
 import copy
 import json
@@ -16,12 +16,12 @@ def latest(repo_root: Path) -> dict:
 
 
 def readme_table(repo_root: Path) -> str:
-    text = (repo_root / "README.md").read_text()
+    text = (repo_root / "docs" / "performance.md").read_text()
     assert text.count(START) == 1 and text.count(END) == 1
     return text.split(START, 1)[1].split(END, 1)[0].removeprefix("\n")
 
 
-def test_readme_performance_table_matches_what_the_report_renders_from_latest_json(
+def test_docs_performance_table_matches_what_the_report_renders_from_latest_json(
     repo_root: Path, latest: dict
 ) -> None:
     assert readme_table(repo_root) == performance_table(latest)

@@ -152,7 +152,7 @@ def test_the_warehouse_pool_limit_set_by_the_cli_holds_back_a_run_writing_the_wa
     home = tmp_path / "dagster_home"
     instance_from(DEPLOY / "dagster.yaml", home).dispose()
 
-    # the README's command, against the production instance
+    # the documented command (deploy/README.md), against the production instance
     done = dagster_cli(home, "instance", "concurrency", "set", POOL, "1")
     assert done.returncode == 0, done.stderr[-2000:]
 

@@ -198,7 +198,9 @@ def test_removing_the_server_deletes_its_data_and_passwords_and_the_next_start_i
         old_password = paths_for(data_dir).passfile("writer").read_text()
         with contextlib.closing(psycopg2.connect(dsn)) as connection:
             with connection.cursor() as cursor:
-                cursor.execute("CREATE TABLE rpt.gone (id int)")
+                cursor.execute(  # as the pipeline does: through the owner's function
+                    "SELECT indici_staging.create_data_table('rpt', 'gone', '{id}', '{integer}', '{}')"
+                )
             connection.commit()
         remove_server(data_dir)
         assert not server_status(data_dir).running

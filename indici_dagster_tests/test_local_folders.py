@@ -37,6 +37,21 @@ def test_sample_files_in_local_folders_reach_every_layer_with_the_shipped_rules(
         ]
         outcomes = execute_requests(defs, instance, result)
         assert [o.success for o in outcomes] == [True, True, True]
+        # the README's "What you will see": the sample data's deliberate WARNs, and no others
+        failed = {
+            (o.dagster_run.tags["dagster/partition"], e.asset_key.to_user_string(), e.check_name)
+            for o in outcomes
+            for e in o.get_asset_check_evaluations()
+            if not e.passed
+        }
+        assert failed == {
+            ("2026-11-24", "indici/raw", "files_readable_and_not_empty"),
+            *(
+                (day, f"indici/staging/{dataset}", "nhi_numbers_valid")
+                for day in ("2026-11-22", "2026-11-23", "2026-11-24")
+                for dataset in ("Patients", "Immunisations")
+            ),
+        }
         assert not tick(defs, instance, result.cursor).run_requests
 
     for rule in rules.values():  # table and column names are validated identifiers
