@@ -192,13 +192,17 @@ CREATE TABLE IF NOT EXISTS "indici_staging"."landing_ledger" (
     outcome text NOT NULL,
     run_key text,
     run_id text,
+    staged_run_id text,
+    rpt_run_id text,
     message text,
     first_seen_at timestamptz NOT NULL DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (source_key, etag)
 );
--- ledgers made before runs recorded what they processed
+-- ledgers made before runs recorded what they processed, and which runs staged and applied it
 ALTER TABLE "indici_staging"."landing_ledger" ADD COLUMN IF NOT EXISTS run_id text;
+ALTER TABLE "indici_staging"."landing_ledger" ADD COLUMN IF NOT EXISTS staged_run_id text;
+ALTER TABLE "indici_staging"."landing_ledger" ADD COLUMN IF NOT EXISTS rpt_run_id text;
 CREATE INDEX IF NOT EXISTS landing_ledger_outcome_idx
     ON "indici_staging"."landing_ledger" (outcome);
 CREATE TABLE IF NOT EXISTS "indici_staging"."table_row_counts" (
