@@ -17,7 +17,14 @@ from dagster._serdes import serialize_value
 from psycopg2 import sql
 
 from indici_dagster.definitions import INGEST_JOB
-from indici_dagster.resources import PinnedResource, config_fields
+from indici_dagster.resources import (
+    Deployment,
+    Pin,
+    PinnedResource,
+    config_fields,
+    pin_resources,
+    refusal,
+)
 from indici_dagster_tests.conftest import WRITER_ROLE
 from indici_dagster_tests.support import (
     TEST_RULES,
@@ -200,3 +207,37 @@ def test_the_sensor_gets_the_deployment_s_resources(project, database):
         result = tick(project, instance)
 
     assert [r.partition_key for r in result.run_requests] == [DATE]
+
+
+def test_a_config_referring_to_the_deployment_s_own_variable_runs(project, database, monkeypatch):
+    monkeypatch.setenv("INDICI_PG_DSN", database)  # how the launchpad shows an EnvVar field
+    config = {"warehouse": {"config": {"dsn": {"env": "INDICI_PG_DSN"}}}}
+
+    with DagsterInstance.ephemeral() as instance:
+        assert run(project, instance, config).success
+
+
+def test_the_refusal_is_one_line_naming_fields_and_variables_never_values():
+    deployment = Deployment(
+        "warehouse",
+        {"warehouse": {"dsn": f"host=db password={MARKER}", "max_new_columns": 50}},
+        {"warehouse": {"dsn": "INDICI_PG_DSN"}},
+    )
+
+    message = refusal(["warehouse.dsn", "warehouse.max_new_columns"], deployment)
+
+    assert message.startswith(
+        "run config sets warehouse.dsn (INDICI_PG_DSN), warehouse.max_new_columns differently"
+    )
+    assert "\n" not in message
+    assert MARKER not in message
+    assert MARKER not in repr(deployment)
+
+
+def test_a_resource_field_defaulting_to_a_setting_is_refused_when_definitions_are_built():
+    class Careless(PinnedResource):
+        dsn: str | None = None
+        max_new_columns: int = 50  # a partial run config would put 50 in place of the setting
+
+    with pytest.raises(ValueError, match=r"Careless.max_new_columns must default to None"):
+        pin_resources({"careless": Pin(Careless, {"dsn": "x", "max_new_columns": 7})})
