@@ -14,7 +14,8 @@ from indici_dagster.assets.tables import build_table_assets
 from indici_dagster.core.settings import Settings, SettingsError, load_settings
 from indici_dagster.execution import build_executor
 from indici_dagster.partitions import daily_partitions
-from indici_dagster.resources import pin_resources, resource_pins
+from indici_dagster.pinned import pin_resources
+from indici_dagster.resources import resource_pins
 from indici_dagster.rules_resource import load_code_location_rules, rules_pin
 from indici_dagster.sensors import build_landing_sensor
 

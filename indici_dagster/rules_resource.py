@@ -29,7 +29,7 @@ from indici_dagster.core.rules_snapshot import (
 from indici_dagster.core.rules_store import DYNAMODB_SCHEME, RulesUnavailableError, load_rules
 from indici_dagster.core.settings import Settings
 from indici_dagster.core.storage import Storage, open_storage
-from indici_dagster.resources import Pin, PinnedResource, from_settings
+from indici_dagster.pinned import Pin, PinnedResource, from_settings
 
 LOCAL_SNAPSHOT_DIR = "./.indici"
 """The folder next to the code location holding the local snapshot copy (`rules/<table>.json`)."""
