@@ -14,16 +14,21 @@ from indici_dagster.assets.tables import build_table_assets
 from indici_dagster.core.settings import Settings, SettingsError, load_settings
 from indici_dagster.execution import build_executor
 from indici_dagster.partitions import daily_partitions
-from indici_dagster.resources import build_resources
-from indici_dagster.rules_resource import load_rules_resource
+from indici_dagster.pinned import pin_resources
+from indici_dagster.resources import resource_pins
+from indici_dagster.rules_resource import load_code_location_rules, rules_pin
 from indici_dagster.sensors import build_landing_sensor
 
 INGEST_JOB = "indici_ingest_job"
 
 
 def build_definitions(settings: Settings) -> Definitions:
-    """Everything Dagster shows, for these settings and the rules they point at."""
-    rules_resource, loaded = load_rules_resource(settings)
+    """Everything Dagster shows, for these settings and the rules they point at.
+
+    `settings` are the deployment's: every resource field is pinned to them, and a run whose
+    config sets one differently fails before it reads or writes anything.
+    """
+    loaded = load_code_location_rules(settings)
     rules = loaded.rules
     partitions = daily_partitions(settings)
     with warnings.catch_warnings():
@@ -43,7 +48,7 @@ def build_definitions(settings: Settings) -> Definitions:
         assets=assets,
         jobs=[ingest_job],
         sensors=[build_landing_sensor(ingest_job, partitions, rules, settings.timezone)],
-        resources={**build_resources(settings), "rules": rules_resource},
+        resources=pin_resources({**resource_pins(settings), "rules": rules_pin(settings, loaded)}),
         executor=build_executor(settings),
     )
 

@@ -14,7 +14,6 @@ from dagster import DagsterLogManager, Failure, get_dagster_logger
 from dagster_aws.utils import ResourceWithBoto3Configuration
 from pydantic import Field
 
-from indici_dagster.core import settings as env
 from indici_dagster.core.rule_fingerprints import (
     fingerprints,
     format_fingerprints,
@@ -30,7 +29,7 @@ from indici_dagster.core.rules_snapshot import (
 from indici_dagster.core.rules_store import DYNAMODB_SCHEME, RulesUnavailableError, load_rules
 from indici_dagster.core.settings import Settings
 from indici_dagster.core.storage import Storage, open_storage
-from indici_dagster.resources import _from_env
+from indici_dagster.pinned import Pin, PinnedResource, from_settings
 
 LOCAL_SNAPSHOT_DIR = "./.indici"
 """The folder next to the code location holding the local snapshot copy (`rules/<table>.json`)."""
@@ -39,14 +38,15 @@ RULES_FINGERPRINT_TAG = "indici/rules_fingerprint"
 """Run tag the sensor sets: the rule fingerprint of each dataset among the run's files."""
 
 
-class RulesResource(ResourceWithBoto3Configuration):
+class RulesResource(ResourceWithBoto3Configuration, PinnedResource):
     """Transformation rules, one per dataset: a YAML file or a DynamoDB table.
 
     DynamoDB is reached with boto3 configured like dagster-aws's resources (region, endpoint,
     profile, retries) plus short timeouts. The last rule set read from DynamoDB is kept as a
     snapshot (`_indici/rules/<table>.json` in the partitioned location, and a copy in
     `.indici/rules/` next to the code location), which the code location loads from while
-    DynamoDB cannot be reached.
+    DynamoDB cannot be reached. Every field is pinned to the deployment (`PinnedResource`):
+    run config cannot point a run at other rules, another table or another endpoint.
     """
 
     location: str | None = Field(
@@ -67,8 +67,8 @@ class RulesResource(ResourceWithBoto3Configuration):
     max_attempts: int = Field(default=3, description="Attempts per DynamoDB call, first included.")
     connect_timeout: float = Field(default=3.0, description="Seconds to wait for a connection.")
     read_timeout: float = Field(default=10.0, description="Seconds to wait for a response.")
-    rule_set: str = Field(
-        default="",
+    rule_set: str | None = Field(
+        default=None,
         description="The rules this code location loaded: source, time, count and fingerprint; "
         "it starts with SNAPSHOT when DynamoDB could not be read at load.",
     )
@@ -191,8 +191,8 @@ def fingerprint_tags(rules: Mapping[str, Rule], datasets: Iterable[str]) -> dict
     return {RULES_FINGERPRINT_TAG: format_fingerprints(fingerprints(rules, datasets))}
 
 
-def load_rules_resource(settings: Settings) -> tuple[RulesResource, LoadedRules]:
-    """Load the rules for a code location and the `rules` resource describing what was loaded.
+def load_code_location_rules(settings: Settings) -> LoadedRules:
+    """Load the rules for a code location from the store, else from the snapshot.
 
     Logs a warning when the rules come from the snapshot (DynamoDB unreachable) or could not
     be kept as one; raises `RuleError` with one line when there is nothing safe to load.
@@ -203,9 +203,13 @@ def load_rules_resource(settings: Settings) -> tuple[RulesResource, LoadedRules]
         log.warning(f"rules: {loaded.summary()}")
     if loaded.snapshot_problem:
         log.warning(f"rules snapshot: {loaded.snapshot_problem}")
-    resource = RulesResource(
-        location=_from_env(env.RULES, settings.rules),
-        snapshot_location=_from_env(env.PARTITIONED, settings.partitioned),
-        rule_set=loaded.summary(),
+    return loaded
+
+
+def rules_pin(settings: Settings, loaded: LoadedRules) -> Pin:
+    """The `rules` resource as the deployment configures it, describing what was loaded; its
+    other fields (AWS client options) are the class defaults, pinned too."""
+    values, variables = from_settings(
+        settings, {"location": "rules", "snapshot_location": "partitioned"}
     )
-    return resource, loaded
+    return Pin(RulesResource, {**values, "rule_set": loaded.summary()}, variables)

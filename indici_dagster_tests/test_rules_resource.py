@@ -1,6 +1,7 @@
 """The `rules` resource against moto's DynamoDB: a location that loads while DynamoDB is down,
 rules that change between a tick and its run, and rule tables that are empty or malformed."""
 
+import dataclasses
 import json
 import logging
 import socket
@@ -250,8 +251,9 @@ def test_the_rules_resource_shows_its_source_as_the_variable_it_came_from(
 ):
     landing, partitioned = buckets
     monkeypatch.setenv("INDICI_RULES", f"dynamodb://{table}")
-
-    defs = build(settings_for(table, landing, partitioned))
+    # as `Settings.from_env` marks a variable it read from the environment
+    settings = settings_for(table, landing, partitioned)
+    defs = build(dataclasses.replace(settings, from_environment=frozenset({"INDICI_RULES"})))
 
     resource = rules_resource_snap(defs)
     assert resource.configured_values["location"] == ResourceConfigEnvVarSnap(name="INDICI_RULES")

@@ -226,3 +226,11 @@ def test_the_warehouse_resource_takes_embedded_by_name():
             cursor.execute("SELECT current_database()")
             assert cursor.fetchone() == ("indici",)
         assert (data_dir / "PG_VERSION").is_file()
+
+
+def test_the_settings_know_which_variables_the_environment_set():
+    settings = Settings.from_env({"INDICI_PG_DSN": " host=db dbname=x ", "INDICI_TIMEZONE": ""})
+
+    assert settings.pg_dsn == "host=db dbname=x"
+    assert settings.from_environment == frozenset({"INDICI_PG_DSN"})
+    assert Settings().from_environment == frozenset()

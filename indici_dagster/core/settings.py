@@ -170,6 +170,11 @@ VARIABLES: tuple[Variable, ...] = (
 )
 
 
+def variable_for(field: str) -> Variable:
+    """The row of `VARIABLES` that fills the `Settings` field `field`."""
+    return next(variable for variable in VARIABLES if variable.field == field)
+
+
 def parse_variable(variable: Variable, raw: str) -> Any:
     """`raw` parsed by `variable`, or a `SettingsError` naming it (never quoting the value)."""
     if any(not char.isprintable() for char in raw):
@@ -228,6 +233,9 @@ class Settings:
     """Columns the rule does not name that one file may add to its staging table."""
     aws_region: str | None = None
     """From AWS_DEFAULT_REGION or AWS_REGION; None: boto3's own configuration (profile)."""
+    from_environment: frozenset[str] = frozenset()
+    """The `VARIABLES` whose value was read from the environment (not a default): the resources
+    refer to those by name (`EnvVar`), so the UI shows the name, never the value."""
 
     def __post_init__(self) -> None:
         if self.pg_dsn is None:
@@ -263,14 +271,16 @@ class Settings:
         """
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
+        given: set[str] = set()
         for variable in VARIABLES:
             raw = env.get(variable.name, "").strip()
             if raw:
                 values[variable.field] = parse_variable(variable, raw)
+                given.add(variable.name)
             elif variable.default is not None:
                 values[variable.field] = variable.parse(variable.default)
         values["aws_region"] = aws_region(env)
-        return cls(**values)
+        return cls(**values, from_environment=frozenset(given))
 
 
 def _same_or_nested(first: str, second: str) -> bool:
