@@ -8,8 +8,9 @@ from pydantic import PrivateAttr
 
 from indici_dagster.core import settings as env
 from indici_dagster.core.embedded import embedded_dsn
+from indici_dagster.core.open_storage import open_storage
 from indici_dagster.core.settings import EMBEDDED, Settings
-from indici_dagster.core.storage import Storage, open_storage
+from indici_dagster.core.storage import Storage
 from indici_dagster.core.warehouse import Warehouse
 
 
