@@ -9,20 +9,21 @@ from pathlib import Path
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 
-def lint_imports(root: Path, *contracts: str) -> subprocess.CompletedProcess:
+def lint_imports(root: Path) -> subprocess.CompletedProcess:
     """Run `lint-imports` (no cache written) on the code under `root`, with its `.importlinter`."""
-    args = [str(LINT_IMPORTS), "--no-cache", "--no-logo"]
-    for contract in contracts:
-        args += ["--contract", contract]
     return subprocess.run(
-        args, cwd=root, env={"PATH": "", "PYTHONPATH": str(root)}, capture_output=True, text=True
+        [str(LINT_IMPORTS), "--no-cache", "--no-logo"],
+        cwd=root,
+        env={"PATH": "", "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
     )
 
 
 def test_the_import_contracts_hold(repo_root: Path) -> None:
     result = lint_imports(repo_root)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "4 kept, 0 broken" in result.stdout
+    assert " kept, 0 broken." in result.stdout
 
 
 def test_the_contracts_catch_dagster_in_core_an_upward_import_and_a_cycle(
