@@ -36,6 +36,7 @@ setup(
             "docker",  # its .dockerignore matcher checks the image's build context
             "dagster-k8s==0.29.27",  # the image's dependency closure is checked against the pins
             "ruff",
+            "import-linter",  # the import contracts in .importlinter (layers, no cycles)
         ],
     },
     entry_points={"console_scripts": ["indici=indici_dagster.cli:main"]},

@@ -1,10 +1,13 @@
-"""Small shared arithmetic over the medians: which runs succeeded, step sums, rates, the limit."""
+"""The benchmark's shared figures: which runs succeeded, step sums, rates, the limit, each
+contender's process wall time, and the mark for a figure the results file lacks."""
 
 import statistics
 from typing import Any, NamedTuple
 
 Summary = dict[str, dict[str, Any]]
 LIMITS = ("limit_adbc", "limit_csv_server", "limit_csv_stdin")
+MISSING = "\u2013"
+"""Shown where the results file lacks a figure (the next full run fills it)."""
 
 
 def median(values: list[float | None]) -> float | None:
@@ -71,3 +74,13 @@ def the_limit(summary: Summary, n_rows: int) -> Limit:
     upsert = upsert_seconds(entry) if entry else None
     end_to_end = load + upsert if load is not None and upsert is not None else None
     return Limit(name, entry, load, upsert, end_to_end, rate(n_rows, load))
+
+
+def process_wall(report: dict[str, Any], name: str) -> float | None:
+    """Median wall time of the contender's processes, start to exit (older results files kept it
+    per run only)."""
+    entry = report["summary"].get(name) or {}
+    if entry.get("wall_seconds") is not None:
+        return entry["wall_seconds"]
+    good = [r for r in report.get("runs", {}).get(name, []) if "error" not in r]
+    return median([r.get("wall_seconds") for r in good])

@@ -49,9 +49,9 @@ def pipeline_load(dsn: str, folder: Path, name: str, run_id: str) -> Any:
     """One file through `load_file_into_staging`, opened as the staging asset does; the result
     has `rows_loaded`."""
     from indici_dagster.core.filenames import parse_file_name
+    from indici_dagster.core.local_storage import LocalStorage
     from indici_dagster.core.parquet import open_parquet
     from indici_dagster.core.rules import parse_rule
-    from indici_dagster.core.storage import LocalStorage
 
     storage = LocalStorage(folder)
     obj = storage.head(name)

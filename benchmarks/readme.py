@@ -7,7 +7,7 @@ exactly it.
 
 from typing import Any
 
-from benchmarks.report import MISSING, process_wall
+from benchmarks.figures import MISSING, process_wall
 
 START = "<!-- performance:start -->"
 END = "<!-- performance:end -->"

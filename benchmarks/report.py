@@ -12,23 +12,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks.figures import fmt_rate, median
+from benchmarks.figures import MISSING, fmt_rate, process_wall
+from benchmarks.readme import performance_table, splice
 
 HERE = Path(__file__).resolve().parent
 LATEST = HERE / "results" / "latest.json"
 README = HERE.parent / "docs" / "performance.md"  # the page holding the table
-MISSING = "\u2013"
-"""Shown where the results file lacks a figure (the next full run fills it)."""
-
-
-def process_wall(report: dict[str, Any], name: str) -> float | None:
-    """Median wall time of the contender's processes, start to exit (older results files kept it
-    per run only)."""
-    entry = report["summary"].get(name) or {}
-    if entry.get("wall_seconds") is not None:
-        return entry["wall_seconds"]
-    good = [r for r in report.get("runs", {}).get(name, []) if "error" not in r]
-    return median([r.get("wall_seconds") for r in good])
 
 
 def contender_table(report: dict[str, Any]) -> list[str]:
@@ -145,8 +134,6 @@ def render(report: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Print the report or the performance table from a results file; --write/--check the page."""
-    from benchmarks.readme import performance_table, splice
-
     parser = argparse.ArgumentParser(description="Render benchmark results.")
     parser.add_argument("--results", default=str(LATEST), help="results JSON (default: latest)")
     parser.add_argument("--readme", action="store_true", help="the performance table of the docs")

@@ -10,8 +10,9 @@ from dagster_aws.s3 import S3Resource
 from pydantic import PrivateAttr
 
 from indici_dagster.core.embedded import embedded_dsn
+from indici_dagster.core.open_storage import open_storage
 from indici_dagster.core.settings import EMBEDDED, Settings
-from indici_dagster.core.storage import Storage, open_storage
+from indici_dagster.core.storage import Storage
 from indici_dagster.core.warehouse import Warehouse
 from indici_dagster.pinned import Pin, PinnedResource, from_settings
 

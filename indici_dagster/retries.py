@@ -29,7 +29,7 @@ from indici_dagster.core.db_errors import (
     classify,
     describe_library_error,
 )
-from indici_dagster.core.storage import is_permanent_storage_error, storage_error_code
+from indici_dagster.core.errors import is_permanent_storage_error, storage_error_code
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -14,6 +14,7 @@ from dagster import DagsterLogManager, Failure, get_dagster_logger
 from dagster_aws.utils import ResourceWithBoto3Configuration
 from pydantic import Field
 
+from indici_dagster.core.open_storage import open_storage
 from indici_dagster.core.rule_fingerprints import (
     fingerprints,
     format_fingerprints,
@@ -28,7 +29,7 @@ from indici_dagster.core.rules_snapshot import (
 )
 from indici_dagster.core.rules_store import DYNAMODB_SCHEME, RulesUnavailableError, load_rules
 from indici_dagster.core.settings import Settings
-from indici_dagster.core.storage import Storage, open_storage
+from indici_dagster.core.storage import Storage
 from indici_dagster.pinned import Pin, PinnedResource, from_settings
 
 LOCAL_SNAPSHOT_DIR = "./.indici"

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.figures import MISSING
 from benchmarks.readme import END, FOOTNOTE, START, performance_table, splice
-from benchmarks.report import MISSING, render
+from benchmarks.report import render
 
 
 @pytest.fixture

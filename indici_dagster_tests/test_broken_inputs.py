@@ -29,13 +29,9 @@ from indici_dagster.core.ingest import (
     load_partitions_into_staging,
     partitioned_key,
 )
-from indici_dagster.core.storage import (
-    LocalStorage,
-    StoredObject,
-    UnsafeKeyError,
-    normalise_key,
-    parse_s3_url,
-)
+from indici_dagster.core.local_storage import LocalStorage
+from indici_dagster.core.s3_storage import parse_s3_url
+from indici_dagster.core.storage import StoredObject, UnsafeKeyError, normalise_key
 from indici_dagster.core.warehouse import Warehouse
 from indici_dagster_tests.support import (
     PATIENTS,

@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 
 from indici_dagster.core import landing_plan, ledger
 from indici_dagster.core.escaping import MAX_KEY_BYTES, escape_text, key_problem
-from indici_dagster.core.storage import LocalStorage, StoredObject, parse_s3_url
+from indici_dagster.core.local_storage import LocalStorage
+from indici_dagster.core.s3_storage import parse_s3_url
+from indici_dagster.core.storage import StoredObject
 from indici_dagster.core.warehouse import Warehouse
 from indici_dagster_tests.support import (
     TIMEZONE,

@@ -15,7 +15,9 @@ from indici_dagster.core.ingest import (
     landed_files_for,
 )
 from indici_dagster.core.ledger import processed_entries
-from indici_dagster.core.storage import SOURCE_ETAG_METADATA, LocalStorage, S3Storage, parse_s3_url
+from indici_dagster.core.local_storage import LocalStorage
+from indici_dagster.core.s3_storage import S3Storage, parse_s3_url
+from indici_dagster.core.storage import SOURCE_ETAG_METADATA
 from indici_dagster_tests.support import (
     PATIENTS,
     TIMEZONE,

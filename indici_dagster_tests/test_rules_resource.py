@@ -19,6 +19,7 @@ from dagster._core.remote_representation.external_data import (
 )
 
 from indici_dagster.assets.keys import PARTITIONED, RAW, rpt_key, staging_key
+from indici_dagster.core.open_storage import open_storage
 from indici_dagster.core.rule_fingerprints import (
     parse_fingerprints,
     rule_changes,
@@ -34,8 +35,8 @@ from indici_dagster.core.rules_snapshot import (
     save_snapshot,
 )
 from indici_dagster.core.rules_store import write_dynamodb_rules
+from indici_dagster.core.s3_storage import parse_s3_url
 from indici_dagster.core.settings import Settings
-from indici_dagster.core.storage import open_storage, parse_s3_url
 from indici_dagster.core.warehouse import Warehouse
 from indici_dagster.definitions import INGEST_JOB
 from indici_dagster.rules_resource import RULES_FINGERPRINT_TAG, RulesResource, fingerprint_tags

@@ -10,6 +10,7 @@ from indici_dagster.core.db_errors import ErrorKind, classify, describe_library_
 from indici_dagster.core.escaping import escape_text
 from indici_dagster.core.ingest import landed_files_for
 from indici_dagster.core.local_storage import LocalStorage
+from indici_dagster.core.open_storage import open_storage
 from indici_dagster.core.run_objects import (
     MAX_PARTS,
     OBJECTS_TAG,
@@ -18,7 +19,7 @@ from indici_dagster.core.run_objects import (
     decode_objects_tags,
     encode_objects_tags,
 )
-from indici_dagster.core.storage import UnsafeKeyError, open_storage
+from indici_dagster.core.storage import UnsafeKeyError
 from indici_dagster_tests.support import (
     TIMEZONE,
     build,

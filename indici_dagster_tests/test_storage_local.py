@@ -3,7 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from indici_dagster.core.storage import LocalStorage, UnsafeKeyError, normalise_key
+from indici_dagster.core.local_storage import LocalStorage
+from indici_dagster.core.storage import UnsafeKeyError, normalise_key
 
 
 def keys(storage: LocalStorage, prefix: str = "") -> list[str]:

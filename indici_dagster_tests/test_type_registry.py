@@ -9,9 +9,9 @@ import pytest
 
 from indici_dagster.core import sql, types
 from indici_dagster.core.filenames import parse_file_name
+from indici_dagster.core.local_storage import LocalStorage
 from indici_dagster.core.rules import RuleError, parse_rule, parse_rules
 from indici_dagster.core.sample_data import write_sample_files
-from indici_dagster.core.storage import LocalStorage
 from indici_dagster.core.warehouse import Warehouse
 from indici_dagster_tests.support import TIMEZONE, query
 

@@ -12,6 +12,7 @@ from indici_dagster.cli.errors import CliError, OneLineArgumentParser, one_line
 from indici_dagster.core.dsn import describe_dsn
 from indici_dagster.core.ledger import file_states
 from indici_dagster.core.naming import InvalidIdentifierError, validate_identifier
+from indici_dagster.core.open_storage import open_storage
 from indici_dagster.core.queries import WarehouseQueries
 from indici_dagster.core.rules import parse_rules
 from indici_dagster.core.rules_store import (
@@ -24,7 +25,6 @@ from indici_dagster.core.rules_store import (
 )
 from indici_dagster.core.sample_data import write_sample_files
 from indici_dagster.core.settings import Settings, load_settings
-from indici_dagster.core.storage import open_storage
 from indici_dagster.core.text import printable
 from indici_dagster.core.warehouse import Warehouse
 

@@ -71,7 +71,7 @@ def ensure_catalog(connections: Connections, lock_timeout: str) -> None:
 def catalog_statements() -> list[tuple[str, sql.Composable]]:
     """(table, CREATE ... IF NOT EXISTS) for each of the pipeline's own tables in staging."""
     from indici_dagster.core.ledger import CREATE_LEDGER_TABLE
-    from indici_dagster.core.row_counts import CREATE_ROW_COUNTS_TABLE
+    from indici_dagster.core.pipeline_tables import CREATE_ROW_COUNTS_TABLE
 
     return [
         (statements.AUDIT_TABLE, CREATE_AUDIT_TABLE),

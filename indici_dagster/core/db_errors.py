@@ -18,7 +18,7 @@ import psycopg2.errorcodes
 import pyarrow as pa
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from indici_dagster.core.storage import describe_storage_error, is_permanent_storage_error
+from indici_dagster.core.errors import describe_storage_error, is_permanent_storage_error
 from indici_dagster.core.text import printable
 
 NAME_LIMIT = 64

@@ -16,7 +16,7 @@ import stat
 import sys
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from indici_dagster.core.private_files import (
     is_private_dir,
@@ -25,8 +25,19 @@ from indici_dagster.core.private_files import (
     write_private,
 )
 
-if TYPE_CHECKING:
-    from indici_dagster.core.embedded_cluster import EmbeddedPaths
+
+class EmbeddedPaths(Protocol):
+    """The folders of one embedded server (`embedded_cluster.EmbeddedPaths`), as used here."""
+
+    @property
+    def data_dir(self) -> Path: ...
+
+    @property
+    def auth_dir(self) -> Path: ...
+
+    @property
+    def socket_dir_beside(self) -> Path: ...
+
 
 PORT = 5432
 SOCKET_NAME = f".s.PGSQL.{PORT}"
@@ -50,7 +61,7 @@ def is_socket_entry(name: str, info: os.stat_result) -> bool:
     return name == f"{SOCKET_NAME}.lock" and stat.S_ISREG(info.st_mode)
 
 
-def _runtime_socket_dir(paths: "EmbeddedPaths") -> Path | None:
+def _runtime_socket_dir(paths: EmbeddedPaths) -> Path | None:
     runtime = os.environ.get("XDG_RUNTIME_DIR", "")
     if not runtime or not Path(runtime).is_absolute():
         return None
@@ -58,7 +69,7 @@ def _runtime_socket_dir(paths: "EmbeddedPaths") -> Path | None:
     return Path(runtime) / f"{SOCKET_DIR_PREFIX}{digest}"
 
 
-def recorded_socket_dir(paths: "EmbeddedPaths") -> Path | None:
+def recorded_socket_dir(paths: EmbeddedPaths) -> Path | None:
     """The temp-folder socket directory recorded for this data directory, if any."""
     try:
         text = (paths.auth_dir / SOCKET_RECORD).read_text().strip()
@@ -70,7 +81,7 @@ def recorded_socket_dir(paths: "EmbeddedPaths") -> Path | None:
     return recorded
 
 
-def configured_socket_dir(paths: "EmbeddedPaths") -> Path | None:
+def configured_socket_dir(paths: EmbeddedPaths) -> Path | None:
     """The socket directory the last start chose (read back from `indici.conf`), if any."""
     try:
         lines = (paths.data_dir / "indici.conf").read_text().splitlines()
@@ -83,7 +94,7 @@ def configured_socket_dir(paths: "EmbeddedPaths") -> Path | None:
     return None
 
 
-def choose_socket_dir(paths: "EmbeddedPaths", owner: int) -> Path:
+def choose_socket_dir(paths: EmbeddedPaths, owner: int) -> Path:
     """A 0700 directory of `owner` (the server's user), short enough to hold the socket: the
     same one at every start of this data directory."""
     beside = paths.socket_dir_beside
@@ -107,7 +118,7 @@ def choose_socket_dir(paths: "EmbeddedPaths", owner: int) -> Path:
     return private_dir(fresh, owner)
 
 
-def socket_dirs_of(paths: "EmbeddedPaths") -> list[Path]:
+def socket_dirs_of(paths: EmbeddedPaths) -> list[Path]:
     """Every socket directory this data directory may have used: next to it, in the runtime
     directory, the recorded temp folder, and the one `indici.conf` names (if indici's name)."""
     found = [paths.socket_dir_beside]
@@ -121,7 +132,7 @@ def socket_dirs_of(paths: "EmbeddedPaths") -> list[Path]:
     return list(dict.fromkeys(found))
 
 
-def clean_previous_socket_dir(paths: "EmbeddedPaths", chosen: Path, owner: int) -> None:
+def clean_previous_socket_dir(paths: EmbeddedPaths, chosen: Path, owner: int) -> None:
     """With the server stopped: delete the socket directory the last start used, if it is not
     `chosen` and is indici's own (0700, `owner`'s, only socket files); anything else stays."""
     previous = configured_socket_dir(paths)

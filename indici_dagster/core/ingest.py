@@ -16,6 +16,11 @@ from indici_dagster.core.db_errors import (
     classify,
     describe_library_error,
 )
+from indici_dagster.core.errors import (
+    describe_storage_error,
+    is_permanent_storage_error,
+    storage_error_code,
+)
 from indici_dagster.core.escaping import escape_text
 from indici_dagster.core.filenames import LandedFileName, parse_file_name, try_parse_file_name
 from indici_dagster.core.landing_scan import file_of_dates, objects_of_dates
@@ -28,14 +33,7 @@ from indici_dagster.core.parquet import (
 from indici_dagster.core.rules import Rule
 from indici_dagster.core.run_objects import OBJECTS_TAG, ObjectsTagError, decode_objects_tags
 from indici_dagster.core.staging_load import StagingResult
-from indici_dagster.core.storage import (
-    ChangedWhileReadingError,
-    Storage,
-    StoredObject,
-    describe_storage_error,
-    is_permanent_storage_error,
-    storage_error_code,
-)
+from indici_dagster.core.storage import ChangedWhileReadingError, Storage, StoredObject
 from indici_dagster.core.warehouse import Warehouse
 
 log = logging.getLogger(__name__)

@@ -17,18 +17,6 @@ from indici_dagster.core.sql import ROW_COUNTS_TABLE, STAGING_SCHEMA, qualified
 
 ROW_COUNTS = qualified(STAGING_SCHEMA, ROW_COUNTS_TABLE)
 
-CREATE_ROW_COUNTS_TABLE = sql.SQL(
-    """
-    CREATE TABLE IF NOT EXISTS {counts} (
-        table_schema text NOT NULL,
-        table_name text NOT NULL,
-        row_count bigint NOT NULL,
-        counted_at timestamptz NOT NULL DEFAULT now(),
-        PRIMARY KEY (table_schema, table_name)
-    )
-    """
-).format(counts=ROW_COUNTS)
-
 
 class SqlCursor(Protocol):
     """What these functions need of a cursor (psycopg2's)."""

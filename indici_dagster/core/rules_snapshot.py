@@ -18,6 +18,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from indici_dagster.core.local_storage import LocalStorage
 from indici_dagster.core.rule_fingerprints import rule_set_fingerprint
 from indici_dagster.core.rules import Rule, RuleError, parse_rules
 from indici_dagster.core.rules_store import (
@@ -27,7 +28,7 @@ from indici_dagster.core.rules_store import (
     load_rules,
     shipped_rules_path,
 )
-from indici_dagster.core.storage import LocalStorage, Storage
+from indici_dagster.core.storage import Storage
 
 SNAPSHOT_PREFIX = "_indici/rules/"
 """Where the snapshot lives under the partitioned location: one JSON object per table."""

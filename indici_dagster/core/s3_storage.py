@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, BinaryIO
 
+from indici_dagster.core.errors import storage_error_code
 from indici_dagster.core.escaping import escape_text, key_problem
 from indici_dagster.core.storage import (
     HIDDEN,
@@ -23,7 +24,6 @@ from indici_dagster.core.storage import (
     is_hidden,
     normalise_key,
     problem_object,
-    storage_error_code,
 )
 
 

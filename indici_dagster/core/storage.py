@@ -8,7 +8,7 @@ AWS, a moto server or a laptop folder. Keys are always relative to the location'
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, BinaryIO, Protocol
+from typing import BinaryIO, Protocol
 
 from indici_dagster.core.escaping import escape_text
 
@@ -16,44 +16,6 @@ SOURCE_ETAG_METADATA = "source-etag"
 """S3 user metadata on a copy naming the ETag of the object it was copied from."""
 
 READ_BUFFER = 8 * 1024 * 1024
-
-PERMANENT_STORAGE_ERRORS = frozenset(
-    {
-        "AccessDenied",
-        "AllAccessDisabled",
-        "InvalidAccessKeyId",
-        "SignatureDoesNotMatch",
-        "NoSuchBucket",
-        "403",
-        "AccessDeniedException",
-        "ResourceNotFoundException",
-        "UnrecognizedClientException",
-    }
-)
-"""AWS error codes that no retry can fix: the step fails at once, naming the code."""
-
-
-def storage_error_code(error: BaseException) -> str | None:
-    """The AWS error code of a botocore `ClientError` (e.g. `AccessDenied`), else None."""
-    response = getattr(error, "response", None)
-    if not isinstance(response, dict):
-        return None
-    return str(response.get("Error", {}).get("Code", "")) or None
-
-
-def is_permanent_storage_error(error: BaseException) -> bool:
-    """True for refusals no retry can fix (access denied, no such bucket, bad credentials)."""
-    return storage_error_code(error) in PERMANENT_STORAGE_ERRORS
-
-
-def describe_storage_error(error: BaseException) -> str:
-    """One line naming the failed call and its AWS error code (or the error's class), never
-    the service's message text."""
-    code = storage_error_code(error)
-    if code is None:
-        return type(error).__name__
-    operation = getattr(error, "operation_name", None) or "an AWS call"
-    return f"{operation} failed ({code})"
 
 
 class LocationMissingError(RuntimeError):
@@ -150,32 +112,3 @@ def problem_object(key: str, etag: str, size: int, changed: datetime, problem: s
 
 class ChangedWhileReadingError(RuntimeError):
     """An object was replaced between being listed and being read."""
-
-
-def __getattr__(name: str) -> Any:
-    """`S3Storage` and `LocalStorage` live in `s3_storage` and `local_storage` (imported lazily:
-    they build on this module)."""
-    if name == "LocalStorage":
-        from indici_dagster.core.local_storage import LocalStorage
-
-        return LocalStorage
-    if name in ("S3Storage", "parse_s3_url"):
-        from indici_dagster.core import s3_storage
-
-        return getattr(s3_storage, name)
-    raise AttributeError(name)
-
-
-def open_storage(location: str, s3_client: Any = None) -> Storage:
-    """Return the storage for `s3://bucket/prefix` or a local folder path."""
-    if location.startswith("s3://"):
-        if s3_client is None:
-            import boto3
-
-            s3_client = boto3.client("s3")
-        from indici_dagster.core.s3_storage import S3Storage
-
-        return S3Storage(location, s3_client)
-    from indici_dagster.core.local_storage import LocalStorage
-
-    return LocalStorage(location)

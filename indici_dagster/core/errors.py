@@ -1,0 +1,44 @@
+"""Errors every part of core can name: the AWS error codes no retry can fix.
+
+A botocore `ClientError` (S3, DynamoDB) is described by its operation and code only, never by
+the service's message text. Kept apart from the storage interface, so that the S3 storage, the
+error classification (`db_errors`) and the steps' retry policy import it without a cycle.
+"""
+
+PERMANENT_STORAGE_ERRORS = frozenset(
+    {
+        "AccessDenied",
+        "AllAccessDisabled",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "NoSuchBucket",
+        "403",
+        "AccessDeniedException",
+        "ResourceNotFoundException",
+        "UnrecognizedClientException",
+    }
+)
+"""AWS error codes that no retry can fix: the step fails at once, naming the code."""
+
+
+def storage_error_code(error: BaseException) -> str | None:
+    """The AWS error code of a botocore `ClientError` (e.g. `AccessDenied`), else None."""
+    response = getattr(error, "response", None)
+    if not isinstance(response, dict):
+        return None
+    return str(response.get("Error", {}).get("Code", "")) or None
+
+
+def is_permanent_storage_error(error: BaseException) -> bool:
+    """True for refusals no retry can fix (access denied, no such bucket, bad credentials)."""
+    return storage_error_code(error) in PERMANENT_STORAGE_ERRORS
+
+
+def describe_storage_error(error: BaseException) -> str:
+    """One line naming the failed call and its AWS error code (or the error's class), never
+    the service's message text."""
+    code = storage_error_code(error)
+    if code is None:
+        return type(error).__name__
+    operation = getattr(error, "operation_name", None) or "an AWS call"
+    return f"{operation} failed ({code})"
