@@ -319,3 +319,18 @@ def test_the_step_is_retried_by_its_retry_policy_and_loads_once_the_reader_lets_
     assert query(
         roles.reader, "SELECT count(*) FROM rpt.ethnicity_code WHERE category IS NOT NULL"
     ) == [(2,)]
+
+
+def test_the_shipped_policy_lets_a_forgotten_reader_transaction_end_before_the_step_gives_up():
+    from indici_dagster.core.session_limits import DEFAULT_READER_LIMITS
+    from indici_dagster.retries import TRANSIENT_RETRY
+
+    policy = ddl_locks.DDL_LOCKS
+    assert policy.lock_timeout == "5s" and policy.attempts == 6
+    assert policy.pauses() == [1.0, 2.0, 4.0, 8.0, 15.0]
+    step_attempts = TRANSIENT_RETRY.max_retries + 1
+    idle = DEFAULT_READER_LIMITS.idle_in_transaction_timeout
+    assert idle == "2min"
+    # every step attempt spends the whole policy before its retry: the reader's idle
+    # transaction (role default) is ended well inside the step's span of tries
+    assert 120 < step_attempts * policy.longest_wait() / 1.5

@@ -54,8 +54,9 @@ class DdlLockPolicy:
 
     @property
     def lock_timeout(self) -> str:
-        """The timeout as `lock_timeout` takes it (whole milliseconds)."""
-        return f"{max(1, round(self.timeout_seconds * 1000))}ms"
+        """The timeout as `lock_timeout` takes it: `5s`, or whole milliseconds (`300ms`)."""
+        milliseconds = max(1, round(self.timeout_seconds * 1000))
+        return f"{milliseconds // 1000}s" if milliseconds % 1000 == 0 else f"{milliseconds}ms"
 
     def pauses(self) -> list[float]:
         """The pauses between tries, in seconds (one fewer than the tries)."""
