@@ -15,6 +15,7 @@ import psycopg2
 import psycopg2.errors
 import psycopg2.extensions
 import pytest
+from psycopg2 import sql
 
 from indici_dagster import cli
 from indici_dagster.core.bootstrap import bootstrap_database
@@ -98,6 +99,47 @@ def test_bootstrap_gives_the_reader_its_limits_and_a_rerun_updates_them(admin_ds
         )
         # the writer and its owner role are left without limits
         assert settings_of(r.admin, writer) == (-1, [])
+
+
+def override_in_this_database(admin: str, role: str) -> None:
+    """What a DBA might have left: settings of the role for this database alone, which win
+    over the role's own; one of them (work_mem) is none of bootstrap's business."""
+    with contextlib.closing(psycopg2.connect(admin)) as connection:
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_database()")
+            (database,) = cursor.fetchone()
+            for setting, value in (
+                ("statement_timeout", "0"),
+                ("idle_in_transaction_session_timeout", "0"),
+                ("work_mem", "8MB"),
+            ):
+                cursor.execute(
+                    sql.SQL("ALTER ROLE {} IN DATABASE {} SET {} = {}").format(
+                        sql.Identifier(role),
+                        sql.Identifier(database),
+                        sql.Identifier(setting),
+                        sql.Literal(value),
+                    )
+                )
+
+
+def effective(reader_dsn: str) -> list[tuple]:
+    return query(
+        reader_dsn,
+        "SELECT current_setting('idle_in_transaction_session_timeout'), "
+        "current_setting('statement_timeout'), current_setting('work_mem')",
+    )
+
+
+def test_a_setting_of_the_reader_for_this_database_alone_cannot_undo_its_limits(admin_dsn: str):
+    with bootstrapped_reader(admin_dsn, DEFAULT_READER_LIMITS) as r:
+        override_in_this_database(r.admin, r.reader)
+        assert effective(r.dsn) == [("0", "0", "8MB")]
+        writer = r.reader.replace("indici_r_", "indici_w_")
+        actions = bootstrap_database(r.admin, writer=writer, reader=r.reader)
+        assert any(a.startswith(f"role {r.reader} sessions:") and "(set now)" in a for a in actions)
+        assert effective(r.dsn) == [("2min", "30min", "8MB")]
 
 
 def test_an_idle_reader_in_a_transaction_is_cut_off(admin_dsn: str):
@@ -231,6 +273,10 @@ def test_the_sql_file_sets_the_same_limits_and_refuses_bad_ones(admin_dsn: str):
         )
         assert privileges(by_sql, roles[0], roles[1]) == privileges(by_python, roles[2], roles[3])
         assert settings_of(by_sql, roles[1])[0] == 3
+        override_in_this_database(by_sql, roles[1])
+        assert run_sql(by_sql).returncode == 0
+        reader_dsn = psycopg2.extensions.make_dsn(by_sql, user=roles[1])
+        assert effective(reader_dsn) == [("45s", "2h", "8MB")]
         for bad in (
             {"reader_idle_timeout": "0s"},
             {"reader_statement_timeout": "forever"},

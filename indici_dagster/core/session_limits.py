@@ -98,13 +98,22 @@ _CURRENT = (
     "WHERE r.rolname = %s"
 )
 """The role's connection limit and its own (all-database) settings, as `name=value` texts."""
+_IN_THIS_DATABASE = (
+    "SELECT coalesce(s.setconfig, '{}') FROM pg_catalog.pg_db_role_setting s "
+    "JOIN pg_catalog.pg_roles r ON r.oid = s.setrole "
+    "JOIN pg_catalog.pg_database d ON d.oid = s.setdatabase "
+    "WHERE r.rolname = %s AND d.datname = pg_catalog.current_database()"
+)
+"""The role's settings for this database only (`ALTER ROLE ... IN DATABASE`): they would win
+over the role's own."""
 
 
 def ensure_session_limits(cursor: Cursor, role: str, limits: SessionLimits) -> list[str]:
     """Give `role` (an existing role) these limits, for every session it starts from now on:
     `ALTER ROLE ... SET` for the two timeouts (in every database), `ALTER ROLE ... CONNECTION
-    LIMIT`. Idempotent; a changed value replaces the old one. Returns one action, saying whether
-    anything changed. Sessions already open keep the settings they started with."""
+    LIMIT`; a setting of the role for this database alone (`ALTER ROLE ... IN DATABASE`), which
+    would win over them, is reset. Idempotent; a changed value replaces the old one. Returns one
+    action, saying whether anything changed. Sessions already open keep their settings."""
     cursor.execute(_CURRENT, (role,))
     connection_limit, config = cursor.fetchone()
     wanted = limits.settings()
@@ -120,6 +129,15 @@ def ensure_session_limits(cursor: Cursor, role: str, limits: SessionLimits) -> l
                 )
             )
             changed = True
+    cursor.execute(_IN_THIS_DATABASE, (role,))
+    overrides = {item.split("=", 1)[0] for row in cursor.fetchall() for item in row[0]}
+    for parameter in sorted(overrides & wanted.keys()):
+        cursor.execute(
+            sql.SQL("ALTER ROLE {} IN DATABASE {} RESET {}").format(
+                role_id, sql.Identifier(_current_database(cursor)), sql.Identifier(parameter)
+            )
+        )
+        changed = True
     if connection_limit != limits.connection_limit:
         cursor.execute(
             sql.SQL("ALTER ROLE {} CONNECTION LIMIT {}").format(
@@ -133,3 +151,8 @@ def ensure_session_limits(cursor: Cursor, role: str, limits: SessionLimits) -> l
         f"{limits.idle_in_transaction_timeout}, statement_timeout {limits.statement_timeout}, "
         f"connection limit {limits.connection_limit} ({state})"
     ]
+
+
+def _current_database(cursor: Cursor) -> str:
+    cursor.execute("SELECT pg_catalog.current_database()")
+    return cursor.fetchone()[0]

@@ -116,6 +116,17 @@ BEGIN
                 '1s to 24h, like 2min', setting;
         END IF;
         EXECUTE format('ALTER ROLE %I SET %I = %L', reader, setting, value);
+        -- a setting of the reader for this database alone would win over the role's own
+        IF EXISTS (
+            SELECT FROM pg_catalog.pg_db_role_setting s, unnest(s.setconfig) AS c(item)
+            WHERE s.setrole = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = reader)
+              AND s.setdatabase = (SELECT oid FROM pg_catalog.pg_database
+                                   WHERE datname = current_database())
+              AND split_part(c.item, '=', 1) = setting
+        ) THEN
+            EXECUTE format('ALTER ROLE %I IN DATABASE %I RESET %I', reader, current_database(),
+                           setting);
+        END IF;
     END LOOP;
     value := current_setting('indici.reader_connection_limit');
     IF value !~ '^[1-9][0-9]{0,4}$' OR value::int > 10000 THEN
