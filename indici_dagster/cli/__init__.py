@@ -136,7 +136,9 @@ def bootstrap(args: argparse.Namespace, settings: Settings) -> int:
     """Create the least-privilege writer and reader roles and the schemas (as an administrator).
 
     The admin DSN comes from --admin-dsn or INDICI_ADMIN_DSN, the passwords (optional) from
-    INDICI_WRITER_PASSWORD / INDICI_READER_PASSWORD; no password is ever printed.
+    INDICI_WRITER_PASSWORD / INDICI_READER_PASSWORD; no password is ever printed. The reader's
+    session limits come from --reader-idle-timeout, --reader-statement-timeout and
+    --reader-connection-limit, checked before anything connects.
     """
     import os
 
