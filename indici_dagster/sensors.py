@@ -4,22 +4,25 @@ The sensor records no hand-over of its own. A date's request carries a run key m
 date and the object versions only, so evaluating again after a lost tick requests the same
 versions under the same key, and Dagster's run-key de-duplication keeps a request that was
 stored from running twice. What a run processed is recorded by the run (`indici/partitioned`
-writes the ledger); each tick settles those versions by asking Dagster how their run ended.
+writes the ledger, each staging load and rpt upsert marks the versions it loaded or applied);
+each tick settles those versions by asking Dagster how the runs and steps that recorded them
+ended (`core/ledger_settle.py`): `done` only once the staging step that loaded a version and the
+rpt step that applied it both succeeded.
+Versions a successful run staged without its rpt step get an rpt-only request for their date
+(run key `<date>:rpt:<digest>`). A run key whose run ended without recording the request's
+versions (a run tagged by hand, or made by anything but this sensor) does not stop them: they
+are requested again under `<key>:attempt<n>` (`landing_runs.py`), said once in the log.
 """
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from dagster import (
-    DagsterInstance,
-    DagsterRun,
-    DagsterRunStatus,
     DailyPartitionsDefinition,
     DefaultSensorStatus,
     RunRequest,
-    RunsFilter,
     SensorDefinition,
     SensorEvaluationContext,
     SensorResult,
@@ -28,27 +31,21 @@ from dagster import (
 )
 from psycopg2.extensions import cursor as Cursor  # noqa: N812 - the class, named as a type
 
-from indici_dagster.assets.keys import PARTITIONED, RAW, rpt_key, staging_key
-from indici_dagster.core import landing_plan, ledger
+from indici_dagster import landing_runs
+from indici_dagster.core import landing_plan, ledger, ledger_settle
 from indici_dagster.core.audit import AuditEntry, Status, Step, write_audit_entries
 from indici_dagster.core.escaping import escape_text
 from indici_dagster.core.landing_scan import scan_landing
 from indici_dagster.core.rules import Rule
 from indici_dagster.core.run_objects import encode_objects_tags
+from indici_dagster.landing_runs import SENSOR_NAME
 from indici_dagster.resources import FileStorageResource, WarehouseResource
 from indici_dagster.rules_resource import RulesResource, fingerprint_tags
 
-SENSOR_NAME = "indici_landing_sensor"
-RUN_KEY_TAG = "dagster/run_key"
-SENSOR_NAME_TAG = "dagster/sensor_name"
-ROOT_RUN_TAG = "dagster/root_run_id"
 MAX_RUNS_PER_TICK = 50
 """A large backlog is handed over this many dates at a time; the rest follows next tick."""
 MAX_ATTENTION_LINES = 20
 """Runs or files needing attention named one by one per tick; the rest are counted."""
-
-_ENDED_BADLY = (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED)
-_ENDED = (DagsterRunStatus.SUCCESS, *_ENDED_BADLY)
 
 
 def _load_cursor(cursor: str | None) -> dict:
@@ -75,73 +72,27 @@ def _audit_for(entry: ledger.LedgerEntry) -> AuditEntry:
 
 
 def run_request_for(
-    request: landing_plan.DateRequest, tags: Mapping[str, str] | None = None
+    request: landing_plan.DateRequest,
+    tags: Mapping[str, str] | None = None,
+    run_key: str | None = None,
 ) -> RunRequest:
-    """The run request of one date: raw, partitioned, and the tables of its datasets; `tags`
-    (the rules it was requested under) join the request's own, and the versions requested
-    (`run_objects`: the run reads them without listing; not part of the run key)."""
-    return RunRequest(
-        run_key=request.run_key,
-        partition_key=request.partition_key,
-        asset_selection=[RAW, PARTITIONED]
-        + [key(d) for d in sorted(request.datasets) for key in (staging_key, rpt_key)],
-        tags={
-            "indici/files": str(len(request.entries)),
-            "indici/trigger": "landing",
-            **encode_objects_tags(
+    """The run request of one date: raw, partitioned, and the tables of its datasets (or, for
+    an rpt-only request, their rpt assets); `tags` (the rules it was requested under, why it is
+    requested) join the request's own, and a full request's versions (`run_objects`: the run
+    reads them without listing; not part of the run key). `run_key`: the attempt's key."""
+    own = {"indici/files": str(len(request.entries)), "indici/trigger": "landing"}
+    if not request.rpt_only:
+        own.update(
+            encode_objects_tags(
                 request.partition_key, [(e.source_key, e.etag, e.size) for e in request.entries]
-            ),
-            **(tags or {}),
-        },
-    )
-
-
-def _run_for_key(instance: DagsterInstance, run_key: str) -> DagsterRun | None:
-    """The newest run this sensor created under `run_key` (the daemon's own look-up)."""
-    runs = instance.get_runs(
-        filters=RunsFilter(tags={RUN_KEY_TAG: run_key, SENSOR_NAME_TAG: SENSOR_NAME}), limit=1
-    )
-    return runs[0] if runs else None
-
-
-def _succeeded_later(instance: DagsterInstance, run: DagsterRun) -> bool:
-    """True when a re-execution of `run` (same root run) has succeeded."""
-    root = run.tags.get(ROOT_RUN_TAG) or run.run_id
-    return bool(
-        instance.get_run_ids(
-            filters=RunsFilter(tags={ROOT_RUN_TAG: root}, statuses=[DagsterRunStatus.SUCCESS]),
-            limit=1,
+            )
         )
+    return RunRequest(
+        run_key=run_key or request.run_key,
+        partition_key=request.partition_key,
+        asset_selection=landing_runs.selection_of(request),
+        tags={**own, **(tags or {})},
     )
-
-
-def _settle_runs(
-    context: SensorEvaluationContext, cursor: Cursor, unsettled: Sequence[ledger.UnsettledRun]
-) -> list[str]:
-    """Mark versions of finished runs `done` or `run_failed`; lines for runs needing attention."""
-    attention = []
-    for item in unsettled:
-        run = context.instance.get_run_by_id(item.run_id)
-        if run is None:
-            attention.append(f"run {item.run_id} ({item.files} file(s)) is unknown to Dagster")
-            continue
-        if run.status not in _ENDED:
-            continue
-        if run.status == DagsterRunStatus.SUCCESS or _succeeded_later(context.instance, run):
-            ledger.settle_run(cursor, item.run_id, ledger.Outcome.DONE, None)
-            continue
-        status = run.status.value.lower()
-        ledger.settle_run(cursor, item.run_id, ledger.Outcome.RUN_FAILED, f"run {status}")
-        span = (
-            item.first_date
-            if item.first_date == item.last_date
-            else (f"{item.first_date} to {item.last_date}")
-        )
-        attention.append(
-            f"run {item.run_id} ({span}, {item.files} file(s)) ended {status}: its files are "
-            "not done; re-execute the run or backfill the date"
-        )
-    return attention
 
 
 class NamedJob(Protocol):
@@ -166,8 +117,9 @@ def build_landing_sensor(
         description=(
             "Lists the landing location, and for object versions (key + ETag) no run has "
             "processed requests one run per date: raw, partitioned and the staging and rpt "
-            "assets of the datasets among the files. Reports files without a rule and runs "
-            "that failed every tick."
+            "assets of the datasets among the files; for files a run staged without rpt, one "
+            "rpt-only run per date. Settles files done only once their staging and rpt steps "
+            "succeeded. Reports files without a rule and runs that failed every tick."
         ),
     )
     def indici_landing_sensor(
@@ -181,9 +133,11 @@ def build_landing_sensor(
         previous = _load_cursor(context.cursor)
         objects, scan_state = scan_landing(landing.get_storage(), previous.get("scan"))
         with store.connection() as connection, connection.cursor() as cursor:
+            ledger_settle.require_step_columns(cursor)
             unseen = ledger.find_unseen(cursor, objects)
             waiting = ledger.waiting_for_rule(cursor)
-            attention = _settle_runs(context, cursor, ledger.unsettled_runs(cursor))
+            attention = landing_runs.settle(context.instance, cursor)
+            needing_rpt = ledger_settle.needing_rpt(cursor)
             clashes = ledger.name_clashes(cursor)
             connection.commit()
         plan = landing_plan.plan_landing(
@@ -194,56 +148,30 @@ def build_landing_sensor(
             first_partition=partitions_def.get_first_partition_key(),
             last_partition=partitions_def.get_last_partition_key(),
         )
-        requests, in_flight, ended = [], [], []
-        for request in plan.requests:
-            if len(requests) >= MAX_RUNS_PER_TICK:
-                break
-            # the daemon's own de-duplication, asked first so stored requests take no slot
-            run = _run_for_key(context.instance, request.run_key)
-            if run is None:
-                requests.append(request)
-            elif run.status not in _ENDED:
-                in_flight.append(request)
-            else:
-                ended.append((request, run))
-        failed_entries = []
-        clash_keys = {key for key, _ in clashes}
-        for request, run in ended:
-            if run.status == DagsterRunStatus.SUCCESS:
-                if any(e.source_key not in clash_keys for e in request.entries):
-                    attention.append(
-                        f"run {run.run_id} for {request.partition_key} succeeded without "
-                        f"recording {len(request.entries)} of its files"
-                    )
-                continue
-            status = run.status.value.lower()
-            failed_entries += [
-                replace(
-                    e, outcome=ledger.Outcome.RUN_FAILED, run_id=run.run_id, message=f"run {status}"
-                )
-                for e in request.entries
-            ]
-            attention.append(
-                f"run {run.run_id} ({request.partition_key}, {len(request.entries)} file(s)) "
-                f"ended {status}: its files are not done; re-execute the run or backfill the date"
-            )
+        candidates = plan.requests + landing_plan.plan_rpt(needing_rpt, current.keys())
         with store.connection() as connection, connection.cursor() as cursor:
+            handed = _hand_over(context, cursor, candidates, attention)
             # refusals and failed runs Dagster has stored: never a hand-over
-            ledger.record(cursor, plan.rejected + failed_entries)
+            ledger.record(cursor, plan.rejected + handed.failed_entries)
             write_audit_entries(cursor, [_audit_for(e) for e in plan.rejected])
             connection.commit()
 
-        _report(context, plan, waiting, requests, current, attention, clashes)
-        if in_flight:
-            context.log.info(f"{len(in_flight)} date(s) already requested, waiting for their runs")
-        if len(plan.requests) > len(requests) + len(in_flight) + len(ended):
-            left = len(plan.requests) - len(requests) - len(in_flight) - len(ended)
-            context.log.info(f"{left} date(s) left for the next tick")
+        requests = [request for request, _ in handed.requests]
+        _report(context, plan, waiting + needing_rpt, requests, current, attention, clashes)
+        if handed.in_flight:
+            context.log.info(f"{handed.in_flight} request(s) already made, waiting for their runs")
+        if len(candidates) > handed.looked_at:
+            context.log.info(f"{len(candidates) - handed.looked_at} date(s) left for the next tick")
         run_requests = [
             run_request_for(
-                request, fingerprint_tags(current, {e.dataset for e in request.entries})
+                request,
+                {
+                    **fingerprint_tags(current, {e.dataset for e in request.entries}),
+                    **landing_runs.request_tags(request, resolution),
+                },
+                resolution.run_key,
             )
-            for request in requests
+            for request, resolution in handed.requests
         ]
         cursor_state = json.dumps(
             {
@@ -261,6 +189,64 @@ def build_landing_sensor(
         return SensorResult(run_requests=run_requests, cursor=cursor_state)
 
     return indici_landing_sensor
+
+
+@dataclass
+class _HandOver:
+    """What a tick makes of its candidate requests."""
+
+    requests: list[tuple[landing_plan.DateRequest, landing_runs.Resolution]] = field(
+        default_factory=list
+    )
+    in_flight: int = 0
+    looked_at: int = 0
+    failed_entries: list[ledger.LedgerEntry] = field(default_factory=list)
+    """Versions of requested runs that failed before recording them."""
+
+
+def _hand_over(
+    context: SensorEvaluationContext,
+    cursor: Cursor,
+    candidates: Sequence[landing_plan.DateRequest],
+    attention: list[str],
+) -> _HandOver:
+    """Decide each candidate by its run key's runs (`landing_runs.resolve`), at most
+    `MAX_RUNS_PER_TICK` new requests; a failed rpt-only run takes its versions over (in the
+    caller's transaction); lines needing attention are added to `attention`."""
+    handed = _HandOver()
+    for request in candidates:
+        if len(handed.requests) >= MAX_RUNS_PER_TICK:
+            break
+        handed.looked_at += 1
+        resolution = landing_runs.resolve(context.instance, cursor, request)
+        if resolution.action == "request":
+            handed.requests.append((request, resolution))
+            if resolution.spent:  # said on the tick that requests again, not every tick
+                context.log.warning(landing_runs.spent_line(request, resolution))
+        elif resolution.action == "in_flight":
+            handed.in_flight += 1
+        elif resolution.action == "failed" and resolution.run is not None:
+            run_id, status = resolution.run.run_id, resolution.run.status.value.lower()
+            if request.rpt_only:
+                ledger_settle.hand_to_failed_run(cursor, request.entries, run_id, f"run {status}")
+            else:
+                handed.failed_entries += [
+                    replace(
+                        e, outcome=ledger.Outcome.RUN_FAILED, run_id=run_id, message=f"run {status}"
+                    )
+                    for e in request.entries
+                ]
+            attention.append(
+                f"run {run_id} ({request.partition_key}, {len(request.entries)} file(s)) "
+                f"ended {status}: its files are not done; re-execute the run or backfill the date"
+            )
+        elif resolution.action == "exhausted":
+            attention.append(
+                f"{landing_plan.MAX_ATTEMPTS} runs under run key {request.run_key} and its "
+                f"attempts ended without processing the {len(request.entries)} file(s) of "
+                f"{request.partition_key}: not requested again; backfill the date"
+            )
+    return handed
 
 
 def _report(

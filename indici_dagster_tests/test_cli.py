@@ -16,6 +16,7 @@ from indici_dagster.core.audit import AuditEntry, Status, Step
 from indici_dagster.core.dsn import ConnectionFailedError
 from indici_dagster.core.embedded import embedded_dsn, paths_for, server_status
 from indici_dagster.core.warehouse import Warehouse
+from indici_dagster_tests.embedded_support import server_folder
 from indici_dagster_tests.support import query
 
 MARKER = "pw7marker"
@@ -181,8 +182,12 @@ def test_audit_prints_file_names_and_messages_with_controls_escaped(database, mo
     assert "column \\x1b]8;;evil\\x07Name\\r\\n failed" in out
 
 
-def test_db_status_stop_psql_and_reset_manage_the_embedded_server(tmp_path, monkeypatch, capfd):
-    data_dir = tmp_path / "pg"
+def test_db_status_stop_psql_and_reset_manage_the_embedded_server(monkeypatch, capfd):
+    with server_folder("pg") as data_dir:
+        _manage_the_embedded_server(data_dir, monkeypatch, capfd)
+
+
+def _manage_the_embedded_server(data_dir: Path, monkeypatch, capfd) -> None:
     paths = paths_for(data_dir)
     monkeypatch.setenv("INDICI_PG_DIR", str(data_dir))
     for name in ("PGPASSWORD", "PGPASSFILE", "PGUSER"):
@@ -274,3 +279,20 @@ def test_doctor_names_a_malformed_variable_and_skips_the_rest(monkeypatch, capsy
     assert "FAIL  INDICI_MAX_CONCURRENT" in out
     assert "skipped: fix the settings above first" in out
     assert not Path(".indici").exists()
+
+
+def test_psql_starts_with_a_clean_environment(tmp_path, monkeypatch, capfd):
+    # a PSQLRC planted in the environment (or, before, in .env) ran a shell command
+    ran = tmp_path / "ran"
+    psqlrc = tmp_path / "psqlrc"
+    psqlrc.write_text(f"\\! touch {ran}\n")
+    monkeypatch.setenv("PSQLRC", str(psqlrc))
+    for name in ("PGPASSWORD", "PGPASSFILE", "PGUSER"):
+        monkeypatch.delenv(name, raising=False)
+    with server_folder("pg") as data_dir:
+        monkeypatch.setenv("INDICI_PG_DIR", str(data_dir))
+        embedded_dsn(data_dir)
+        monkeypatch.setenv("PGOPTIONS", "-c search_path=nowhere")  # psql must not see it
+        assert main(["db", "psql", "--", "-tAc", "SHOW search_path"]) == 0
+        assert capfd.readouterr().out.strip() == '"$user", public'
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["psqlrc"]

@@ -112,7 +112,12 @@ def reader_holding_rpt(reader_dsn: str, table: str) -> Iterator[psycopg2.extensi
 def waiting_alters(admin: psycopg2.extensions.connection) -> list[tuple[int, datetime]]:
     """(pid, query_start) of each of the pipeline's ALTER TABLE statements waiting for a table
     lock: a new query_start is a new try, a new pid a new step attempt."""
-    pids = pipeline_backends(admin, "ALTER TABLE%", waiting_for="table lock")
+    # the ALTER runs inside the owner's function add_data_column (directly, before bootstrap)
+    pids = [
+        pid
+        for like in ("ALTER TABLE%", "%add_data_column%")
+        for pid in pipeline_backends(admin, like, waiting_for="table lock")
+    ]
     if not pids:
         return []
     with admin.cursor() as cursor:

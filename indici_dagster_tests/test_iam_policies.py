@@ -14,6 +14,7 @@ widened to `*`, and the shipped file's exact table ARN is checked statically ins
 """
 
 import contextlib
+import fnmatch
 import json
 import socket
 import uuid
@@ -42,7 +43,8 @@ from indici_dagster_tests.support import (
     tick,
 )
 
-IAM_DIR = Path(__file__).resolve().parent.parent / "deploy" / "iam"
+DEPLOY_DIR = Path(__file__).resolve().parent.parent / "deploy"
+IAM_DIR = DEPLOY_DIR / "iam"
 LANDING, PARTITIONED, RULES_TABLE = "kpa-valentia", "kpa-indici-partitioned", "indici-rules"
 RULES_TABLE_ARN = f"arn:aws:dynamodb:ap-southeast-2:123456789012:table/{RULES_TABLE}"
 REGION = "us-east-1"
@@ -54,13 +56,16 @@ def load_policy(name: str) -> dict[str, Any]:
     return json.loads((IAM_DIR / name).read_text(encoding="utf-8"))
 
 
-def grants(policy: dict[str, Any]) -> set[tuple[str, str]]:
-    """Every (action, resource) pair a policy allows; fails on anything but plain Allow."""
+def grants(policy: dict[str, Any], effect: str = "Allow") -> set[tuple[str, str]]:
+    """Every (action, resource) pair a policy allows (or, with `effect="Deny"`, denies); fails
+    on anything but plain Allow and Deny statements."""
     pairs: set[tuple[str, str]] = set()
     assert policy["Version"] == "2012-10-17"
     for statement in policy["Statement"]:
-        assert statement["Effect"] == "Allow"
+        assert statement["Effect"] in ("Allow", "Deny")
         assert set(statement) <= {"Sid", "Effect", "Action", "Resource"}, statement
+        if statement["Effect"] != effect:
+            continue
         actions = statement["Action"]
         resources = statement["Resource"]
         for action in [actions] if isinstance(actions, str) else actions:
@@ -83,12 +88,64 @@ def test_pipeline_policy_allows_only_reading_landing_writing_partitioned_and_rea
         ("s3:GetObject", f"arn:aws:s3:::{LANDING}/*"),
         ("s3:ListBucket", f"arn:aws:s3:::{PARTITIONED}"),
         ("s3:GetObject", f"arn:aws:s3:::{PARTITIONED}/*"),
-        ("s3:PutObject", f"arn:aws:s3:::{PARTITIONED}/*"),
+        # the copies only (`<prefix>/dataset=<D>/date=<d>/<file>`): never the rules snapshot
+        ("s3:PutObject", f"arn:aws:s3:::{PARTITIONED}/*dataset=*/date=*/*"),
         ("dynamodb:DescribeTable", RULES_TABLE_ARN),
         ("dynamodb:GetItem", RULES_TABLE_ARN),
         ("dynamodb:Query", RULES_TABLE_ARN),
         ("dynamodb:Scan", RULES_TABLE_ARN),
     }
+
+
+RULES_SNAPSHOTS = f"arn:aws:s3:::{PARTITIONED}/*_indici/rules/*"
+"""The rules snapshot under any partitioned prefix (`<prefix>/_indici/rules/<table>.json`)."""
+
+
+def test_code_location_policy_allows_only_listing_keeping_the_rules_snapshot_and_reading_rules():
+    assert grants(load_policy("indici-code-location-policy.json")) == {
+        ("s3:ListBucket", f"arn:aws:s3:::{LANDING}"),
+        ("s3:ListBucket", f"arn:aws:s3:::{PARTITIONED}"),
+        ("s3:GetObject", RULES_SNAPSHOTS),
+        ("s3:PutObject", RULES_SNAPSHOTS),
+        ("dynamodb:DescribeTable", RULES_TABLE_ARN),
+        ("dynamodb:GetItem", RULES_TABLE_ARN),
+        ("dynamodb:Query", RULES_TABLE_ARN),
+        ("dynamodb:Scan", RULES_TABLE_ARN),
+    }
+
+
+def _matches(pattern: str, value: str) -> bool:
+    """IAM's wildcard match (`*` any run of characters, `?` one), case-sensitive."""
+    return fnmatch.fnmatchcase(value, pattern)
+
+
+@pytest.mark.parametrize("snapshot", ["_indici/rules/t.json", "indici/_indici/rules/t.json"])
+def test_only_the_code_location_policy_lets_a_role_write_the_rules_snapshot(snapshot):
+    target = f"arn:aws:s3:::{PARTITIONED}/{snapshot}"
+    writers = set()
+    for path in sorted(IAM_DIR.glob("*.json")):
+        policy = load_policy(path.name)
+        allowed_here = any(
+            _matches(action, "s3:PutObject") and _matches(resource, target)
+            for action, resource in grants(policy)
+        )
+        denied_here = any(
+            _matches(action, "s3:PutObject") and _matches(resource, target)
+            for action, resource in grants(policy, "Deny")
+        )
+        if allowed_here and not denied_here:
+            writers.add(path.name)
+    assert writers == {"indici-code-location-policy.json"}
+    # and the code server's ECS task runs as a role of its own, not the runs' role
+    code_location = json.loads((DEPLOY_DIR / "ecs" / "task-code-location.json").read_text())
+    runs = yaml.safe_load((DEPLOY_DIR / "ecs" / "dagster.yaml").read_text())
+    run_role = runs["run_launcher"]["config"]["task_definition"]["task_role_arn"]
+    assert code_location["taskRoleArn"].endswith(":role/indici-dagster-code-location")
+    assert run_role.endswith(":role/indici-dagster-task")
+
+
+COPY = "indici/dataset=Patients/date=2026-11-24/b.parquet"
+BIG_COPY = "indici/dataset=Patients/date=2026-11-24/big.parquet"
 
 
 def _free_port() -> int:
@@ -115,6 +172,7 @@ class World:
     table: str
     valentia: Keys
     pipeline: Keys
+    code_location: Keys
 
     def client(self, service: str, keys: Keys | None = None) -> Any:
         """A boto3 client for this server, as `keys` (default: the unrestricted test keys)."""
@@ -166,7 +224,8 @@ def world() -> Iterator[World]:
     previous = _set_auth(endpoint, "inf")
     suffix = uuid.uuid4().hex[:10]
     landing, partitioned, table = f"landing-{suffix}", f"partitioned-{suffix}", f"rules-{suffix}"
-    admin = World(endpoint, landing, partitioned, table, Keys("", ""), Keys("", ""))
+    nobody = Keys("", "")
+    admin = World(endpoint, landing, partitioned, table, nobody, nobody, nobody)
     s3, iam, dynamodb = admin.client("s3"), admin.client("iam"), admin.client("dynamodb")
     users: list[tuple[str, str, str]] = []
     try:
@@ -187,6 +246,7 @@ def world() -> Iterator[World]:
         for role, policy_file in (
             ("valentia", "valentia-upload-policy.json"),
             ("pipeline", "indici-pipeline-policy.json"),
+            ("code_location", "indici-code-location-policy.json"),
         ):
             user = f"{role}-{suffix}"
             iam.create_user(UserName=user)
@@ -198,7 +258,15 @@ def world() -> Iterator[World]:
             keys[role] = Keys(key["AccessKeyId"], key["SecretAccessKey"])
         _set_auth(endpoint, "0")
         try:
-            yield World(endpoint, landing, partitioned, table, keys["valentia"], keys["pipeline"])
+            yield World(
+                endpoint,
+                landing,
+                partitioned,
+                table,
+                keys["valentia"],
+                keys["pipeline"],
+                keys["code_location"],
+            )
         finally:
             _set_auth(endpoint, "inf")
     finally:
@@ -308,15 +376,16 @@ def test_pipeline_can_read_landing_write_partitioned_and_read_rules_and_nothing_
         "put landing": allowed(lambda: s3.put_object(Bucket=landing, Key="a.parquet", Body=b"1")),
         "delete landing": allowed(lambda: s3.delete_object(Bucket=landing, Key="seed.parquet")),
         "list partitioned": allowed(lambda: s3.list_objects_v2(Bucket=partitioned)),
-        "put partitioned": allowed(
-            lambda: s3.put_object(Bucket=partitioned, Key="b.parquet", Body=b"1")
+        "put partitioned": allowed(lambda: s3.put_object(Bucket=partitioned, Key=COPY, Body=b"1")),
+        "put elsewhere in partitioned": allowed(
+            lambda: s3.put_object(Bucket=partitioned, Key="indici/other.json", Body=b"1")
         ),
-        "get partitioned": allowed(lambda: s3.get_object(Bucket=partitioned, Key="b.parquet")),
-        "head partitioned": allowed(lambda: s3.head_object(Bucket=partitioned, Key="b.parquet")),
+        "get partitioned": allowed(lambda: s3.get_object(Bucket=partitioned, Key=COPY)),
+        "head partitioned": allowed(lambda: s3.head_object(Bucket=partitioned, Key=COPY)),
         "copy landing to partitioned": allowed(
             lambda: s3.copy_object(
                 Bucket=partitioned,
-                Key="c.parquet",
+                Key=COPY.replace("b.parquet", "c.parquet"),
                 CopySource={"Bucket": landing, "Key": "seed.parquet"},
             )
         ),
@@ -324,13 +393,11 @@ def test_pipeline_can_read_landing_write_partitioned_and_read_rules_and_nothing_
             lambda: s3.copy(
                 {"Bucket": landing, "Key": "big.parquet"},
                 partitioned,
-                "big.parquet",
+                BIG_COPY,
                 Config=multipart,
             )
         ),
-        "delete partitioned": allowed(
-            lambda: s3.delete_object(Bucket=partitioned, Key="b.parquet")
-        ),
+        "delete partitioned": allowed(lambda: s3.delete_object(Bucket=partitioned, Key=COPY)),
         "list buckets": allowed(s3.list_buckets),
         "create bucket": allowed(lambda: s3.create_bucket(Bucket=f"{partitioned}-new")),
         "scan rules": allowed(lambda: dynamodb.scan(TableName=table, ConsistentRead=True)),
@@ -358,6 +425,7 @@ def test_pipeline_can_read_landing_write_partitioned_and_read_rules_and_nothing_
         "delete landing": False,
         "list partitioned": True,
         "put partitioned": True,
+        "put elsewhere in partitioned": False,
         "get partitioned": True,
         "head partitioned": True,
         "copy landing to partitioned": True,
@@ -374,9 +442,71 @@ def test_pipeline_can_read_landing_write_partitioned_and_read_rules_and_nothing_
         "delete rules table": False,
         "list tables": False,
     }
-    assert world.client("s3", world.pipeline).head_object(Bucket=partitioned, Key="big.parquet")[
+    assert world.client("s3", world.pipeline).head_object(Bucket=partitioned, Key=BIG_COPY)[
         "ContentLength"
     ] == len(big)
+
+
+def test_only_the_code_location_writes_the_rules_snapshot_and_it_writes_nothing_else(
+    world: World,
+):
+    _seed(world)
+    snapshot = "indici/_indici/rules/t.json"
+    code_location = world.client("s3", world.code_location)
+    runs = world.client("s3", world.pipeline)
+    landing, partitioned = world.landing, world.partitioned
+
+    def put(s3: Any, bucket: str, key: str) -> bool:
+        return allowed(lambda: s3.put_object(Bucket=bucket, Key=key, Body=b"{}"))
+
+    outcome = {
+        "code location puts snapshot": put(code_location, partitioned, snapshot),
+        "code location puts snapshot without prefix": put(
+            code_location, partitioned, "_indici/rules/t.json"
+        ),
+        "code location reads snapshot": allowed(
+            lambda: code_location.get_object(Bucket=partitioned, Key=snapshot)
+        ),
+        "code location lists landing": allowed(
+            lambda: code_location.list_objects_v2(Bucket=landing)
+        ),
+        "code location lists partitioned": allowed(
+            lambda: code_location.list_objects_v2(Bucket=partitioned)
+        ),
+        "code location puts a partitioned copy": put(
+            code_location, partitioned, "indici/dataset=Patients/date=2026-11-24/P.parquet"
+        ),
+        "code location reads landing": allowed(
+            lambda: code_location.get_object(Bucket=landing, Key="seed.parquet")
+        ),
+        "code location puts landing": put(code_location, landing, "a.parquet"),
+        "code location deletes snapshot": allowed(
+            lambda: code_location.delete_object(Bucket=partitioned, Key=snapshot)
+        ),
+        "run puts snapshot": put(runs, partitioned, snapshot),
+        "run puts snapshot without prefix": put(runs, partitioned, "_indici/rules/t.json"),
+        "run reads snapshot": allowed(lambda: runs.get_object(Bucket=partitioned, Key=snapshot)),
+        "run puts a partitioned copy": put(
+            runs, partitioned, "indici/dataset=Patients/date=2026-11-24/P.parquet"
+        ),
+        "valentia puts snapshot": put(world.client("s3", world.valentia), partitioned, snapshot),
+    }
+    assert outcome == {
+        "code location puts snapshot": True,
+        "code location puts snapshot without prefix": True,
+        "code location reads snapshot": True,
+        "code location lists landing": True,
+        "code location lists partitioned": True,
+        "code location puts a partitioned copy": False,
+        "code location reads landing": False,
+        "code location puts landing": False,
+        "code location deletes snapshot": False,
+        "run puts snapshot": False,
+        "run puts snapshot without prefix": False,
+        "run reads snapshot": True,
+        "run puts a partitioned copy": True,
+        "valentia puts snapshot": False,
+    }
 
 
 def test_pipeline_runs_end_to_end_with_only_its_policy(
@@ -394,16 +524,20 @@ def test_pipeline_runs_end_to_end_with_only_its_policy(
     for key, data in files.items():
         valentia_upload.put_object(Bucket=world.landing, Key=key, Body=data)
 
-    # the whole pipeline reaches AWS only with the pipeline user's keys
+    # the code location (load, sensor ticks) reaches AWS only with its role's keys, the runs
+    # only with theirs
+    def act_as(keys: Keys) -> None:
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", keys.access_key_id)
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", keys.secret_access_key)
+        # boto3's default session keeps the credentials it first found: start a fresh one
+        monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+
     monkeypatch.setenv("AWS_ENDPOINT_URL", world.endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", world.pipeline.access_key_id)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", world.pipeline.secret_access_key)
+    act_as(world.code_location)
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     monkeypatch.setenv("AWS_REGION", REGION)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    # boto3's default session keeps the credentials it first found: start a fresh one
-    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
     monkeypatch.chdir(tmp_path)  # the local rules snapshot copy stays in the test's folder
     settings = Settings(
         landing=f"s3://{world.landing}/incoming",
@@ -417,7 +551,9 @@ def test_pipeline_runs_end_to_end_with_only_its_policy(
     with DagsterInstance.ephemeral() as instance:
         result = tick(defs, instance)
         assert [r.partition_key for r in result.run_requests] == ["2026-11-24"]
+        act_as(world.pipeline)
         assert all(r.success for r in execute_requests(defs, instance, result))
+        act_as(world.code_location)
         assert not tick(defs, instance, result.cursor).run_requests
     assert query(database, "SELECT patient_id, family_name FROM rpt.patients ORDER BY 1") == [
         (1, "A"),

@@ -22,7 +22,7 @@ from psycopg2 import sql
 from psycopg2.extensions import parse_dsn
 
 from indici_dagster import cli
-from indici_dagster.core import ledger
+from indici_dagster.core import ledger, owner_ddl
 from indici_dagster.core.audit import AuditEntry, Status, Step
 from indici_dagster.core.bootstrap import BootstrapError, bootstrap_database
 from indici_dagster.core.catalog import LockTimeoutError
@@ -226,7 +226,9 @@ def privileges(dsn: str, writer: str, reader: str) -> dict[str, object]:
         ),
         "functions": rows(
             acl.format(
-                what="p.proname, pg_get_userbyid(p.proowner), p.prosrc",
+                what="p.proname, pg_get_function_identity_arguments(p.oid), "
+                "pg_get_userbyid(p.proowner), p.prosrc, p.prosecdef, "
+                "coalesce(array_to_string(p.proconfig, ';'), '')",
                 source="pg_proc p",
                 acl="coalesce(p.proacl, acldefault('f', p.proowner))",
             )
@@ -283,11 +285,9 @@ def test_bootstrap_run_twice_creates_roles_and_schemas_once_and_changes_nothing_
     assert {(s, g, p) for s, g, p in schema_grants if s != "public"} == {
         ("indici_staging", "OWNER", "CREATE"),
         ("indici_staging", "OWNER", "USAGE"),
-        ("indici_staging", "WRITER", "CREATE"),
         ("indici_staging", "WRITER", "USAGE"),
         ("rpt", "OWNER", "CREATE"),
         ("rpt", "OWNER", "USAGE"),
-        ("rpt", "WRITER", "CREATE"),
         ("rpt", "WRITER", "USAGE"),
         ("rpt", "READER", "USAGE"),
     }
@@ -300,9 +300,36 @@ def test_bootstrap_run_twice_creates_roles_and_schemas_once_and_changes_nothing_
         ("WRITER", "CONNECT"),
         ("READER", "CONNECT"),
     }
-    assert state["default_privileges"] == [
-        ("WRITER", "rpt", "r", "WRITER", "READER", "SELECT", False)
-    ]
+    # tables made later (by the owner's functions) give the writer what the loads need and
+    # the reader SELECT on rpt; functions made later by the owner or the writer give PUBLIC
+    # nothing (the global entries, shown with namespace "PUBLIC")
+    assert state["default_privileges"] == sorted(
+        [
+            ("OWNER", "PUBLIC", "f", "OWNER", "OWNER", "EXECUTE", False),
+            ("WRITER", "PUBLIC", "f", "WRITER", "WRITER", "EXECUTE", False),
+            ("OWNER", "rpt", "r", "OWNER", "READER", "SELECT", False),
+            *[
+                ("OWNER", schema, "r", "OWNER", "WRITER", privilege, False)
+                for schema, privileges in (
+                    ("indici_staging", ("DELETE", "INSERT", "SELECT")),
+                    ("rpt", ("DELETE", "INSERT", "SELECT", "UPDATE")),
+                )
+                for privilege in privileges
+            ],
+        ]
+    )
+    # every function belongs to the owner, pins its search_path; PUBLIC may execute none, the
+    # writer only the owner's DDL functions (SECURITY DEFINER), the reader nothing
+    functions = {(f[0], f[2], f[4], f[5]) for f in state["functions"]}
+    assert functions == {
+        (name, "OWNER", name != "writer_ddl_guard", "search_path=pg_catalog, pg_temp")
+        for name in (*(n for n, _ in owner_ddl.FUNCTIONS), "writer_ddl_guard")
+    }
+    executes = {(f[0], f[7]) for f in state["functions"] if f[8] == "EXECUTE"}
+    assert executes == {
+        *((name, "WRITER") for name, _ in owner_ddl.FUNCTIONS),
+        *((name, "OWNER") for name, _ in (*owner_ddl.FUNCTIONS, ("writer_ddl_guard", ""))),
+    }
     # the pipeline's own tables belong to the owner role; the writer may append to the audit
     # log and read it, and read, insert and update the rest; nobody else may do anything
     granted = {
@@ -364,8 +391,8 @@ def test_pipeline_runs_end_to_end_as_the_writer_and_the_reader_sees_only_rpt(
         assert [r.partition_key for r in result.run_requests] == ["2026-11-24"]
         assert all(r.success for r in execute_requests(defs, instance, result))
 
-    # the writer created and owns every data table, the owner role the pipeline's own tables;
-    # the reader was never granted anything by hand
+    # the owner role owns every table, the data tables too (made by its functions); the writer
+    # has only what the loads need on them; the reader was never granted anything by hand
     owners = query(
         b.admin,
         "SELECT n.nspname, c.relname, pg_get_userbyid(c.relowner) FROM pg_class c "
@@ -375,13 +402,26 @@ def test_pipeline_runs_end_to_end_as_the_writer_and_the_reader_sees_only_rpt(
     owner = f"{b.writer}_owner"
     assert owners == [
         ("indici_staging", "auditlog", owner),
-        ("indici_staging", "ethnicity_code", b.writer),
+        ("indici_staging", "ethnicity_code", owner),
         ("indici_staging", "landing_ledger", owner),
-        ("indici_staging", "patients", b.writer),
+        ("indici_staging", "patients", owner),
         ("indici_staging", "pipeline_locks", owner),
         ("indici_staging", "table_row_counts", owner),
-        ("rpt", "ethnicity_code", b.writer),
-        ("rpt", "patients", b.writer),
+        ("rpt", "ethnicity_code", owner),
+        ("rpt", "patients", owner),
+    ]
+    granted = query(
+        b.admin,
+        "SELECT table_schema, table_name, string_agg(privilege_type, ',' ORDER BY privilege_type) "
+        "FROM information_schema.role_table_grants WHERE grantee = %s "
+        "AND table_name IN ('patients', 'ethnicity_code') GROUP BY 1, 2 ORDER BY 1, 2",
+        (b.writer,),
+    )
+    assert granted == [
+        ("indici_staging", "ethnicity_code", "DELETE,INSERT,SELECT"),
+        ("indici_staging", "patients", "DELETE,INSERT,SELECT"),
+        ("rpt", "ethnicity_code", "DELETE,INSERT,SELECT,UPDATE"),
+        ("rpt", "patients", "DELETE,INSERT,SELECT,UPDATE"),
     ]
     assert query(b.reader_dsn, "SELECT patient_id, family_name FROM rpt.patients ORDER BY 1") == [
         (1, "A1"),
@@ -403,14 +443,28 @@ def test_pipeline_runs_end_to_end_as_the_writer_and_the_reader_sees_only_rpt(
     assert query(b.admin, "SELECT count(*) FROM rpt.patients") == [(3,)]
 
 
+def _create_table(dsn: str, schema: str, table: str, columns: str = "id") -> None:
+    """Create a data table as the pipeline does: through the owner's function."""
+    names = columns.split(",")
+    _execute(
+        dsn,
+        "SELECT indici_staging.create_data_table(%s, %s, %s::text[], %s::text[], '{}')",
+        (schema, table, names, ["integer"] * len(names)),
+    )
+
+
 def test_reader_selects_rpt_tables_the_writer_creates_after_bootstrap(
     bootstrapped: Bootstrapped,
 ):
     b = bootstrapped
     Warehouse(b.writer_dsn, "Pacific/Auckland").ensure_catalog()
-    _execute(b.writer_dsn, "CREATE TABLE rpt.later (id int)")
-    _execute(b.writer_dsn, "INSERT INTO rpt.later VALUES (1)")
-    _execute(b.writer_dsn, "CREATE TABLE indici_staging.later (id int)")
+    _create_table(b.writer_dsn, "rpt", "later")
+    _execute(
+        b.writer_dsn,
+        "INSERT INTO rpt.later (id, _source_file, _source_ts, _row_number, _loaded_at) "
+        "VALUES (1, 'f', now(), 1, now())",
+    )
+    _create_table(b.writer_dsn, "indici_staging", "later")
     assert query(b.reader_dsn, "SELECT id FROM rpt.later") == [(1,)]
     for statement in (
         "INSERT INTO rpt.later VALUES (2)",
@@ -443,7 +497,7 @@ def test_writer_cannot_create_outside_its_schemas_or_read_other_schemas(
     assert _fails_for_lack_of_privilege(b.reader_dsn, "CREATE TABLE public.sneaky (id int)")
 
 
-def test_bootstrap_hands_existing_schemas_and_tables_to_the_writer(admin_dsn: str):
+def test_bootstrap_hands_existing_schemas_and_tables_to_the_owner(admin_dsn: str):
     suffix = _suffix()
     writer, reader = f"indici_w_{suffix}", f"indici_r_{suffix}"
     with _roles(admin_dsn, writer, reader), _fresh_database(admin_dsn, (writer, reader)) as dsn:
@@ -454,10 +508,14 @@ def test_bootstrap_hands_existing_schemas_and_tables_to_the_writer(admin_dsn: st
         actions = bootstrap_database(dsn, writer=writer, reader=reader)
         admin_name = query(dsn, "SELECT current_user")[0][0]
         assert f"schema rpt was owned by {admin_name}; now owned by {writer}_owner" in actions
-        assert f"table rpt.legacy was owned by {admin_name}; now owned by {writer}" in actions
+        assert f"table rpt.legacy was owned by {admin_name}; now owned by {writer}_owner" in (
+            actions
+        )
         writer_dsn = psycopg2.extensions.make_dsn(dsn, user=writer)
         reader_dsn = psycopg2.extensions.make_dsn(dsn, user=reader)
-        _execute(writer_dsn, "ALTER TABLE rpt.legacy ADD COLUMN name text")
+        _execute(
+            writer_dsn, "SELECT indici_staging.add_data_column('rpt', 'legacy', 'name', 'text')"
+        )
         _execute(writer_dsn, "INSERT INTO rpt.legacy VALUES (1, 'a')")
         assert query(reader_dsn, "SELECT id, name FROM rpt.legacy") == [(1, "a")]
         # the table's own grant to PUBLIC stays (bootstrap does not rewrite table ACLs for
@@ -540,7 +598,8 @@ def test_sql_file_leaves_the_same_privileges_as_the_python_function(admin_dsn: s
         for dsn, writer in ((by_sql, roles[0]), (by_python, roles[2])):
             writer_dsn = psycopg2.extensions.make_dsn(dsn, user=writer)
             Warehouse(writer_dsn, "UTC").ensure_catalog()
-            _execute(writer_dsn, "CREATE TABLE rpt.t (id int)")
+            _create_table(writer_dsn, "rpt", "t")
+            _create_table(writer_dsn, "indici_staging", "t")
         assert privileges(by_sql, roles[0], roles[1]) == privileges(by_python, roles[2], roles[3])
 
 
@@ -634,15 +693,17 @@ def test_the_writer_may_only_append_to_the_audit_log_and_never_delete_from_the_l
 def test_the_writer_cannot_grant_staging_or_audit_access_to_anyone(bootstrapped: Bootstrapped):
     b = bootstrapped
     Warehouse(b.writer_dsn, "UTC").ensure_catalog()
-    # the DDL the pipeline runs is allowed: create and widen tables, index them
+    # the DDL the pipeline runs goes through the owner's functions: create and widen tables,
+    # index them
+    _create_table(b.writer_dsn, "indici_staging", "secret")
     for statement in (
-        "CREATE TABLE indici_staging.secret (id int)",
-        "ALTER TABLE indici_staging.secret ADD COLUMN IF NOT EXISTS nhi text",
-        "CREATE INDEX IF NOT EXISTS secret_id ON indici_staging.secret (id)",
-        "INSERT INTO indici_staging.secret VALUES (1, 'ZZZ0016')",
-        "CREATE TABLE rpt.report (id int)",
+        "SELECT indici_staging.add_data_column('indici_staging', 'secret', 'nhi', 'text')",
+        "SELECT indici_staging.create_staging_index('secret')",
+        "INSERT INTO indici_staging.secret (id, nhi, _source_file, _source_ts, _row_number) "
+        "VALUES (1, 'ZZZ0016', 'f', now(), 1)",
     ):
         _execute(b.writer_dsn, statement)
+    _create_table(b.writer_dsn, "rpt", "report")
     reader = f'"{b.reader}"'  # a lower-case identifier: quoting is enough
     for statement in (
         "GRANT SELECT ON indici_staging.secret TO PUBLIC",

@@ -5,6 +5,7 @@ import json
 import logging
 import socket
 import uuid
+from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import boto3
@@ -17,11 +18,23 @@ from dagster._core.remote_representation.external_data import (
 )
 
 from indici_dagster.assets.keys import PARTITIONED, RAW, rpt_key, staging_key
-from indici_dagster.core.rule_fingerprints import parse_fingerprints, rule_changes
+from indici_dagster.core.rule_fingerprints import (
+    parse_fingerprints,
+    rule_changes,
+    rule_set_fingerprint,
+)
 from indici_dagster.core.rules import RuleError, parse_rules
-from indici_dagster.core.rules_snapshot import SNAPSHOT_PREFIX
+from indici_dagster.core.rules_snapshot import (
+    CLOCK_SKEW,
+    SNAPSHOT_PREFIX,
+    LoadedRules,
+    SnapshotPlace,
+    read_snapshot,
+    save_snapshot,
+)
 from indici_dagster.core.rules_store import write_dynamodb_rules
 from indici_dagster.core.settings import Settings
+from indici_dagster.core.storage import open_storage, parse_s3_url
 from indici_dagster.core.warehouse import Warehouse
 from indici_dagster.definitions import INGEST_JOB
 from indici_dagster.rules_resource import RULES_FINGERPRINT_TAG, RulesResource, fingerprint_tags
@@ -164,6 +177,72 @@ def test_a_damaged_snapshot_copy_is_never_used(table, buckets, monkeypatch, tmp_
     assert "EndpointConnectionError" in str(raised.value)
     assert f"{SNAPSHOT_PREFIX}{table}.json is damaged" in str(raised.value)
     assert f"rules/{table}.json is damaged: its fingerprint differs" in str(raised.value)
+
+
+def planted_snapshot(document: dict, saved_at: str) -> bytes:
+    """`document` with a Patients rule of one more column (so using it would show), dated
+    `saved_at`, with a fingerprint that fits: intact in every other way."""
+    rules = parse_rules(document["rules"])
+    item = rules["Patients"].to_dict()
+    item["columns"] = {**item["columns"], "Planted": "text"}
+    rules = parse_rules([item, *(r.to_dict() for d, r in rules.items() if d != "Patients")])
+    planted = {
+        **document,
+        "saved_at": saved_at,
+        "fingerprint": rule_set_fingerprint(rules),
+        "rules": [rules[d].to_dict() for d in sorted(rules)],
+    }
+    return json.dumps(planted).encode()
+
+
+def test_a_snapshot_saved_in_the_future_is_refused_naming_it(
+    table, buckets, monkeypatch, tmp_path, caplog
+):
+    landing, partitioned = buckets
+    settings = settings_for(table, landing, partitioned)
+    build(settings)  # both copies kept, dated now
+    key = f"{SNAPSHOT_PREFIX}{table}.json"
+    bucket, prefix = parse_s3_url(partitioned)
+    s3 = boto3.client("s3")
+    document = json.loads(s3.get_object(Bucket=bucket, Key=prefix + key)["Body"].read())
+    s3.put_object(
+        Bucket=bucket,
+        Key=prefix + key,
+        Body=planted_snapshot(document, "2099-01-01T00:00:00+00:00"),
+    )
+    dynamodb_unreachable(monkeypatch)
+
+    with caplog.at_level(logging.WARNING):
+        defs = build(settings)  # from the honest local copy, never the planted one
+
+    refused = [r.getMessage() for r in caplog.records if "in the future" in r.getMessage()]
+    assert len(refused) == 1 and key in refused[0] and "\n" not in refused[0]
+    rule_set = json.loads(rules_resource_snap(defs).configured_values["rule_set"])
+    assert "saved 2099" not in rule_set and f"fingerprint {rule_set_fingerprint(RULES)}" in rule_set
+
+    (tmp_path / ".indici" / "rules" / f"{table}.json").unlink()  # only the planted copy left
+    with pytest.raises(RuleError) as raised:
+        build(settings)
+    assert f"{key} is refused: its saved_at is in the future" in str(raised.value)
+
+
+def test_a_snapshot_a_little_ahead_of_this_clock_is_still_used(buckets):
+    _, partitioned = buckets
+    now = datetime.now(UTC)
+    place = SnapshotPlace(open_storage(partitioned), f"{SNAPSHOT_PREFIX}t.json")
+    loaded = LoadedRules(RULES, "dynamodb://t", now + CLOCK_SKEW / 2)
+    save_snapshot(place, loaded)
+    assert read_snapshot(place, "dynamodb://t", now).as_of == loaded.as_of  # clock skew
+    with pytest.raises(RuleError, match="is refused: its saved_at is in the future"):
+        read_snapshot(place, "dynamodb://t", now - CLOCK_SKEW)
+    naive = json.loads(
+        planted_snapshot(
+            json.loads(place.storage.open_for_read(place.key).read()), "2026-01-01T00:00:00"
+        )
+    )
+    place.storage.put_bytes(place.key, json.dumps(naive).encode())
+    with pytest.raises(RuleError, match="saved_at has no time zone"):
+        read_snapshot(place, "dynamodb://t", now)
 
 
 def test_the_rules_resource_shows_its_source_as_the_variable_it_came_from(

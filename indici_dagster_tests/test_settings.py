@@ -215,16 +215,14 @@ def test_the_code_location_loads_on_the_laptop_defaults(tmp_path, repo_root):
     assert not (tmp_path / "pg").exists()  # nothing is started while loading
 
 
-def test_the_warehouse_resource_takes_embedded_by_name(tmp_path):
-    from indici_dagster.core.embedded import stop_server
+def test_the_warehouse_resource_takes_embedded_by_name():
     from indici_dagster.resources import WarehouseResource
+    from indici_dagster_tests.embedded_support import server_folder
 
-    resource = WarehouseResource(dsn=EMBEDDED, embedded_dir=str(tmp_path / "pg"), timezone="UTC")
-    try:
+    with server_folder("pg") as data_dir:  # one the server's user may enter, also as root
+        resource = WarehouseResource(dsn=EMBEDDED, embedded_dir=str(data_dir), timezone="UTC")
         warehouse = resource.get_warehouse()
         with warehouse.connection() as connection, connection.cursor() as cursor:
             cursor.execute("SELECT current_database()")
             assert cursor.fetchone() == ("indici",)
-    finally:
-        stop_server(tmp_path / "pg")
-    assert (tmp_path / "pg" / "PG_VERSION").is_file()
+        assert (data_dir / "PG_VERSION").is_file()

@@ -1,4 +1,7 @@
-"""The table layers, one pair of assets per dataset with a rule: `staging/<D>` and `rpt/<D>`."""
+"""The table layers, one pair of assets per dataset with a rule: `staging/<D>` and `rpt/<D>`.
+
+Each file's staging load and each rpt upsert records its run in the landing ledger, in the
+transaction that writes the rows: only a version both steps recorded can be settled `done`."""
 
 from collections.abc import Sequence
 
@@ -142,6 +145,8 @@ def build_table_assets(
             window.end,
             run_id=context.run_id,
             partition_key_of=lambda name: partition_key_of_file(name, timezone),
+            # the ledger records this run as the rpt step of the staged versions of its dates
+            ledger_dates=context.partition_keys,
         )
         queries = WarehouseQueries(db)
         metadata = {

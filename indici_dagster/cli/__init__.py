@@ -254,13 +254,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the `indici` command with the configuration `dagster dev` reads (`.env` included).
+    """Run the `indici` command with the project's settings from the environment and `.env`
+    (only the project's names, and only from a `.env` of this user that others cannot write).
 
     Any failure is one line on stderr and a non-zero exit; `--debug` shows the traceback.
     """
     args = build_parser().parse_args(argv)
     try:
-        args.env_file_names = load_project_env()
+        args.project_env = load_project_env()
         settings = load_settings() if args.needs_settings else None
         return args.handler(args, settings)
     except (Exception, KeyboardInterrupt) as error:

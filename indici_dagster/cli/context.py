@@ -1,8 +1,12 @@
-"""What every `indici` command reads first: the same configuration `dagster dev` reads."""
+"""What every `indici` command reads first: the project's settings from the environment and
+from `.env`, as far as `.env` may give them."""
 
 import contextlib
+import io
 import os
+import stat
 from collections.abc import MutableMapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from dotenv import dotenv_values
@@ -11,23 +15,92 @@ from indici_dagster.cli.errors import CliError
 from indici_dagster.core.dsn import connect, describe_dsn
 from indici_dagster.core.embedded import embedded_dsn, paths_for
 from indici_dagster.core.settings import PG_DIR, PG_DSN, Settings
+from indici_dagster.core.text import printable
+
+PROJECT_PREFIXES = ("INDICI_", "DAGSTER_PG_")
+PROJECT_NAMES = frozenset(
+    {
+        "AWS_PROFILE",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_DEFAULT_REGION",
+        "AWS_REGION",
+        "AWS_ENDPOINT_URL",
+        "PGSSLMODE",
+        "PGPASSFILE",
+    }
+)
+"""The names `.env` may set besides `INDICI_*` and `DAGSTER_PG_*`: the AWS variables the README
+names, libpq's TLS mode and passfile."""
+
+
+def is_project_setting(name: str) -> bool:
+    """Whether `.env` may set `name`: one of the project's settings."""
+    return name.startswith(PROJECT_PREFIXES) or name in PROJECT_NAMES
+
+
+@dataclass(frozen=True)
+class ProjectEnv:
+    """What `.env` gave: the settings applied, and the other names it holds (ignored)."""
+
+    path: Path | None = None
+    applied: tuple[str, ...] = ()
+    ignored: tuple[str, ...] = ()
+
+
+def read_env_file(path: Path) -> dict[str, str | None]:
+    """The variables of `.env` at `path`, read only if it is a regular file of this user that
+    no one else may write (a symlink too must be this user's); else a one-line `CliError`."""
+    shown = printable(str(path))
+    me = os.geteuid()
+    link = path.lstat()
+    no_follow = 0 if stat.S_ISLNK(link.st_mode) else os.O_NOFOLLOW  # not swapped for a link
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | no_follow)
+    except OSError as error:
+        raise CliError(f"cannot read {shown}: {error.strerror}") from None
+    with os.fdopen(descriptor, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise CliError(f"{shown} is not a regular file: refusing to read it")
+        for owner in (link.st_uid, info.st_uid):
+            if owner != me:
+                raise CliError(
+                    f"{shown} belongs to user id {owner}, not to you (user id {me}): refusing "
+                    "to read it; a .env only you wrote can set the project's settings"
+                )
+        if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            raise CliError(
+                f"{shown} is writable by group or others (mode {stat.S_IMODE(info.st_mode):04o}): "
+                "refusing to read it; run chmod 600 .env"
+            )
+        content = handle.read()
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CliError(f"{shown} is not UTF-8 text: refusing to read it") from None
+    return dotenv_values(stream=io.StringIO(text))
 
 
 def load_project_env(
     folder: Path | None = None, environ: MutableMapping[str, str] = os.environ
-) -> list[str]:
-    """Apply `.env` in `folder` (default: the current folder) exactly as `dagster dev` does.
+) -> ProjectEnv:
+    """Apply the project's settings from `.env` in `folder` (default: the current folder).
 
-    `dagster dev` reads `.env` from the folder it runs in with python-dotenv and sets every
-    variable it names, over a value already in the environment (dagster/_cli/utils.py,
-    `_inject_local_env_file`); variables without a value are skipped. Returns the names set.
+    Like `dagster dev`, a value in `.env` replaces the variable in the environment and a name
+    without a value is skipped; unlike it, only the project's settings (`is_project_setting`)
+    are applied, and a `.env` that is not this user's, or that others may write, is refused
+    (`read_env_file`). The other names are returned as ignored, never applied.
     """
     path = (folder or Path.cwd()) / ".env"
-    if not path.is_file():
-        return []
-    values = {name: value for name, value in dotenv_values(path).items() if value is not None}
-    environ.update(values)
-    return sorted(values)
+    if (not path.exists() and not path.is_symlink()) or path.is_dir():
+        return ProjectEnv()  # a folder named .env (often a virtualenv) is no settings file
+    values = {name: value for name, value in read_env_file(path).items() if value is not None}
+    applied = {name: value for name, value in values.items() if is_project_setting(name)}
+    environ.update(applied)
+    ignored = sorted(name for name in values if name not in applied)
+    return ProjectEnv(path, tuple(sorted(applied)), tuple(ignored))
 
 
 def warehouse_dsn(settings: Settings) -> str:

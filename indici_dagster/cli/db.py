@@ -1,7 +1,8 @@
 """`indici db status|stop|psql|reset`: the embedded laptop server, by hand.
 
-Every command here goes through the embedded server's own API (`core.embedded`), which knows
-its layout: data folder, `<data>-auth/` passfiles, private socket directory.
+Every command here goes through the embedded server's own API (`core.embedded`,
+`core.embedded_reset`), which knows its layout: data folder, `<data>-auth/` passfiles, private
+socket directory. `psql` starts with a clean environment (`core.clean_env`).
 """
 
 import argparse
@@ -11,18 +12,19 @@ from pathlib import Path
 
 from indici_dagster.cli.context import warehouse_dsn
 from indici_dagster.cli.errors import CliError
+from indici_dagster.core.clean_env import TERMINAL, clean_environment
 from indici_dagster.core.dsn import describe_dsn
 from indici_dagster.core.embedded import (
     ROLE_NAMES,
-    check_removable,
     paths_for,
-    remove_server,
     role_dsn,
     server_status,
     stop_server,
 )
 from indici_dagster.core.embedded_cluster import program_path
+from indici_dagster.core.embedded_reset import check_removable, remove_server
 from indici_dagster.core.settings import PG_DIR, PG_DSN, Settings
+from indici_dagster.core.text import printable
 
 
 def _folder_size(folder: Path) -> str:
@@ -62,7 +64,8 @@ def db_psql(args: argparse.Namespace, settings: Settings) -> int:
 
     Connects as the pipeline's writer role by default (`--role`): it sees every table the
     pipeline loads, and cannot rewrite the audit log; the password comes from its passfile.
-    Starts a stopped server that has data, never creates an empty one.
+    Starts a stopped server that has data, never creates an empty one. psql sees only the
+    allow-listed variables (no `PSQLRC`, `PGOPTIONS`, `PAGER`, `LD_PRELOAD`, ...).
     """
     if not settings.uses_embedded_server:
         raise CliError(
@@ -75,12 +78,16 @@ def db_psql(args: argparse.Namespace, settings: Settings) -> int:
     warehouse_dsn(settings)  # never creates an empty server
     dsn = role_dsn(settings.pg_dir, args.role)
     extra = [argument for argument in args.psql_args if argument != "--"]
-    return subprocess.run([str(psql), dsn, *extra], check=False).returncode  # noqa: S603
+    return subprocess.run(  # noqa: S603 - the bundled psql, a DSN of our own
+        [str(psql), dsn, *extra], env=clean_environment(TERMINAL), check=False
+    ).returncode
 
 
 def db_reset(args: argparse.Namespace, settings: Settings) -> int:
     """Stop the embedded server and delete its data, passfiles and socket directory: every
-    table, audit row and ledger entry. Asks first unless `--yes`; refuses a foreign folder."""
+    table, audit row and ledger entry. Asks first unless `--yes`; refuses a foreign data folder,
+    and keeps (one line each, saying why) a passfile or socket folder, or any file in them, that
+    indici did not make."""
     paths = check_removable(settings.pg_dir)  # a foreign folder is refused before asking
     if not paths.data_dir.exists() and not paths.auth_dir.exists():
         print(f"nothing to reset: {paths.data_dir} does not exist")
@@ -94,11 +101,11 @@ def db_reset(args: argparse.Namespace, settings: Settings) -> int:
         answer = input(f"delete {paths.data_dir} and every table in it? type 'reset': ")
         if answer.strip() != "reset":
             raise CliError("not reset: nothing was deleted")
-    remove_server(paths.data_dir)
-    print(
-        f"deleted {paths.data_dir}, its passwords and its socket directory; "
-        "the next run starts an empty server there"
-    )
+    removal = remove_server(paths.data_dir)
+    for folder, reason in removal.kept:
+        print(f"kept {printable(str(folder))}: {reason}")
+    deleted = ", ".join(printable(str(folder)) for folder in removal.deleted) or "nothing"
+    print(f"deleted {deleted}; the next run starts an empty server in {paths.data_dir}")
     return 0
 
 

@@ -3,10 +3,11 @@
 import argparse
 import contextlib
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from indici_dagster.cli.context import ProjectEnv
 from indici_dagster.cli.errors import one_line
 from indici_dagster.core.dsn import connect, describe_dsn
 from indici_dagster.core.embedded import paths_for, role_dsn, server_status
@@ -156,15 +157,28 @@ def _safely(item: str, check: Callable[[], Finding]) -> Finding:
         return Finding(FAIL, item, one_line(error)[0])
 
 
-def diagnose(env_file_names: Sequence[str] = ()) -> list[Finding]:
-    """Every check, in order; checks that need valid settings are skipped when they are not."""
-    env_file = Path.cwd() / ".env"
-    findings = [
-        Finding(OK, ".env", f"{len(env_file_names)} variables from {printable(str(env_file))}")
-        if env_file.is_file()
-        else Finding(OK, ".env", f"none in {printable(str(Path.cwd()))} (environment only)"),
-        *_settings(),
-    ]
+def _env_file(project_env: ProjectEnv) -> Iterator[Finding]:
+    if project_env.path is None:
+        yield Finding(OK, ".env", f"none in {printable(str(Path.cwd()))} (environment only)")
+        return
+    count = len(project_env.applied)
+    yield Finding(OK, ".env", f"{count} variables from {printable(str(project_env.path))}")
+    if project_env.ignored:
+        names = ", ".join(printable(name, limit=60) for name in project_env.ignored)
+        yield Finding(
+            WARN,
+            ".env",
+            f"ignored, not project settings: {names} (dagster dev still loads every name "
+            "in .env into its own processes: remove them)",
+        )
+
+
+def diagnose(project_env: ProjectEnv | None = None) -> list[Finding]:
+    """Every check, in order; checks that need valid settings are skipped when they are not.
+
+    `.env` is reported by the names it gave, and the names it holds that indici ignored (never
+    a value)."""
+    findings = [*_env_file(project_env or ProjectEnv()), *_settings()]
     try:
         settings = load_settings()
     except SettingsError as error:
@@ -185,7 +199,7 @@ def diagnose(env_file_names: Sequence[str] = ()) -> list[Finding]:
 
 def doctor(args: argparse.Namespace, settings: None) -> int:
     """Print one line per check; exit 1 if any failed."""
-    findings = diagnose(getattr(args, "env_file_names", ()))
+    findings = diagnose(getattr(args, "project_env", None))
     width = max(len(finding.item) for finding in findings)
     for finding in findings:
         print(f"{finding.status:<4}  {finding.item:<{width}}  {finding.detail}")

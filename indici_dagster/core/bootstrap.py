@@ -8,24 +8,34 @@ After it has run, in the database of `admin_dsn`:
 - only the writer and the reader may connect: `PUBLIC` loses CONNECT and TEMPORARY on the
   database, and neither role may create schemas or temporary tables there;
 - the owner role (`<writer>_owner`, NOLOGIN: nobody logs in as it) owns the schemas
-  `indici_staging` and `rpt` and the pipeline's own tables (audit log, landing ledger, row
-  counts, locks). The writer has USAGE and CREATE on both schemas and owns the data tables it
-  creates there; on the audit log it has INSERT and SELECT only (append-only: no UPDATE, DELETE
-  or TRUNCATE), on the ledger, row counts and locks SELECT, INSERT and UPDATE (the pipeline
-  never deletes a row of them). Not owning the schemas, the writer cannot grant USAGE on them,
-  so no grant it makes on a staging table reaches anyone;
-- an event trigger lets the writer run no DDL but CREATE TABLE, CREATE INDEX and ALTER TABLE:
-  no GRANT or REVOKE, no ALTER DEFAULT PRIVILEGES, no functions, views or triggers, no DROP
-  (creating an event trigger needs a superuser, or rds_superuser on RDS);
+  `indici_staging` and `rpt` and every table in them: the pipeline's own tables (audit log,
+  landing ledger, row counts, locks) and the data tables alike, with their indexes. Tables a
+  writer owned before (an older bootstrap) are handed to it on every run. The writer owns
+  nothing and has USAGE (no CREATE) on both schemas. It creates a staging or rpt table, adds a
+  column and creates the staging index only by calling the owner's SECURITY DEFINER functions
+  (`core/owner_ddl.py`), which accept nothing but a validated rule's names and registry types.
+  On the data tables it may SELECT, INSERT and DELETE in staging and also UPDATE in rpt (now and
+  later: the owner's default privileges), so it cannot TRUNCATE, SET UNLOGGED, enable row-level
+  security, disable triggers or grant. On the audit log it has INSERT and SELECT only
+  (append-only), on the ledger, row counts and locks SELECT, INSERT and UPDATE;
+- every function in the two schemas belongs to the owner, names catalog objects by their
+  schema and runs with `search_path = pg_catalog, pg_temp`; PUBLIC (and the reader) may execute
+  none, nor any function the owner or the writer create later (default privileges);
+- an event trigger refuses the writer any DDL of its own: no CREATE, ALTER, GRANT or REVOKE, no
+  ALTER DEFAULT PRIVILEGES, no functions, views or triggers, no DROP. Its function reads only
+  qualified catalog names under a pinned search_path, so a planted `rpt.pg_namespace` or a
+  search_path the writer sets (even with ALTER ROLE) changes nothing (creating an event trigger
+  needs a superuser, or rds_superuser on RDS);
 - the reader has CONNECT, USAGE on `rpt`, SELECT (only) on every table in `rpt`, now and
-  created later by the writer (default privileges), and no privilege on `indici_staging`, whose
+  created later (default privileges of the owner), and no privilege on `indici_staging`, whose
   tables hold raw patient rows; `PUBLIC` has no privilege on either schema, and may no longer
   create in `public`, where neither role has any privilege;
 - the reader's sessions have an idle-in-transaction timeout, a statement timeout and a
   connection limit (`reader_limits`, `core.session_limits`), updated when they change.
 
-Residual risk, by design: the writer writes `rpt`, so whatever it puts there the reader reads,
-and it may alter, truncate or empty its own data tables.
+Residual risk, by design: the writer writes `rpt`, so whatever it puts there the reader reads;
+and the loads need DELETE (a re-sent file replaces its rows, a static snapshot replaces rpt), so
+it may delete rows, though never truncate, unlog, hide or re-own a table.
 
 The writer and reader are created if missing as LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE, the
 owner as NOLOGIN; an existing role is left as it is, except that a given password is (re)set,
@@ -48,10 +58,12 @@ from psycopg2 import sql
 from psycopg2.extensions import cursor as Cursor  # noqa: N812 - the class, named as a type
 
 from indici_dagster.core.bootstrap_catalog import (
-    WRITER_CATALOG_PRIVILEGES,
     ensure_catalog_tables,
     ensure_ddl_guard,
+    ensure_owner_functions,
+    ensure_table_privileges,
     fetch_one,
+    foreign_objects,
 )
 from indici_dagster.core.dsn import ConnectionFailedError, connect
 from indici_dagster.core.naming import InvalidIdentifierError, validate_identifier
@@ -141,8 +153,9 @@ def _ensure_role(
 
 
 def _ensure_schema(cursor: Cursor, schema: str, owner: str, writer: str) -> list[str]:
-    """Create `schema` owned by the owner role, or hand it to it; the pipeline's own tables go
-    to the owner, every other table (the data the writer loads and alters) to the writer."""
+    """Create `schema` owned by the owner role, or hand it to it, with every table in it (the
+    pipeline's own and the data tables alike: the writer owns none); the writer may use the
+    schema but create nothing in it."""
     schema_id, owner_id, writer_id = (sql.Identifier(n) for n in (schema, owner, writer))
     row = fetch_one(
         cursor,
@@ -158,29 +171,49 @@ def _ensure_schema(cursor: Cursor, schema: str, owner: str, writer: str) -> list
         actions.append(f"schema {schema} was owned by {row[0]}; now owned by {owner}")
     else:
         actions.append(f"schema {schema} already owned by {owner}")
-    catalog = sorted(WRITER_CATALOG_PRIVILEGES) if schema == STAGING_SCHEMA else []
     cursor.execute(
-        "SELECT c.relname, pg_get_userbyid(c.relowner), "
-        "CASE WHEN c.relname = ANY(%s) THEN %s ELSE %s END FROM pg_class c "
+        "SELECT c.relname, pg_get_userbyid(c.relowner) FROM pg_class c "
         "JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = %s AND c.relkind IN ('r', 'p') ORDER BY c.relname",
-        (catalog, owner, writer, schema),
+        "WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND c.relowner <> %s::regrole "
+        "ORDER BY c.relname",
+        (schema, owner),
     )
-    for table, current, wanted in cursor.fetchall():
-        if current != wanted:
-            cursor.execute(
-                sql.SQL("ALTER TABLE {}.{} OWNER TO {}").format(
-                    schema_id, sql.Identifier(table), sql.Identifier(wanted)
-                )
+    for table, current in cursor.fetchall():  # (ALTER ... OWNER locks even an unchanged table)
+        cursor.execute(
+            sql.SQL("ALTER TABLE {}.{} OWNER TO {}").format(
+                schema_id, sql.Identifier(table), owner_id
             )
-            actions.append(f"table {schema}.{table} was owned by {current}; now owned by {wanted}")
+        )
+        actions.append(f"table {schema}.{table} was owned by {current}; now owned by {owner}")
     cursor.execute(sql.SQL("REVOKE ALL ON SCHEMA {} FROM PUBLIC").format(schema_id))
-    cursor.execute(sql.SQL("GRANT USAGE, CREATE ON SCHEMA {} TO {}").format(schema_id, writer_id))
+    cursor.execute(sql.SQL("REVOKE CREATE ON SCHEMA {} FROM {}").format(schema_id, writer_id))
+    cursor.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema_id, writer_id))
     actions.append(
-        f"revoked every privilege on schema {schema} from PUBLIC; {writer} may use it and "
-        "create tables in it"
+        f"revoked every privilege on schema {schema} from PUBLIC; {writer} may use it but "
+        "create nothing in it"
     )
     return actions
+
+
+def _refuse_foreign_objects(cursor: Cursor) -> None:
+    found = foreign_objects(cursor)
+    if found:
+        raise BootstrapError(
+            f"the pipeline's schemas hold objects it never creates ({'; '.join(found)}): they may "
+            "have been planted to reach the audit log or the ledger. Check and drop them, then "
+            "run bootstrap again"
+        )
+
+
+def _ensure_ddl_guard(cursor: Cursor, owner: str) -> list[str]:
+    try:
+        return ensure_ddl_guard(cursor, owner)
+    except psycopg2.errors.InsufficientPrivilege:
+        pass  # raised below, outside the handler: nothing of the server's text is kept
+    raise BootstrapError(
+        "creating the event trigger that limits the writer's DDL needs a superuser "
+        "(or rds_superuser on RDS); run bootstrap as one"
+    )
 
 
 def bootstrap_database(
@@ -217,7 +250,6 @@ def bootstrap_database(
         raise BootstrapError("the writer and the reader must be different roles")
     writer_id, reader_id = sql.Identifier(writer), sql.Identifier(reader)
     owner_id = sql.Identifier(owner)
-    rpt, staging = sql.Identifier(RPT_SCHEMA), sql.Identifier(STAGING_SCHEMA)
     actions: list[str] = []
     with _admin_connection(admin_dsn) as connection, connection.cursor() as cursor:
         database, admin = fetch_one(cursor, "SELECT current_database(), current_user")  # type: ignore[misc]
@@ -263,53 +295,12 @@ def bootstrap_database(
                 f"from {writer}, {reader}"
             )
 
+        _refuse_foreign_objects(cursor)
         actions += _ensure_schema(cursor, STAGING_SCHEMA, owner, writer)
         actions += _ensure_schema(cursor, RPT_SCHEMA, owner, writer)
         actions += ensure_catalog_tables(cursor, owner, writer, reader)
-        try:
-            actions += ensure_ddl_guard(cursor, owner)
-        except psycopg2.errors.InsufficientPrivilege:
-            refused = True
-        else:
-            refused = False
-        if refused:  # raised outside the handler: nothing of the server's text is kept
-            raise BootstrapError(
-                "creating the event trigger that limits the writer's DDL needs a superuser "
-                "(or rds_superuser on RDS); run bootstrap as one"
-            )
-
-        cursor.execute(sql.SQL("REVOKE ALL ON SCHEMA {} FROM {}").format(staging, reader_id))
-        cursor.execute(
-            sql.SQL("REVOKE ALL ON ALL TABLES IN SCHEMA {} FROM {}").format(staging, reader_id)
-        )
-        cursor.execute(
-            sql.SQL(
-                "ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {} REVOKE ALL ON TABLES FROM {}"
-            ).format(writer_id, staging, reader_id)
-        )
-        actions.append(f"{reader} has no privilege on schema {STAGING_SCHEMA} or its tables")
-
-        cursor.execute(sql.SQL("REVOKE ALL ON SCHEMA {} FROM {}").format(rpt, reader_id))
-        cursor.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(rpt, reader_id))
-        cursor.execute(
-            sql.SQL("REVOKE ALL ON ALL TABLES IN SCHEMA {} FROM {}").format(rpt, reader_id)
-        )
-        cursor.execute(
-            sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}").format(rpt, reader_id)
-        )
-        cursor.execute(
-            sql.SQL(
-                "ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {} REVOKE ALL ON TABLES FROM {}"
-            ).format(writer_id, rpt, reader_id)
-        )
-        cursor.execute(
-            sql.SQL(
-                "ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {} GRANT SELECT ON TABLES TO {}"
-            ).format(writer_id, rpt, reader_id)
-        )
-        actions.append(
-            f"granted {reader} USAGE on schema {RPT_SCHEMA} and SELECT (only) on its tables, "
-            f"including those {writer} creates later"
-        )
+        actions += ensure_owner_functions(cursor, owner, writer)
+        actions += _ensure_ddl_guard(cursor, owner)
+        actions += ensure_table_privileges(cursor, owner, writer, reader)
         connection.commit()
     return actions

@@ -16,11 +16,16 @@ from indici_dagster.core import sql as statements
 from indici_dagster.core.audit import CREATE_AUDIT_TABLE, AuditEntry, write_audit_entries
 from indici_dagster.core.connections import Connections
 from indici_dagster.core.ddl_locks import run_ddl
+from indici_dagster.core.owner_ddl import ensure_owner_functions
 
 DEFAULT_LOCK_TIMEOUT = "10min"
 """How long a load or upsert waits for its table's lock (and its rows) before it fails (and is
 retried): longer than the pipeline's own longest hold of a table (a big upsert), far shorter than
 forever. DDL waits far less (`ddl_locks.run_ddl`): a waiting DDL lock queues readers."""
+
+
+_FUNCTIONS_LOCK = "indici:owner_functions"
+"""The lock row installing the owner's DDL functions takes (never a table's name)."""
 
 
 class LockTimeoutError(psycopg2.OperationalError):
@@ -32,15 +37,20 @@ def ensure_catalog(connections: Connections, lock_timeout: str) -> None:
     locks) where they are missing; leave alone those another role owns.
 
     After `indici bootstrap` every one exists, owned by the owner role, and nothing is
-    done. Without it (a laptop's server) the writer creates them itself. Concurrent calls
-    need no lock: one that loses a race to create an object sees it exist and tries again.
-    Raises `LockTimeoutError` if a lock it needs is not granted within `lock_timeout`.
+    done. Without it (a database of the connecting role's own) that role creates them itself.
+    Then the owner's DDL functions (`owner_ddl.py`), the only way the pipeline creates and
+    widens its data tables: installed where this role owns `indici_staging`, else, if they are
+    missing or out of date, `owner_ddl.OwnerFunctionsMissingError` says to run
+    `indici bootstrap`. Concurrent calls need no lock to create: one that loses a race to
+    create an object sees it exist and tries again. Raises `LockTimeoutError` if a lock it
+    needs is not granted within `lock_timeout`.
     """
     for attempt in range(3):
         with connections.connection() as connection, connection.cursor() as cursor:
             cursor.execute(statements.SET_SESSION_LOCK_TIMEOUT, (lock_timeout,))
             try:
                 _create_catalog(cursor)
+                ensure_owner_functions(cursor, lambda: lock(cursor, _FUNCTIONS_LOCK, lock_timeout))
             except (
                 psycopg2.errors.UniqueViolation,
                 psycopg2.errors.DuplicateObject,

@@ -6,7 +6,8 @@
   reaches no server, file or log).
 - The server listens on no TCP port, only on a Unix socket in a directory private to the OS user
   running it (mode 0700, checked): next to the data directory, or, when that path is too long
-  for a socket, in `$XDG_RUNTIME_DIR` or a fresh 0700 directory of the system's temp dir.
+  for a socket, in `$XDG_RUNTIME_DIR` or a 0700 directory of the system's temp dir, the same one
+  at every start (`embedded_sockets`).
 - The pipeline connects as the ordinary writer role that `indici bootstrap` sets up in the
   `indici` database (no superuser, no CREATEDB, append-only audit log), never as the superuser.
 - Passwords are random, kept in 0600 passfiles (libpq's pgpass format) in a 0700 directory next
@@ -15,19 +16,24 @@
 
 The server is started in a short-lived child process: starting it runs `initdb` and `pg_ctl`
 under another user, and doing that by forking a multi-threaded process (Dagster's gRPC code
-server) can crash the child before it runs. The server outlives the child, so the webserver,
-the daemon and every run share it and its data.
+server) can crash the child before it runs. The child is this interpreter in isolated mode
+(`-I`: no `PYTHON*` variables, no user site, not the current folder on `sys.path`) with a clean
+environment (`clean_env`), and so are the programs it runs. The server outlives the child, so
+the webserver, the daemon and every run share it and its data.
+
+As root the server runs as the OS user `embedded_postgres`; indici changes no folder's
+permissions for it, and refuses with one line when that user cannot already reach the data
+directory (`embedded_cluster.check_server_can_reach`).
 
 API for the CLI: `embedded_dsn` (start if needed; the writer's DSN), `start_server`,
-`server_status`, `stop_server`, `check_removable` and `remove_server` (data, passfiles and
-socket directory), `role_dsn` (the writer's, reader's or superuser's DSN of a running server)
-and `paths_for` (where the data, passfiles and log are). One `EmbeddedServerError` for all.
+`server_status`, `stop_server`, `role_dsn` (the writer's, reader's or superuser's DSN of a
+running server) and `paths_for` (where the data, passfiles and log are); `embedded_reset` holds
+`check_removable` and `remove_server`. One `EmbeddedServerError` for all.
 """
 
 import contextlib
 import os
 import secrets
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -37,21 +43,21 @@ import psycopg2.extensions
 from psycopg2 import sql
 
 from indici_dagster.core.bootstrap import DEFAULT_READER, DEFAULT_WRITER, bootstrap_database
+from indici_dagster.core.clean_env import clean_environment
 from indici_dagster.core.dsn import connect
 from indici_dagster.core.embedded_cluster import (
     PORT,
-    SOCKET_DIR_PREFIX,
     SUPERUSER,
     EmbeddedPaths,
     EmbeddedServerError,
     Role,
     ServerStatus,
-    configured_socket_dir,
     is_safe,
     prepare_cluster,
     run_program,
 )
 from indici_dagster.core.private_files import (
+    PrivateFileError,
     exclusive_lock,
     passfile_line,
     private_dir,
@@ -96,44 +102,9 @@ def stop_server(data_dir: str | Path) -> bool:
     return True
 
 
-def check_removable(data_dir: str | Path) -> EmbeddedPaths:
-    """The paths of `data_dir` if `remove_server` may delete it: a PostgreSQL cluster, an empty
-    folder or none; otherwise `EmbeddedServerError`."""
-    paths = paths_for(data_dir)
-    data = paths.data_dir
-    if data.exists() and not paths.has_cluster and (not data.is_dir() or any(data.iterdir())):
-        raise EmbeddedServerError(
-            f"{data} is not a PostgreSQL data folder (no PG_VERSION): not deleting it"
-        )
-    return paths
-
-
-def remove_server(data_dir: str | Path) -> bool:
-    """Stop the server of `data_dir` and delete its data, passfiles and socket directory: the
-    next start creates an empty cluster with new passwords. Every row in it is lost.
-
-    Refuses (`EmbeddedServerError`, nothing deleted) a non-empty folder that is not a PostgreSQL
-    cluster, so a mistyped `INDICI_PG_DIR` never deletes anything else. Returns False when
-    there was nothing to delete.
-    """
-    paths = check_removable(data_dir)
-    data = paths.data_dir
-    socket_dirs = [paths.socket_dir_beside]
-    chosen = configured_socket_dir(paths)
-    if chosen is not None and chosen.name.startswith(SOCKET_DIR_PREFIX):
-        socket_dirs.append(chosen)  # one of ours outside the project (runtime or temp dir)
-    found = [path for path in (data, paths.auth_dir, *socket_dirs) if path.exists()]
-    lock = (
-        exclusive_lock(paths.auth_dir / "start.lock")
-        if paths.auth_dir.is_dir()
-        else contextlib.nullcontext()
-    )
-    with lock:  # no start in between
-        stop_server(data)
-        for path in found:
-            shutil.rmtree(path)
-    _known.pop(data, None)
-    return bool(found)
+def forget(data_dir: Path) -> None:
+    """Drop this process's remembered DSN for `data_dir` (after its server was deleted)."""
+    _known.pop(data_dir, None)
 
 
 def role_dsn(data_dir: str | Path, role: Role = "writer", database: str = DATABASE) -> str:
@@ -189,9 +160,10 @@ def embedded_dsn(data_dir: str | Path) -> str:
     if known and _answers(known):
         return known
     result = subprocess.run(  # noqa: S603 - our own module, run by this interpreter
-        [sys.executable, "-m", "indici_dagster.core.embedded", str(path)],
+        [sys.executable, "-I", "-m", "indici_dagster.core.embedded", str(path)],
         capture_output=True,
         text=True,
+        env=clean_environment(),
         timeout=300,
         check=False,
     )
@@ -238,5 +210,15 @@ def _set_up_database(paths: EmbeddedPaths, *, rebootstrap: bool) -> None:
         write_private(paths.passfile(role), passfile_line(ROLE_NAMES[role], password))
 
 
+def _main(data_dir: str) -> int:
+    try:
+        dsn = start_server(Path(data_dir))
+    except (EmbeddedServerError, PrivateFileError) as error:
+        print(str(error).replace("\n", " "), file=sys.stderr)  # noqa: T201 - the parent's line
+        return 1
+    print(dsn)  # noqa: T201 - the parent reads the DSN from stdout
+    return 0
+
+
 if __name__ == "__main__":
-    print(start_server(Path(sys.argv[1])))  # noqa: T201 - the parent reads the DSN from stdout
+    sys.exit(_main(sys.argv[1]))

@@ -1,33 +1,52 @@
 """The embedded server's cluster on disk: created without `trust`, configured for SCRAM logins
-over a private socket only, and run as the right OS user. Used by `embedded`, which owns its
-lifecycle (start, status, stop) and its roles."""
+over a private socket only, and run as the right OS user with a clean environment. Used by
+`embedded`, which owns its lifecycle (start, status, stop) and its roles.
 
-import hashlib
+As root the server runs as `SERVER_USER_WHEN_ROOT` and indici changes no folder's permissions
+for it: a start where that user cannot already enter the data directory's parents (or run the
+bundled programs) is refused with one line saying what to do.
+"""
+
 import os
 import secrets
 import subprocess
-import sys
-import tempfile
 import types
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from indici_dagster.core.clean_env import clean_environment
+from indici_dagster.core.embedded_sockets import (
+    PORT,
+    SOCKET_DIR_PREFIX,
+    SOCKET_NAME,
+    choose_socket_dir,
+    clean_previous_socket_dir,
+    configured_socket_dir,
+    socket_fits,
+)
 from indici_dagster.core.private_files import (
+    first_unreachable,
     passfile_line,
     private_dir,
     scram_verifier,
+    with_ancestors,
     write_private,
 )
 
+__all__ = [  # the socket names, re-exported for the modules and tests that read them here
+    "PORT",
+    "SOCKET_DIR_PREFIX",
+    "SOCKET_NAME",
+    "configured_socket_dir",
+    "socket_fits",
+]
+
 SUPERUSER = "postgres"
-PORT = 5432
-SOCKET_NAME = f".s.PGSQL.{PORT}"
-SOCKET_DIR_PREFIX = "indici-pg-"
-"""The name of a socket directory chosen outside the project (runtime or temp directory)."""
 SERVER_USER_WHEN_ROOT = "embedded_postgres"
-"""PostgreSQL refuses to run as root: as root, the server runs as this OS user."""
+"""PostgreSQL refuses to run as root: as root, the server runs as this OS user, with its own
+group and no other (never root's groups), and indici changes no folder's permissions for it."""
 HBA = (
     "# written by indici-dagster: password (SCRAM) logins over the private socket, nothing else\n"
     "local all all scram-sha-256\n"
@@ -101,13 +120,20 @@ def server_user() -> str | None:
     return SERVER_USER_WHEN_ROOT
 
 
-def server_uid() -> int:
+def server_ids() -> tuple[int, int]:
+    """The user and group ids the server runs with."""
     user = server_user()
     if user is None:
-        return os.geteuid()
+        return os.geteuid(), os.getegid()
     import pwd
 
-    return pwd.getpwnam(user).pw_uid
+    entry = pwd.getpwnam(user)
+    return entry.pw_uid, entry.pw_gid
+
+
+def server_uid() -> int:
+    """The user id owning the data and socket directories."""
+    return server_ids()[0]
 
 
 def program_path(binary: str) -> Path:
@@ -116,58 +142,53 @@ def program_path(binary: str) -> Path:
 
 
 def run_program(binary: str, args: list[str], stdin: str | None = None) -> None:
-    """Run one of the bundled PostgreSQL programs as the server's OS user."""
+    """Run one of the bundled PostgreSQL programs as the server's OS user (its own group, no
+    supplementary groups) with a clean environment (`clean_env`), from `/`."""
+    user = server_user()
+    as_user = {} if user is None else {"user": user, "group": server_ids()[1], "extra_groups": []}
     result = subprocess.run(  # noqa: S603 - the bundled binaries, arguments of our own
         [str(program_path(binary)), *args],
         input=stdin,
         capture_output=True,
         text=True,
-        user=server_user(),
+        env=clean_environment(),
+        cwd="/",
         timeout=120,
         check=False,
+        **as_user,
     )
     if result.returncode != 0:
         detail = (result.stderr.strip().splitlines() or ["no output"])[-1]
         raise EmbeddedServerError(f"{binary} failed: {detail}")
 
 
-def socket_fits(directory: Path) -> bool:
-    """Whether a Unix socket in `directory` fits the bytes a socket path may hold (107 on Linux,
-    103 on macOS, less the terminating NUL)."""
-    limit = 103 if sys.platform == "darwin" else 107
-    return len(os.fsencode(directory / SOCKET_NAME)) <= limit
+def check_server_can_reach(paths: EmbeddedPaths) -> None:
+    """As root: refuse (`EmbeddedServerError`, nothing changed) unless the server's OS user can
+    already enter every folder above the data directory and run the bundled programs.
 
-
-def choose_socket_dir(paths: EmbeddedPaths) -> Path:
-    """A directory private to the server's user, short enough to hold the socket."""
-    owner = server_uid()
-    beside = paths.socket_dir_beside
-    if socket_fits(beside):
-        return private_dir(beside, owner)
-    runtime = os.environ.get("XDG_RUNTIME_DIR", "")
-    if runtime and owner == os.geteuid():
-        digest = hashlib.sha256(str(paths.data_dir).encode()).hexdigest()[:12]
-        candidate = Path(runtime) / f"{SOCKET_DIR_PREFIX}{digest}"
-        info = Path(runtime).stat()
-        if info.st_uid == owner and not info.st_mode & 0o077 and socket_fits(candidate):
-            return private_dir(candidate, owner)
-    fresh = Path(tempfile.mkdtemp(prefix=SOCKET_DIR_PREFIX))  # 0700, a name nobody can guess
-    if owner != os.geteuid():
-        os.chown(fresh, owner, -1)
-    return private_dir(fresh, owner)
-
-
-def configured_socket_dir(paths: EmbeddedPaths) -> Path | None:
-    """The socket directory the last start chose (read back from `indici.conf`), if any."""
-    try:
-        lines = (paths.data_dir / "indici.conf").read_text().splitlines()
-    except OSError:
-        return None
-    prefix = "unix_socket_directories = '"
-    for line in lines:
-        if line.startswith(prefix) and line.endswith("'"):
-            return Path(line[len(prefix) : -1].replace("''", "'"))
-    return None
+    Older versions opened every parent folder to all users (`chmod g+rx,o+rx` up to `/`); a
+    project under `/root` or a home folder was then readable by every local user. Not as root:
+    nothing to check (the server runs as this user).
+    """
+    user = server_user()
+    if user is None:
+        return
+    uid, gid = server_ids()
+    install = program_path("postgres").parent.parent
+    needed = [
+        *with_ancestors(paths.data_dir.parent),
+        *with_ancestors(install),
+        *(install / folder for folder in ("bin", "lib", "share")),
+        *(program_path(binary) for binary in ("initdb", "pg_ctl", "postgres")),
+    ]
+    blocked = first_unreachable(dict.fromkeys(needed), uid, gid)
+    if blocked is not None:
+        raise EmbeddedServerError(
+            f"running as root, the embedded server runs as the OS user {user}, which cannot "
+            f"enter {blocked}; indici opens no folder to other users, so nothing was changed: "
+            "run as an ordinary user, or set INDICI_PG_DIR to a folder that user can reach "
+            "(e.g. /var/lib/indici/pg), or set INDICI_PG_DSN to a server of your own"
+        )
 
 
 def is_safe(paths: EmbeddedPaths, status: ServerStatus) -> bool:
@@ -197,14 +218,11 @@ def prepare_cluster(paths: EmbeddedPaths) -> None:
     """With the server stopped: create the cluster if need be, write its authentication and
     socket settings, and give the superuser a password if it has none on file."""
     data = paths.data_dir
+    check_server_can_reach(paths)  # as root: changes no folder's permissions, or refuses
     if not (data / "PG_VERSION").exists():
         private_dir(data, server_uid())
         if any(data.iterdir()):
             raise EmbeddedServerError(f"{data} is neither empty nor a PostgreSQL data directory")
-        if server_user() is not None:
-            embedded_postgres_module().utils.ensure_prefix_permissions(
-                data
-            )  # the server's user must reach its data directory
         run_program(
             "initdb",
             [
@@ -218,7 +236,8 @@ def prepare_cluster(paths: EmbeddedPaths) -> None:
             ],
         )
     write_for_server(data / "pg_hba.conf", HBA)
-    socket_dir = choose_socket_dir(paths)
+    socket_dir = choose_socket_dir(paths, server_uid())
+    clean_previous_socket_dir(paths, socket_dir, server_uid())
     quoted = str(socket_dir).replace("'", "''")
     write_for_server(
         data / "indici.conf",

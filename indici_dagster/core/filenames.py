@@ -13,6 +13,8 @@ _FILE_NAME = re.compile(
     r"(?P<dataset>[A-Za-z][A-Za-z0-9]*)_(?P<date>[0-9]{8})_?(?P<time>[0-9]{6})\.parquet"
 )
 
+NAME_PATTERNS = "<Dataset>_<YYYYMMDDHHMMSS>.parquet or <Dataset>_<YYYYMMDD>_<HHMMSS>.parquet"
+
 
 @dataclass(frozen=True)
 class LandedFileName:
@@ -48,10 +50,7 @@ def parse_file_name(key: str, timezone: str) -> LandedFileName:
     name = base_name(key)
     match = _FILE_NAME.fullmatch(name)
     if match is None:
-        raise UnrecognisedFileNameError(
-            f"{name!r} does not match <Dataset>_<YYYYMMDDHHMMSS>.parquet "
-            "or <Dataset>_<YYYYMMDD>_<HHMMSS>.parquet"
-        )
+        raise UnrecognisedFileNameError(f"{name!r} does not match {NAME_PATTERNS}")
     stamp = match["date"] + match["time"]
     try:
         naive = datetime.strptime(stamp, "%Y%m%d%H%M%S")

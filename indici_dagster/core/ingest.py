@@ -16,8 +16,9 @@ from indici_dagster.core.db_errors import (
     classify,
     describe_library_error,
 )
+from indici_dagster.core.escaping import escape_text
 from indici_dagster.core.filenames import LandedFileName, parse_file_name, try_parse_file_name
-from indici_dagster.core.landing_scan import objects_of_dates
+from indici_dagster.core.landing_scan import file_of_dates, objects_of_dates
 from indici_dagster.core.parquet import (
     ParquetSummary,
     UnreadableParquetError,
@@ -25,7 +26,7 @@ from indici_dagster.core.parquet import (
     summarize,
 )
 from indici_dagster.core.rules import Rule
-from indici_dagster.core.run_objects import decode_objects_tags
+from indici_dagster.core.run_objects import OBJECTS_TAG, ObjectsTagError, decode_objects_tags
 from indici_dagster.core.staging_load import StagingResult
 from indici_dagster.core.storage import (
     ChangedWhileReadingError,
@@ -82,20 +83,25 @@ def landed_files_for(
 
     A run of one date whose `run_tags` carry the versions the sensor requested it for
     (`run_objects`) reads exactly those, with no storage request; any other run lists per date,
-    not the whole location (entries that can never be read are the sensor's to audit). Reads
-    and copies check each version's ETag, so a version replaced since is never taken for it.
+    not the whole location (entries that can never be read are the sensor's to audit). Versions
+    named in tags pass the listing's own checks (`file_of_dates`): one that fails them raises
+    `ObjectsTagError` naming its escaped key, before anything is read. Reads and copies check
+    each version's ETag, so a version replaced since is never taken for it.
     """
     wanted = set(partition_keys)
     requested = decode_objects_tags(run_tags or {})
-    if requested is not None and wanted == {requested.partition_key}:
-        candidates = requested.objects
-    else:
-        candidates = objects_of_dates(storage, wanted)
+    from_tags = requested is not None and wanted == {requested.partition_key}
+    candidates = requested.objects if from_tags else objects_of_dates(storage, wanted)
     files = []
     for obj in candidates:
-        name = None if obj.problem else try_parse_file_name(obj.key, timezone)
-        if name is not None and name.partition_key in wanted:
+        name = file_of_dates(storage, obj, wanted, timezone)
+        if isinstance(name, LandedFileName):
             files.append(LandedFile(obj, name))
+        elif from_tags:  # the listing would never have handed it over: a forged or damaged tag
+            raise ObjectsTagError(
+                f"run tags {OBJECTS_TAG}.* name {escape_text(obj.key)}, which is refused: {name}; "
+                "the run reads none of its files"
+            )
     return sorted(files, key=lambda f: (f.name.source_ts, f.name.file_name, f.object.key))
 
 

@@ -1,4 +1,5 @@
-"""What a sensor tick requests: landed object versions grouped into one run request per date.
+"""What a sensor tick requests: landed object versions grouped into one run request per date,
+and versions staged without their rpt step grouped into one rpt-only request per date.
 
 Pure functions over listed objects and ledger entries; the sensor asks Dagster and the ledger,
 this module only decides.
@@ -19,24 +20,54 @@ from indici_dagster.core.filenames import (
 from indici_dagster.core.ledger import LedgerEntry, Outcome
 from indici_dagster.core.storage import StoredObject
 
+MAX_ATTEMPTS = 10
+"""Run keys tried for one request: the key, then `<key>:attempt<n>` after each run that ended
+under the previous one without processing the request's versions."""
+
 
 @dataclass
 class DateRequest:
-    """One run to request: a partition, the datasets with rules among its files, the files."""
+    """One run to request: a partition, the datasets with rules among its files, the files;
+    `rpt_only`: only the rpt step of those datasets, for versions already staged."""
 
     partition_key: str
     datasets: set[str] = field(default_factory=set)
     entries: list[LedgerEntry] = field(default_factory=list)
+    rpt_only: bool = False
 
     @property
     def run_key(self) -> str:
         """A function of the date, the set of object versions and the datasets with rules
         among them only: evaluating again after a lost tick gives the same key; new content, or
-        a rule for a waiting dataset, a new one."""
+        a rule for a waiting dataset, a new one. An rpt-only request's key says so
+        (`<date>:rpt:<digest>`), so it never equals the key of the run that copied the files."""
         digest = hashlib.sha256("\0".join(sorted(self.datasets)).encode() + b"\n")
         for entry in sorted(self.entries, key=lambda e: (e.source_key, e.etag)):
             digest.update(f"{entry.source_key}\0{entry.etag}\n".encode())
-        return f"{self.partition_key}:{digest.hexdigest()[:20]}"
+        kind = ":rpt" if self.rpt_only else ""
+        return f"{self.partition_key}{kind}:{digest.hexdigest()[:20]}"
+
+
+def attempt_key(run_key: str, attempt: int) -> str:
+    """The run key of the request's `attempt`-th run (1: the key itself)."""
+    return run_key if attempt == 1 else f"{run_key}:attempt{attempt}"
+
+
+def plan_rpt(
+    needing_rpt: Iterable[LedgerEntry], datasets_with_rules: Collection[str]
+) -> list[DateRequest]:
+    """Pure: one rpt-only request per date for versions staged without their rpt step (of
+    datasets that still have a rule; the others wait, as files without a rule do)."""
+    by_date: dict[str, DateRequest] = {}
+    for entry in needing_rpt:
+        if entry.dataset not in datasets_with_rules or not entry.partition_key:
+            continue
+        request = by_date.setdefault(
+            entry.partition_key, DateRequest(entry.partition_key, rpt_only=True)
+        )
+        request.datasets.add(entry.dataset)
+        request.entries.append(entry)
+    return sorted(by_date.values(), key=lambda r: r.partition_key)
 
 
 @dataclass

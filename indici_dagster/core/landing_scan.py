@@ -8,11 +8,12 @@ one sweep. The state is a few bytes per dataset. Local folders are listed whole 
 """
 
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from indici_dagster.core.escaping import key_problem
+from indici_dagster.core.filenames import NAME_PATTERNS, LandedFileName, try_parse_file_name
 from indici_dagster.core.local_storage import LocalStorage
 from indici_dagster.core.s3_storage import S3Storage
 from indici_dagster.core.storage import Storage, StoredObject
@@ -119,6 +120,27 @@ def objects_of_dates(storage: Storage, partition_keys: Iterable[str]) -> list[St
         wanted = tuple(f"_{stamp}" for stamp in stamps)
         return list(storage.list_objects(accept=lambda name: any(s in name for s in wanted)))
     return list(storage.list_objects())
+
+
+def file_of_dates(
+    storage: Storage, obj: StoredObject, partition_keys: Collection[str], timezone: str
+) -> LandedFileName | str:
+    """The parsed name of `obj` when it is a file of one of `partition_keys` that the landing
+    listing hands over, else why it is not (never quoting the key).
+
+    The one check for both a date's listed objects and the versions a run's tags name: the
+    storage's own listing check (`key_refusal`: hidden, unsafe, unstorable keys), then the
+    name pattern and the date.
+    """
+    problem = obj.problem or storage.key_refusal(obj.key)
+    if problem is not None:
+        return problem
+    name = try_parse_file_name(obj.key, timezone)
+    if name is None:
+        return f"its name does not match {NAME_PATTERNS}"
+    if name.partition_key not in partition_keys:
+        return f"its name is dated {name.partition_key}, not {', '.join(sorted(partition_keys))}"
+    return name
 
 
 MONTH_LISTING_FROM = 4

@@ -1,11 +1,17 @@
 """The landing ledger: what became of every landed object version (key + ETag).
 
-Runs record the versions they processed (the partitioned step writes `in_run`, with its run);
-the sensor settles them to `done` once Dagster reports the run succeeded, or `run_failed` (needs
-attention) when it failed or was cancelled. The sensor itself records only versions it refuses
-(unrecognised names, dates out of range, keys that can never be read): never a hand-over Dagster
-may not have stored. An unchanged file is never requested twice, a re-sent file with new content
-is new work, and files of a dataset without a rule wait here until a rule exists.
+Runs record the versions they processed: the partitioned step writes `in_run` with its run
+(`run_id`); each file's staging load writes `staged_run_id` and each rpt upsert `rpt_run_id`, in
+the transaction that loads or applies the rows (`mark_staged`, `mark_applied`). The sensor
+settles a version `done` only once the staging step that loaded it and the rpt step that applied
+it both succeeded (`ledger_settle`): a run, or a re-execution of other steps, that did not itself
+apply the version to rpt never settles it. A version staged by a successful run without its rpt
+step becomes `needs_rpt`, and the sensor requests that step; `run_failed` (needs attention) when
+its run failed or was cancelled. The sensor itself records only versions it refuses
+(unrecognised names, dates out of range, keys that can never be read) and requested ones whose
+run failed before recording them: never a hand-over Dagster may not have stored. An unchanged
+file is never requested twice, a re-sent file with new content is new work, and files of a
+dataset without a rule wait here until a rule exists.
 """
 
 from collections.abc import Collection, Iterable, Sequence
@@ -16,9 +22,7 @@ from psycopg2 import sql
 from psycopg2.extensions import cursor as Cursor  # noqa: N812 - the class, named as a type
 
 from indici_dagster.core.escaping import escape_text
-from indici_dagster.core.filenames import (
-    LandedFileName,
-)
+from indici_dagster.core.filenames import LandedFileName
 from indici_dagster.core.sql import LEDGER_TABLE, STAGING_SCHEMA, qualified
 from indici_dagster.core.storage import StoredObject
 
@@ -36,17 +40,24 @@ CREATE_LEDGER_TABLE = sql.SQL(
         outcome text NOT NULL,
         run_key text,
         run_id text,
+        staged_run_id text,
+        rpt_run_id text,
         message text,
         first_seen_at timestamptz NOT NULL DEFAULT now(),
         updated_at timestamptz NOT NULL DEFAULT now(),
         PRIMARY KEY (source_key, etag)
     );
-    DO $$ BEGIN
-        -- ledgers made before runs recorded themselves; ALTER only then (it needs the owner)
-        IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = {name}::regclass
-                       AND attname = 'run_id' AND NOT attisdropped) THEN
-            ALTER TABLE {ledger} ADD COLUMN run_id text;
-        END IF;
+    DO $$ DECLARE added text; BEGIN
+        -- ledgers made before runs recorded themselves and their steps; ALTER only then (it
+        -- needs the owner)
+        FOREACH added IN ARRAY ARRAY['run_id', 'staged_run_id', 'rpt_run_id'] LOOP
+            IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute
+                           WHERE attrelid = {name}::pg_catalog.regclass
+                           AND attname = added AND NOT attisdropped) THEN
+                EXECUTE 'ALTER TABLE {ledger} ADD COLUMN '
+                    || pg_catalog.quote_ident(added) || ' text';
+            END IF;
+        END LOOP;
     END $$;
     CREATE INDEX IF NOT EXISTS landing_ledger_outcome_idx ON {ledger} (outcome)
     """
@@ -59,9 +70,13 @@ class Outcome(StrEnum):
     IN_RUN = "in_run"
     """A run copied it; the run's end has not been seen yet."""
     DONE = "done"
-    """Its run succeeded."""
+    """The staging step that loaded it and the rpt step that applied it both succeeded."""
+    NEEDS_RPT = "needs_rpt"
+    """A run that succeeded loaded it into staging without its rpt step: the sensor requests
+    the rpt step of its dataset and date (run key `<date>:rpt:<digest>`)."""
     RUN_FAILED = "run_failed"
-    """Its run failed or was cancelled: needs attention (re-execute the run or backfill)."""
+    """Its run failed or was cancelled, or succeeded without loading it into staging: needs
+    attention (re-execute the run or backfill the date)."""
     NO_RULE = "no_rule"
     NAME_CLASH = "name_clash"
     UNRECOGNISED = "unrecognised"
@@ -69,8 +84,11 @@ class Outcome(StrEnum):
     UNREADABLE = "unreadable"
 
 
-UNSETTLED = (Outcome.IN_RUN, Outcome.RUN_FAILED)
-"""Outcomes whose run the sensor checks every tick."""
+UNSETTLED = (Outcome.IN_RUN, Outcome.NEEDS_RPT, Outcome.RUN_FAILED)
+"""Outcomes whose runs the sensor checks every tick; a staging load or an rpt upsert records
+itself only on versions in these."""
+STEP_COLUMNS = ("run_id", "staged_run_id", "rpt_run_id")
+"""The columns runs record themselves in (added to ledgers made before them)."""
 
 
 @dataclass(frozen=True)
@@ -188,40 +206,52 @@ def processed_entries(
     return entries
 
 
-@dataclass(frozen=True)
-class UnsettledRun:
-    """A run that processed versions the ledger has not yet seen finish successfully."""
-
-    run_id: str
-    files: int
-    first_date: str | None
-    last_date: str | None
-    failed: bool
-    """Already known to have failed or been cancelled."""
-
-
-def unsettled_runs(cursor: Cursor, limit: int = 200) -> list[UnsettledRun]:
-    """Runs holding `in_run` or `run_failed` versions, oldest first (one grouped query)."""
+def mark_staged(
+    cursor: Cursor, dataset: str, partition_key: str, file_name: str, run_id: str
+) -> int:
+    """Inside the transaction that loads a file into staging: record `run_id` as the run whose
+    staging step loaded the unsettled versions of this file (any earlier rpt mark is cleared:
+    it described rows this load replaced). Returns how many versions it marked."""
     cursor.execute(
         sql.SQL(
-            "SELECT run_id, count(*), min(partition_key), max(partition_key), "
-            "bool_or(outcome = %s) FROM {} WHERE outcome = ANY(%s) AND run_id IS NOT NULL "
-            "GROUP BY run_id ORDER BY min(updated_at) LIMIT %s"
+            "UPDATE {} SET staged_run_id = %s, rpt_run_id = NULL, updated_at = now() "
+            "WHERE dataset = %s AND partition_key = %s AND file_name = %s AND outcome = ANY(%s)"
         ).format(LEDGER),
-        (str(Outcome.RUN_FAILED), [str(o) for o in UNSETTLED], limit),
+        (run_id, dataset, partition_key, file_name, [str(o) for o in UNSETTLED]),
     )
-    return [UnsettledRun(*row) for row in cursor.fetchall()]
+    return cursor.rowcount
 
 
-def settle_run(cursor: Cursor, run_id: str, outcome: Outcome, message: str | None) -> int:
-    """Mark the unsettled versions `run_id` processed as `done` or `run_failed`; returns how
-    many changed."""
+def mark_applied(
+    cursor: Cursor,
+    dataset: str,
+    partition_keys: Collection[str],
+    run_id: str,
+    *,
+    only: Collection[str] | None = None,
+    excluding: Collection[str] = (),
+) -> int:
+    """Inside the transaction of an rpt upsert, holding the table's lock: record `run_id` as
+    the run whose rpt step applied the unsettled, already staged versions of `dataset` dated
+    `partition_keys` (every staged file of those dates is in the upsert's window; an empty file
+    has no rows to apply). `only` limits it to these file names, `excluding` leaves out files
+    whose upsert failed. Returns how many versions it marked."""
     cursor.execute(
         sql.SQL(
-            "UPDATE {} SET outcome = %s, message = %s, updated_at = now() "
-            "WHERE run_id = %s AND outcome = ANY(%s) AND outcome <> %s"
+            "UPDATE {} SET rpt_run_id = %s, updated_at = now() WHERE dataset = %s "
+            "AND partition_key = ANY(%s) AND staged_run_id IS NOT NULL AND outcome = ANY(%s) "
+            "AND (%s::text[] IS NULL OR file_name = ANY(%s::text[])) "
+            "AND NOT (file_name = ANY(%s::text[]))"
         ).format(LEDGER),
-        (str(outcome), message, run_id, [str(o) for o in UNSETTLED], str(outcome)),
+        (
+            run_id,
+            dataset,
+            sorted(partition_keys),
+            [str(o) for o in UNSETTLED],
+            None if only is None else sorted(only),
+            None if only is None else sorted(only),
+            sorted(excluding),
+        ),
     )
     return cursor.rowcount
 
@@ -242,22 +272,34 @@ def file_states(cursor: Cursor, file_name: str) -> list[str]:
     it is done or needs attention; for `indici audit`."""
     cursor.execute(
         sql.SQL(
-            "SELECT source_key, etag, outcome, partition_key, run_id, message, updated_at "
-            "FROM {} WHERE file_name = %s ORDER BY first_seen_at, source_key"
+            "SELECT source_key, etag, outcome, partition_key, run_id, staged_run_id, rpt_run_id, "
+            "message, updated_at FROM {} WHERE file_name = %s ORDER BY first_seen_at, source_key"
         ).format(LEDGER),
         (file_name,),
     )
     attention = {
         Outcome.IN_RUN: "its run has not been seen to finish",
-        Outcome.RUN_FAILED: "NEEDS ATTENTION: its run failed or was cancelled; re-execute the "
-        "run or backfill the date",
+        Outcome.NEEDS_RPT: "staged without its rpt step; the sensor requests that step",
+        Outcome.RUN_FAILED: "NEEDS ATTENTION: its run failed or was cancelled, or did not load "
+        "it into staging; re-execute the run or backfill the date",
         Outcome.NAME_CLASH: "NEEDS ATTENTION: another key has the same file name",
     }
     lines = []
-    for key, etag, outcome, partition_key, run_id, message, updated_at in cursor.fetchall():
+    for (
+        key,
+        etag,
+        outcome,
+        partition_key,
+        run_id,
+        staged,
+        applied,
+        message,
+        updated_at,
+    ) in cursor.fetchall():
         note = attention.get(outcome, message or "")
         lines.append(
             f"ledger | {escape_text(key)} | {etag} | {partition_key} | {outcome} | "
-            f"run {run_id or '-'} | {updated_at:%Y-%m-%d %H:%M:%S%z} | {note}"
+            f"run {run_id or '-'} (staged by {staged or '-'}, rpt by {applied or '-'}) | "
+            f"{updated_at:%Y-%m-%d %H:%M:%S%z} | {note}"
         )
     return lines

@@ -20,12 +20,14 @@ from typing import BinaryIO
 
 from indici_dagster.core.escaping import escape_text, key_problem
 from indici_dagster.core.storage import (
+    HIDDEN,
     READ_BUFFER,
     ChangedWhileReadingError,
     LocationMissingError,
     Storage,
     StoredObject,
     UnsafeKeyError,
+    is_hidden,
     normalise_key,
     problem_object,
 )
@@ -100,6 +102,17 @@ class LocalStorage:
         if not self.root.is_dir():
             raise LocationMissingError(f"landing folder {escape_text(str(self.root))} is missing")
 
+    def key_refusal(self, key: str) -> str | None:
+        """Why the listing never hands `key` over: a key that cannot be stored or printed raw
+        (`key_problem`), one that is not a plain path inside the folder (empty, `.` or `..`
+        segments, a leading `/`), or a hidden file or folder (never listed: partial uploads)."""
+        if (problem := key_problem(key)) is not None:
+            return problem
+        parts = key.split("/")
+        if any(part in ("", ".", "..") for part in parts):
+            return "its key is not a plain path inside the landing folder"
+        return HIDDEN if any(is_hidden(part) for part in parts) else None
+
     def _describe_file(self, key: str, path: Path) -> StoredObject:
         fd, status = _open_regular(path)
         try:
@@ -117,7 +130,7 @@ class LocalStorage:
         """A listed entry: a regular file with its digest, or a problem (never followed)."""
         marker = f"unread-{status.st_size:x}-{status.st_mtime_ns:x}-{status.st_ino:x}"
         changed = datetime.fromtimestamp(status.st_mtime_ns / 1e9, UTC)
-        problem = key_problem(key)
+        problem = self.key_refusal(key)
         if problem is None and stat_kind.S_ISLNK(status.st_mode):
             problem = "it is a symbolic link (never followed)"
         elif problem is None and not stat_kind.S_ISREG(status.st_mode):
@@ -160,7 +173,7 @@ class LocalStorage:
             )
             return
         for entry in entries:
-            if entry.name.startswith("."):
+            if is_hidden(entry.name):  # skipped, as `key_refusal` refuses them
                 continue
             key = relative + entry.name
             if entry.is_dir(follow_symlinks=False):

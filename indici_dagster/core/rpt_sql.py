@@ -158,10 +158,12 @@ def rpt_rows_by_source_file(table: str) -> sql.Composed:
 
 
 def add_primary_key(table: str, primary_key: Sequence[str]) -> sql.Composed:
-    """ALTER TABLE rpt.<table> ADD PRIMARY KEY: for a table created without it in the same
-    transaction, so the index is built once, sorted, rather than row by row."""
-    return sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(
-        qualified(RPT_SCHEMA, table), identifiers(primary_key)
+    """Add rpt.<table>'s primary key through the owner's function: for a table created without
+    it in the same transaction, so the index is built once, sorted, rather than row by row."""
+    return sql.SQL("SELECT {}({}, {}::text[])").format(
+        sql.Identifier(STAGING_SCHEMA, "add_rpt_primary_key"),
+        sql.Literal(validate_identifier(table)),
+        sql.Literal([validate_identifier(k) for k in primary_key]),
     )
 
 

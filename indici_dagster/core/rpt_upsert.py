@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 import psycopg2
 from psycopg2.extensions import cursor as Cursor  # noqa: N812 - the class, named as a type
 
-from indici_dagster.core import rpt_sql
+from indici_dagster.core import ledger, rpt_sql
 from indici_dagster.core import sql as statements
 from indici_dagster.core.audit import AuditEntry, Status, Step, write_audit_entries
 from indici_dagster.core.catalog import (
@@ -73,6 +73,7 @@ class RptUpserter:
         *,
         run_id: str,
         partition_key_of: PartitionKeyOf,
+        ledger_dates: Sequence[str] | None = None,
     ) -> list[FileUpsert]:
         """Apply every staged row with `start <= _source_ts < end` to `rpt.<table>`, set-based.
 
@@ -86,21 +87,34 @@ class RptUpserter:
         the window is applied again file by file, oldest first (the newest version still wins):
         each file that fails alone changes nothing and is audited as `error` with a message
         rebuilt from names; the others are applied. Other database errors propagate unchanged.
+
+        With `ledger_dates` (the dates of a run's rpt step), the ledger records `run_id` as the
+        rpt run of the staged versions of the dataset dated so, in each upsert's transaction,
+        leaving out files whose upsert failed (`ledger.mark_applied`).
         """
+        dates = None if ledger_dates is None else list(ledger_dates)
         try:
-            return self._upsert_window(rule, start, end, run_id, partition_key_of)
+            return self._upsert_window(rule, start, end, run_id, partition_key_of, dates)
         except psycopg2.Error as error:
             if classify(error) is not ErrorKind.CONTENT:
                 raise
         results: list[FileUpsert] = []
+        failed: list[str] = []
         for stamp, names in self._files_in_window(rule, start, end):
             try:  # the files of one timestamp (a file's rows all share it) together
                 results += self._upsert_window(
-                    rule, stamp, stamp + timedelta(microseconds=1), run_id, partition_key_of
+                    rule,
+                    stamp,
+                    stamp + timedelta(microseconds=1),
+                    run_id,
+                    partition_key_of,
+                    dates,
+                    names,
                 )
             except psycopg2.Error as error:
                 if classify(error) is not ErrorKind.CONTENT:
                     raise
+                failed += names
                 note = f"rpt upsert failed, nothing applied: {describe_database_error(error)}"
                 write_audit(
                     self._connections,
@@ -118,6 +132,11 @@ class RptUpserter:
                         for name in names
                     ],
                 )
+        if dates is not None:  # staged files without rows (empty ones): nothing to apply
+            with self._connections.connection() as connection, connection.cursor() as cursor:
+                lock(cursor, rule.table, self._lock_timeout)
+                ledger.mark_applied(cursor, rule.dataset, dates, run_id, excluding=failed)
+                connection.commit()
         return results
 
     def _files_in_window(
@@ -136,11 +155,17 @@ class RptUpserter:
         end: datetime,
         run_id: str,
         partition_key_of: PartitionKeyOf,
+        ledger_dates: Sequence[str] | None,
+        only_files: Sequence[str] | None = None,
     ) -> list[FileUpsert]:
-        """One transaction: lock the table, apply the window, write its audit rows, commit."""
+        """One transaction: lock the table, apply the window, write its audit rows and (with
+        `ledger_dates`) the ledger's rpt marks of the window's files, or `only_files`, commit."""
         with self._connections.connection() as connection, connection.cursor() as cursor:
             lock(cursor, rule.table, self._lock_timeout)
             if not table_exists(cursor, statements.STAGING_SCHEMA, rule.table):
+                if ledger_dates is not None:  # only empty files staged: nothing to apply
+                    ledger.mark_applied(cursor, rule.dataset, ledger_dates, run_id)
+                    connection.commit()
                 return []
             check_rpt_types(cursor, rule.table)
             if rule.is_static:
@@ -170,6 +195,8 @@ class RptUpserter:
                     for r in results
                 ],
             )
+            if ledger_dates is not None:
+                ledger.mark_applied(cursor, rule.dataset, ledger_dates, run_id, only=only_files)
             connection.commit()
             return results
 

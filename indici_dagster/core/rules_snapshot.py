@@ -12,7 +12,7 @@ import contextlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,10 @@ from indici_dagster.core.storage import LocalStorage, Storage
 
 SNAPSHOT_PREFIX = "_indici/rules/"
 """Where the snapshot lives under the partitioned location: one JSON object per table."""
+CLOCK_SKEW = timedelta(minutes=5)
+"""How far ahead of this machine's clock a snapshot's `saved_at` may be (clocks of the code
+server and the workers differ a little); a copy dated further ahead is refused: it would be
+preferred over every honest copy for years."""
 
 
 @dataclass(frozen=True)
@@ -102,11 +106,14 @@ def save_snapshot(place: SnapshotPlace, loaded: LoadedRules) -> bool:
     return True
 
 
-def read_snapshot(place: SnapshotPlace, location: str) -> LoadedRules | None:
+def read_snapshot(
+    place: SnapshotPlace, location: str, now: datetime | None = None
+) -> LoadedRules | None:
     """The snapshot copy at `place`, or None if there is none.
 
-    Raises `RuleError` when it exists but cannot be read, does not validate, or does not match
-    its own fingerprint: a damaged snapshot is never used.
+    Raises `RuleError` when it exists but cannot be read, does not validate, does not match
+    its own fingerprint, or says it was saved after `now` (default: this clock) plus
+    `CLOCK_SKEW` or without a time zone: such a snapshot is never used.
     """
     try:
         if place.storage.head(place.key) is None:
@@ -122,17 +129,24 @@ def read_snapshot(place: SnapshotPlace, location: str) -> LoadedRules | None:
         raise RuleError(f"snapshot {place.display()} cannot be read: {reason}") from None
     if not rules or document.get("fingerprint") != rule_set_fingerprint(rules):
         raise RuleError(f"snapshot {place.display()} is damaged: its fingerprint differs")
+    if saved_at.tzinfo is None:
+        raise RuleError(f"snapshot {place.display()} is damaged: its saved_at has no time zone")
+    if saved_at > (now or datetime.now(UTC)) + CLOCK_SKEW:
+        raise RuleError(
+            f"snapshot {place.display()} is refused: its saved_at is in the future (more than "
+            f"{CLOCK_SKEW.total_seconds() / 60:g} minutes ahead of this clock)"
+        )
     return LoadedRules(rules, location, saved_at, from_snapshot="")
 
 
 def _fall_back(
-    error: RulesUnavailableError, source: str, places: Sequence[SnapshotPlace]
+    error: RulesUnavailableError, source: str, places: Sequence[SnapshotPlace], now: datetime
 ) -> LoadedRules:
     """The newest readable snapshot copy, used because the table could not be read."""
     found, problems = [], []
     for place in places:
         try:
-            snapshot = read_snapshot(place, source)
+            snapshot = read_snapshot(place, source, now)
         except RuleError as damaged:
             problems.append(str(damaged))
             continue
@@ -174,7 +188,7 @@ def load_rules_or_snapshot(
     except RulesUnavailableError as error:
         if not error.transient or not places:
             raise
-        return _fall_back(error, source, places)
+        return _fall_back(error, source, places, now)
     problems = []
     for place in places:
         try:

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from indici_dagster.core.db_errors import CleanError, ErrorKind
 from indici_dagster.core.storage import StoredObject
 
 OBJECTS_TAG = "indici/objects"
@@ -30,8 +31,12 @@ UNKNOWN_TIME = datetime.fromtimestamp(0, UTC)
 """`last_modified` of a version read from the tags (not carried: nothing downstream reads it)."""
 
 
-class ObjectsTagError(ValueError):
-    """Tags claiming to carry a run's object versions that cannot be read back whole."""
+class ObjectsTagError(CleanError):
+    """Tags claiming to carry a run's object versions that cannot be read back whole, or that
+    name a key the landing listing never hands over: the step fails at once, with this line."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, ErrorKind.PERMANENT)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from typing import Any, BinaryIO
 
 from indici_dagster.core.escaping import escape_text, key_problem
 from indici_dagster.core.storage import (
+    HIDDEN,
     READ_BUFFER,
     SOURCE_ETAG_METADATA,
     ChangedWhileReadingError,
@@ -19,6 +20,7 @@ from indici_dagster.core.storage import (
     Storage,
     StoredObject,
     UnsafeKeyError,
+    is_hidden,
     normalise_key,
     problem_object,
     storage_error_code,
@@ -56,11 +58,21 @@ class S3Storage:
                 raise LocationMissingError(f"landing bucket {self.bucket} does not exist") from None
             raise
 
+    def key_refusal(self, key: str) -> str | None:
+        """Why the listing never hands `key` over: a folder marker, a key that cannot be stored
+        or printed raw (`key_problem`), or a hidden segment. Other keys are opaque: `..` and a
+        leading `/` are part of an S3 key, read back exactly as listed."""
+        if not key or key.endswith("/"):
+            return "it names a folder, not an object"
+        if (problem := key_problem(key)) is not None:
+            return problem
+        return HIDDEN if any(is_hidden(part) for part in key.split("/")) else None
+
     def _listed(self, item: dict) -> StoredObject | None:
         key = item["Key"][len(self.prefix) :]
         if not key or key.endswith("/"):
-            return None
-        problem = key_problem(key)
+            return None  # a folder marker, not an object
+        problem = self.key_refusal(key)
         if problem is not None:
             etag = item["ETag"].strip('"')
             return problem_object(key, etag, item["Size"], item["LastModified"], problem)

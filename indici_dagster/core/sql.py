@@ -1,9 +1,11 @@
 """SQL text for the warehouse, composed with `psycopg2.sql` from validated identifiers.
 
 Every function here is pure: it takes names and types that `rules`/`naming` have validated and
-returns a `Composed` statement with identifiers quoted by `sql.Identifier`. Values always travel
-as query parameters, never in the text. Here: the names, the DDL, the catalog look-ups, the
-session settings and the staging statements; the rpt upserts' statements are in `rpt_sql.py`.
+returns a `Composed` statement with identifiers quoted by `sql.Identifier`. Values travel as query
+parameters or `sql.Literal`s, never as SQL text. Here: the names, the calls of the owner's DDL
+functions (`owner_ddl.py`: the pipeline runs no DDL of its own on its data tables), the catalog
+look-ups, the session settings and the staging statements; the rpt upserts' statements are in
+`rpt_sql.py`.
 """
 
 from collections.abc import Sequence
@@ -48,18 +50,6 @@ def qualified(schema: str, table: str) -> sql.Composed:
     )
 
 
-def _column_definitions(columns: Sequence[tuple[str, str]]) -> list[sql.Composable]:
-    return [
-        sql.SQL("{} {}").format(sql.Identifier(validate_identifier(n)), sql.SQL(canonical(t)))
-        for n, t in columns
-    ]
-
-
-def _metadata_definitions(metadata: Sequence[tuple[str, str]]) -> list[sql.Composable]:
-    # metadata names and definitions are constants of this module, never input
-    return [sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(d)) for n, d in metadata]
-
-
 def identifiers(names: Sequence[str], prefix: str | None = None) -> sql.Composed:
     """`a, b, c` quoted, each qualified by `prefix` (`prefix.a`) when one is given."""
     parts = [
@@ -69,43 +59,64 @@ def identifiers(names: Sequence[str], prefix: str | None = None) -> sql.Composed
     return sql.SQL(", ").join(parts)
 
 
-def create_staging_table(table: str, columns: Sequence[tuple[str, str]]) -> sql.Composed:
-    """CREATE TABLE IF NOT EXISTS for a staging table: data columns plus load metadata."""
-    body = _column_definitions(columns) + _metadata_definitions(STAGING_METADATA)
-    return sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(
-        qualified(STAGING_SCHEMA, table), sql.SQL(", ").join(body)
+def _call(function: str, *arguments: sql.Composable) -> sql.Composed:
+    """`SELECT indici_staging.<function>(arguments)`: one of the owner's DDL functions
+    (`core/owner_ddl.py`), the only way the pipeline creates or widens its data tables."""
+    return sql.SQL("SELECT {}({})").format(
+        sql.Identifier(STAGING_SCHEMA, function), sql.SQL(", ").join(arguments)
     )
 
 
+def _texts(values: Sequence[str]) -> sql.Composed:
+    return sql.SQL("{}::text[]").format(sql.Literal(list(values)))
+
+
+def _table_call(
+    schema: str, table: str, columns: Sequence[tuple[str, str]], primary_key: Sequence[str]
+) -> sql.Composed:
+    return _call(
+        "create_data_table",
+        sql.Literal(validate_identifier(schema)),
+        sql.Literal(validate_identifier(table)),
+        _texts([validate_identifier(n) for n, _ in columns]),
+        _texts([canonical(t) for _, t in columns]),
+        _texts([validate_identifier(k) for k in primary_key]),
+    )
+
+
+def create_staging_table(table: str, columns: Sequence[tuple[str, str]]) -> sql.Composed:
+    """Create the staging table if it does not exist (data columns plus load metadata), through
+    the owner's function; one row: whether it was created."""
+    return _table_call(STAGING_SCHEMA, table, columns, ())
+
+
 def create_staging_index(table: str) -> sql.Composed:
-    """CREATE INDEX IF NOT EXISTS for the staging table's one index, a BRIN on `_source_ts`."""
+    """Create the staging table's one index if it does not exist, a BRIN on `_source_ts`
+    (`<table[:45]>__source_ts_brin`, autosummarize on), through the owner's function."""
     # BRIN: next to free to maintain during COPY, and files arrive roughly in time order;
     # every per-file statement also bounds _source_ts, so this one index serves them all.
     # each load summarizes the page ranges it filled as soon as it commits; autosummarize
     # covers rows written any other way
-    return sql.SQL(
-        "CREATE INDEX IF NOT EXISTS {} ON {} USING brin (_source_ts) WITH (autosummarize = on)"
-    ).format(sql.Identifier(_staging_brin_index(table)), qualified(STAGING_SCHEMA, table))
+    return _call("create_staging_index", sql.Literal(validate_identifier(table)))
 
 
 def create_rpt_table(
     table: str, columns: Sequence[tuple[str, str]], primary_key: Sequence[str]
 ) -> sql.Composed:
-    """CREATE TABLE IF NOT EXISTS for a reporting table (keyed, or keyless for static data)."""
-    body = _column_definitions(columns) + _metadata_definitions(RPT_METADATA)
-    if primary_key:
-        body.append(sql.SQL("PRIMARY KEY ({})").format(identifiers(primary_key)))
-    return sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(
-        qualified(RPT_SCHEMA, table), sql.SQL(", ").join(body)
-    )
+    """Create the reporting table if it does not exist (keyed, or keyless for static data),
+    through the owner's function; one row: whether it was created."""
+    return _table_call(RPT_SCHEMA, table, columns, primary_key)
 
 
 def add_column(schema: str, table: str, column: str, type_name: str) -> sql.Composed:
-    """ALTER TABLE ... ADD COLUMN IF NOT EXISTS (columns are only ever added, never dropped)."""
-    return sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
-        qualified(schema, table),
-        sql.Identifier(validate_identifier(column)),
-        sql.SQL(canonical(type_name)),
+    """Add a column if the table lacks it, through the owner's function (columns are only ever
+    added, never dropped); one row: whether it was added."""
+    return _call(
+        "add_data_column",
+        sql.Literal(validate_identifier(schema)),
+        sql.Literal(validate_identifier(table)),
+        sql.Literal(validate_identifier(column)),
+        sql.Literal(canonical(type_name)),
     )
 
 
@@ -125,8 +136,8 @@ def summarize_new_ranges(table: str) -> tuple[str, tuple[str]]:
     Until a range is summarized, every statement bounded by `_source_ts` reads it; a step that
     loads many files would read all earlier files' rows again for each file.
     """
-    index = f'"{STAGING_SCHEMA}"."{_staging_brin_index(table)}"'
-    return "SELECT brin_summarize_new_values(to_regclass(%s))", (index,)
+    # the index belongs to the owner role, and summarizing needs its owner: the owner's function
+    return "SELECT indici_staging.summarize_staging_index(%s)", (validate_identifier(table),)
 
 
 def delete_file_rows(table: str) -> sql.Composed:

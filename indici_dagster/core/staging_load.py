@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from psycopg2.extensions import cursor as Cursor  # noqa: N812 - the class, named as a type
 
+from indici_dagster.core import ledger
 from indici_dagster.core import sql as statements
 from indici_dagster.core.arrow_batches import COPY_CHUNK_BYTES, StagingBatches, binary_type_for
 from indici_dagster.core.audit import AuditEntry, Status, Step, write_audit_entries
@@ -115,10 +116,13 @@ class StagingLoader:
         )
         if rows_read == 0:
             result = StagingResult(Status.EMPTY, 0, 0, "the file has no rows; skipped")
-            write_audit(
-                self._connections,
-                [replace(audit, status=Status.EMPTY, rows_loaded=0, message=result.message)],
-            )
+            with self._connections.connection() as connection, connection.cursor() as cursor:
+                empty = replace(audit, status=Status.EMPTY, rows_loaded=0, message=result.message)
+                write_audit_entries(cursor, [empty])
+                ledger.mark_staged(
+                    cursor, rule.dataset, landed.partition_key, landed.file_name, run_id
+                )
+                connection.commit()
             return result
         plan = None
         try:
@@ -194,6 +198,9 @@ class StagingLoader:
                 cursor.execute(statements.create_staging_index(rule.table))
             add_to_row_count(cursor, statements.STAGING_SCHEMA, rule.table, batches.rows - replaced)
             write_audit_entries(cursor, [replace(done, rows_loaded=batches.rows)])
+            ledger.mark_staged(
+                cursor, rule.dataset, landed.partition_key, landed.file_name, done.run_id or ""
+            )
             connection.commit()
             if not created:
                 _index_committed_file(cursor, rule.table)

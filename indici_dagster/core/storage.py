@@ -91,6 +91,11 @@ class Storage(Protocol):
         """Raise `LocationMissingError` if the location itself (folder, bucket) is missing."""
         ...
 
+    def key_refusal(self, key: str) -> str | None:
+        """Why this location's listing never hands `key` over to be read, or None: the one
+        check behind both the listing and a run's versions named in its tags."""
+        ...
+
     def head(self, key: str) -> StoredObject | None:
         """Return the object at `key`, or None if there is none."""
         ...
@@ -114,6 +119,15 @@ class Storage(Protocol):
     def display(self, key: str) -> str:
         """A human-readable location of `key` (no credentials), escaped for printing."""
         ...
+
+
+def is_hidden(name: str) -> bool:
+    """True for a file or folder name with a leading `.`, as writers use for partial uploads
+    (`.upload/`, `.name.partial`); `.` and `..` are steps in a path, not names."""
+    return name.startswith(".") and name not in (".", "..")
+
+
+HIDDEN = "it is hidden (a file or folder name starting with '.'), never read"
 
 
 def normalise_key(key: str) -> str:

@@ -11,14 +11,19 @@
 -- Then set the passwords with psql's \password indici_writer (hashed on the client).
 --
 -- Afterwards: only the writer and the reader may connect (PUBLIC loses CONNECT and TEMPORARY);
--- the NOLOGIN role <writer>_owner owns indici_staging and rpt and the pipeline's own tables;
--- the writer may create tables in both schemas (and owns those), may only INSERT and SELECT
--- the audit log, SELECT/INSERT/UPDATE the ledger, row counts and locks, and may run no DDL but
--- CREATE TABLE, CREATE INDEX and ALTER TABLE (event trigger indici_writer_ddl_guard). The
--- reader has CONNECT, USAGE on rpt and SELECT on every rpt table, now and later (default
--- privileges), and nothing on indici_staging. Nobody but the owner creates in public. The reader's
--- sessions have an idle-in-transaction timeout, a statement timeout and a connection limit
--- (psql variables reader_idle_timeout, reader_statement_timeout, reader_connection_limit).
+-- the NOLOGIN role <writer>_owner owns indici_staging and rpt and every table in them, the
+-- pipeline's own and the data tables alike. The writer owns nothing and creates nothing: it
+-- creates and widens data tables only through the owner's SECURITY DEFINER functions
+-- (indici_staging.create_data_table, add_data_column, create_staging_index,
+-- add_rpt_primary_key, summarize_staging_index; core/owner_ddl.py renders the same text), may
+-- SELECT/INSERT/DELETE staging data tables and SELECT/INSERT/UPDATE/DELETE rpt tables, only
+-- INSERT and SELECT the audit log, SELECT/INSERT/UPDATE the ledger, row counts and locks, and
+-- may run no DDL at all (event trigger indici_writer_ddl_guard). Every function pins
+-- search_path = pg_catalog, pg_temp; PUBLIC may execute none of them. The reader has CONNECT,
+-- USAGE on rpt and SELECT on every rpt table, now and later (default privileges), and nothing
+-- on indici_staging. Nobody but the owner creates in public. The reader's sessions have an
+-- idle-in-transaction timeout, a statement timeout and a connection limit (psql variables
+-- reader_idle_timeout, reader_statement_timeout, reader_connection_limit).
 
 \set ON_ERROR_STOP on
 \if :{?writer}
@@ -136,6 +141,40 @@ BEGIN
     EXECUTE format('ALTER ROLE %I CONNECTION LIMIT %s', reader, value::int);
 END $$;
 
+-- refuse objects the pipeline never makes in its schemas (views, functions other than its
+-- own, triggers, policies): a writer could have planted them before its DDL guard held
+DO $$
+DECLARE
+    found text;
+BEGIN
+    SELECT string_agg(what, '; ' ORDER BY what) INTO found FROM (
+        SELECT 'view or other relation ' || n.nspname || '.' || c.relname AS what
+        FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname IN ('indici_staging', 'rpt')
+          AND c.relkind NOT IN ('r', 'p', 'i', 'I', 'S', 't')
+        UNION ALL
+        SELECT 'function ' || n.nspname || '.' || p.proname FROM pg_catalog.pg_proc p
+        JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+        WHERE n.nspname IN ('indici_staging', 'rpt') AND NOT (n.nspname = 'indici_staging'
+          AND p.proname IN ('create_data_table', 'add_data_column', 'create_staging_index', 'add_rpt_primary_key', 'summarize_staging_index', 'writer_ddl_guard'))
+        UNION ALL
+        SELECT 'trigger ' || t.tgname || ' on ' || n.nspname || '.' || c.relname
+        FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
+        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname IN ('indici_staging', 'rpt') AND NOT t.tgisinternal
+        UNION ALL
+        SELECT 'policy ' || p.polname || ' on ' || n.nspname || '.' || c.relname
+        FROM pg_catalog.pg_policy p JOIN pg_catalog.pg_class c ON c.oid = p.polrelid
+        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname IN ('indici_staging', 'rpt')
+    ) planted;
+    IF found IS NOT NULL THEN
+        RAISE EXCEPTION 'the pipeline''s schemas hold objects it never creates (%): they may have '
+            'been planted to reach the audit log or the ledger. Check and drop them, then run '
+            'bootstrap again', found;
+    END IF;
+END $$;
+
 -- database: only the writer and the reader connect; nobody creates schemas or temporary tables
 DO $$
 DECLARE
@@ -153,15 +192,14 @@ BEGIN
     END IF;
 END $$;
 
--- schemas: owned by the owner role; the pipeline's own tables too, every other table by the
--- writer; no privilege for PUBLIC; the writer may use and create in both
+-- schemas: owned by the owner role, with every table in them (the writer owns none); no
+-- privilege for PUBLIC; the writer may use both and create nothing in them
 DO $$
 DECLARE
     writer text := current_setting('indici.writer');
     owner_role text := current_setting('indici.owner');
     schema_name text;
     table_name text;
-    wanted text;
 BEGIN
     FOREACH schema_name IN ARRAY ARRAY['indici_staging', 'rpt'] LOOP
         IF NOT EXISTS (SELECT FROM pg_namespace WHERE nspname = schema_name) THEN
@@ -169,18 +207,16 @@ BEGIN
         ELSE
             EXECUTE format('ALTER SCHEMA %I OWNER TO %I', schema_name, owner_role);
         END IF;
-        FOR table_name, wanted IN
-            SELECT c.relname,
-                   CASE WHEN schema_name = 'indici_staging' AND c.relname IN
-                        ('auditlog', 'landing_ledger', 'pipeline_locks', 'table_row_counts')
-                   THEN owner_role ELSE writer END
-            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        FOR table_name IN
+            SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE n.nspname = schema_name AND c.relkind IN ('r', 'p')
+              AND c.relowner <> owner_role::regrole
         LOOP
-            EXECUTE format('ALTER TABLE %I.%I OWNER TO %I', schema_name, table_name, wanted);
+            EXECUTE format('ALTER TABLE %I.%I OWNER TO %I', schema_name, table_name, owner_role);
         END LOOP;
         EXECUTE format('REVOKE ALL ON SCHEMA %I FROM PUBLIC', schema_name);
-        EXECUTE format('GRANT USAGE, CREATE ON SCHEMA %I TO %I', schema_name, writer);
+        EXECUTE format('REVOKE CREATE ON SCHEMA %I FROM %I', schema_name, writer);
+        EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', schema_name, writer);
     END LOOP;
 END $$;
 
@@ -217,13 +253,17 @@ CREATE TABLE IF NOT EXISTS "indici_staging"."landing_ledger" (
     outcome text NOT NULL,
     run_key text,
     run_id text,
+    staged_run_id text,
+    rpt_run_id text,
     message text,
     first_seen_at timestamptz NOT NULL DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (source_key, etag)
 );
--- ledgers made before runs recorded what they processed
+-- ledgers made before runs recorded what they processed, and which runs staged and applied it
 ALTER TABLE "indici_staging"."landing_ledger" ADD COLUMN IF NOT EXISTS run_id text;
+ALTER TABLE "indici_staging"."landing_ledger" ADD COLUMN IF NOT EXISTS staged_run_id text;
+ALTER TABLE "indici_staging"."landing_ledger" ADD COLUMN IF NOT EXISTS rpt_run_id text;
 CREATE INDEX IF NOT EXISTS landing_ledger_outcome_idx
     ON "indici_staging"."landing_ledger" (outcome);
 CREATE TABLE IF NOT EXISTS "indici_staging"."table_row_counts" (
@@ -272,18 +312,190 @@ BEGIN
     END LOOP;
 END $$;
 
--- the writer may run no DDL but CREATE TABLE, CREATE INDEX and ALTER TABLE: no GRANT, REVOKE,
--- ALTER DEFAULT PRIVILEGES, functions, views, triggers or DROP (a superuser's event trigger)
-CREATE OR REPLACE FUNCTION indici_staging.writer_ddl_guard() RETURNS event_trigger
-LANGUAGE plpgsql AS $guard$
+-- the owner's DDL functions (SECURITY DEFINER, search_path pinned, every name qualified): the
+-- writer's only way to create and widen data tables; core/owner_ddl.py renders the same text
+-- (indici_dagster_tests/test_writer_cannot_escape.py checks it is here verbatim)
+CREATE OR REPLACE FUNCTION indici_staging.create_data_table(target_schema text, target_table text, column_names text[], column_types text[], primary_key text[])
+RETURNS boolean LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    definitions text[] := ARRAY[]::text[];
+    keys text[] := ARRAY[]::text[];
+    column_name text;
+    column_type text;
+    key_column text;
+    existed boolean;
 BEGIN
-    IF TG_TAG NOT IN ('CREATE TABLE', 'CREATE INDEX', 'ALTER TABLE') AND EXISTS (
-        SELECT FROM pg_namespace n WHERE n.nspname IN ('indici_staging', 'rpt')
-        AND has_schema_privilege(current_user, n.oid, 'CREATE')
-        AND NOT pg_has_role(current_user, n.nspowner, 'USAGE')
+    IF target_schema IS NULL OR target_schema NOT IN ('indici_staging', 'rpt') THEN
+        RAISE EXCEPTION 'indici: the schema must be indici_staging or rpt' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF target_table IS NULL OR target_table COLLATE "C" !~ '^[a-z_][a-z0-9_]{0,62}$'
+       OR target_table = ANY (ARRAY['auditlog', 'auditlog_id_seq', 'auditlog_pkey', 'auditlog_run_idx', 'auditlog_source_file_idx', 'landing_ledger', 'landing_ledger_outcome_idx', 'landing_ledger_pkey', 'pipeline_locks', 'pipeline_locks_pkey', 'table_row_counts', 'table_row_counts_pkey']::text[]) THEN
+        RAISE EXCEPTION 'indici: the table name is not the identifier of a data table' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF column_names IS NULL OR column_types IS NULL OR primary_key IS NULL
+       OR pg_catalog.cardinality(column_names) <> pg_catalog.cardinality(column_types)
+       OR pg_catalog.cardinality(column_names) > 1000 THEN
+        RAISE EXCEPTION 'indici: the column names and types must be two arrays of the same length' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    FOR column_name, column_type IN
+        SELECT c.n, c.t FROM ROWS FROM (
+            pg_catalog.unnest(column_names), pg_catalog.unnest(column_types)) AS c (n, t)
+    LOOP
+        IF column_name IS NULL OR column_name COLLATE "C" !~ '^[a-z_][a-z0-9_]{0,62}$'
+           OR column_name = ANY (ARRAY['_loaded_at', '_row_number', '_run_id', '_source_file', '_source_ts']::text[]) THEN
+            RAISE EXCEPTION 'indici: a column name is not the identifier of a data column' USING ERRCODE = 'insufficient_privilege';
+        END IF;
+        IF column_type IS NULL OR column_type COLLATE "C" !~ '^(?:smallint|integer|bigint|numeric(?:[(][0-9]{1,9}(?:,[0-9]{1,9})?[)])?|real|double precision|text|varchar[(][0-9]{1,9}[)]|char[(][0-9]{1,9}[)]|boolean|date|timestamp|timestamptz|time|uuid|json|jsonb|bytea)$' THEN
+            RAISE EXCEPTION 'indici: a column type is not one the type registry allows' USING ERRCODE = 'insufficient_privilege';
+        END IF;
+        definitions := definitions || pg_catalog.format('%I %s', column_name, column_type);
+    END LOOP;
+    IF target_schema = 'indici_staging' AND pg_catalog.cardinality(primary_key) > 0 THEN
+        RAISE EXCEPTION 'indici: a staging table has no primary key' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    FOREACH key_column IN ARRAY primary_key LOOP
+        IF key_column IS NULL OR key_column COLLATE "C" !~ '^[a-z_][a-z0-9_]{0,62}$' THEN
+            RAISE EXCEPTION 'indici: a primary-key column is not an identifier' USING ERRCODE = 'insufficient_privilege';
+        END IF;
+        keys := keys || pg_catalog.format('%I', key_column);
+    END LOOP;
+    IF NOT keys <@ (SELECT COALESCE(pg_catalog.array_agg(pg_catalog.format('%I', n)),
+                    ARRAY[]::text[]) FROM pg_catalog.unnest(column_names) AS n) THEN
+        RAISE EXCEPTION 'indici: a primary-key column is not one of the columns of the table' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    definitions := definitions || CASE WHEN target_schema = 'indici_staging'
+        THEN ARRAY['_source_file text NOT NULL', '_source_ts timestamptz NOT NULL', '_row_number bigint NOT NULL', '_loaded_at timestamptz NOT NULL DEFAULT now()', '_run_id text']::text[]
+        ELSE ARRAY['_source_file text NOT NULL', '_source_ts timestamptz NOT NULL', '_row_number bigint NOT NULL', '_loaded_at timestamptz NOT NULL']::text[] END;
+    IF pg_catalog.cardinality(keys) > 0 THEN
+        definitions := definitions
+            || ('PRIMARY KEY (' || pg_catalog.array_to_string(keys, ', ') || ')');
+    END IF;
+    existed := pg_catalog.to_regclass(
+        pg_catalog.format('%I.%I', target_schema, target_table)) IS NOT NULL;
+    EXECUTE pg_catalog.format('CREATE TABLE IF NOT EXISTS %I.%I (%s)', target_schema,
+        target_table, pg_catalog.array_to_string(definitions, ', '));
+    RETURN NOT existed;
+END
+$fn$;
+CREATE OR REPLACE FUNCTION indici_staging.add_data_column(target_schema text, target_table text, column_name text, column_type text)
+RETURNS boolean LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    existed boolean;
+BEGIN
+    IF target_schema IS NULL OR target_schema NOT IN ('indici_staging', 'rpt') THEN
+        RAISE EXCEPTION 'indici: the schema must be indici_staging or rpt' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF target_table IS NULL OR target_table COLLATE "C" !~ '^[a-z_][a-z0-9_]{0,62}$'
+       OR target_table = ANY (ARRAY['auditlog', 'auditlog_id_seq', 'auditlog_pkey', 'auditlog_run_idx', 'auditlog_source_file_idx', 'landing_ledger', 'landing_ledger_outcome_idx', 'landing_ledger_pkey', 'pipeline_locks', 'pipeline_locks_pkey', 'table_row_counts', 'table_row_counts_pkey']::text[]) THEN
+        RAISE EXCEPTION 'indici: the table name is not the identifier of a data table' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+        IF column_name IS NULL OR column_name COLLATE "C" !~ '^[a-z_][a-z0-9_]{0,62}$'
+           OR column_name = ANY (ARRAY['_loaded_at', '_row_number', '_run_id', '_source_file', '_source_ts']::text[]) THEN
+            RAISE EXCEPTION 'indici: a column name is not the identifier of a data column' USING ERRCODE = 'insufficient_privilege';
+        END IF;
+        IF column_type IS NULL OR column_type COLLATE "C" !~ '^(?:smallint|integer|bigint|numeric(?:[(][0-9]{1,9}(?:,[0-9]{1,9})?[)])?|real|double precision|text|varchar[(][0-9]{1,9}[)]|char[(][0-9]{1,9}[)]|boolean|date|timestamp|timestamptz|time|uuid|json|jsonb|bytea)$' THEN
+            RAISE EXCEPTION 'indici: a column type is not one the type registry allows' USING ERRCODE = 'insufficient_privilege';
+        END IF;
+    existed := EXISTS (
+        SELECT FROM pg_catalog.pg_attribute a
+        WHERE a.attrelid = pg_catalog.to_regclass(
+                  pg_catalog.format('%I.%I', target_schema, target_table))
+          AND a.attname = column_name AND a.attnum > 0 AND NOT a.attisdropped);
+    EXECUTE pg_catalog.format('ALTER TABLE %I.%I ADD COLUMN IF NOT EXISTS %I %s',
+        target_schema, target_table, column_name, column_type);
+    RETURN NOT existed;
+END
+$fn$;
+CREATE OR REPLACE FUNCTION indici_staging.create_staging_index(target_table text)
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    IF target_table IS NULL OR target_table COLLATE "C" !~ '^[a-z_][a-z0-9_]{0,62}$'
+       OR target_table = ANY (ARRAY['auditlog', 'auditlog_id_seq', 'auditlog_pkey', 'auditlog_run_idx', 'auditlog_source_file_idx', 'landing_ledger', 'landing_ledger_outcome_idx', 'landing_ledger_pkey', 'pipeline_locks', 'pipeline_locks_pkey', 'table_row_counts', 'table_row_counts_pkey']::text[]) THEN
+        RAISE EXCEPTION 'indici: the table name is not the identifier of a data table' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    EXECUTE pg_catalog.format(
+        'CREATE INDEX IF NOT EXISTS %I ON indici_staging.%I USING brin (_source_ts) '
+        'WITH (autosummarize = on)', pg_catalog.left(target_table, 45) || '__source_ts_brin', target_table);
+END
+$fn$;
+CREATE OR REPLACE FUNCTION indici_staging.add_rpt_primary_key(target_table text, primary_key text[])
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    keys text[] := ARRAY[]::text[];
+    key_column text;
+BEGIN
+    IF target_table IS NULL OR target_table COLLATE "C" !~ '^[a-z_][a-z0-9_]{0,62}$'
+       OR target_table = ANY (ARRAY['auditlog', 'auditlog_id_seq', 'auditlog_pkey', 'auditlog_run_idx', 'auditlog_source_file_idx', 'landing_ledger', 'landing_ledger_outcome_idx', 'landing_ledger_pkey', 'pipeline_locks', 'pipeline_locks_pkey', 'table_row_counts', 'table_row_counts_pkey']::text[]) THEN
+        RAISE EXCEPTION 'indici: the table name is not the identifier of a data table' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF primary_key IS NULL OR pg_catalog.cardinality(primary_key) = 0 THEN
+        RAISE EXCEPTION 'indici: a primary key needs at least one column' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    FOREACH key_column IN ARRAY primary_key LOOP
+        IF key_column IS NULL OR key_column COLLATE "C" !~ '^[a-z_][a-z0-9_]{0,62}$' THEN
+            RAISE EXCEPTION 'indici: a primary-key column is not an identifier' USING ERRCODE = 'insufficient_privilege';
+        END IF;
+        keys := keys || pg_catalog.format('%I', key_column);
+    END LOOP;
+    EXECUTE pg_catalog.format('ALTER TABLE rpt.%I ADD PRIMARY KEY (%s)', target_table,
+        pg_catalog.array_to_string(keys, ', '));
+END
+$fn$;
+CREATE OR REPLACE FUNCTION indici_staging.summarize_staging_index(target_table text)
+RETURNS integer LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    IF target_table IS NULL OR target_table COLLATE "C" !~ '^[a-z_][a-z0-9_]{0,62}$'
+       OR target_table = ANY (ARRAY['auditlog', 'auditlog_id_seq', 'auditlog_pkey', 'auditlog_run_idx', 'auditlog_source_file_idx', 'landing_ledger', 'landing_ledger_outcome_idx', 'landing_ledger_pkey', 'pipeline_locks', 'pipeline_locks_pkey', 'table_row_counts', 'table_row_counts_pkey']::text[]) THEN
+        RAISE EXCEPTION 'indici: the table name is not the identifier of a data table' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN COALESCE(pg_catalog.brin_summarize_new_values(pg_catalog.to_regclass(
+        pg_catalog.format('indici_staging.%I', pg_catalog.left(target_table, 45) || '__source_ts_brin'))), 0);
+END
+$fn$;
+DO $$
+DECLARE
+    writer text := current_setting('indici.writer');
+    owner_role text := current_setting('indici.owner');
+BEGIN
+    EXECUTE format('ALTER FUNCTION indici_staging.create_data_table(text, text, text[], text[], text[]) OWNER TO %I', owner_role);
+    REVOKE ALL ON FUNCTION indici_staging.create_data_table(text, text, text[], text[], text[]) FROM PUBLIC;
+    EXECUTE format('GRANT EXECUTE ON FUNCTION indici_staging.create_data_table(text, text, text[], text[], text[]) TO %I', writer);
+    EXECUTE format('ALTER FUNCTION indici_staging.add_data_column(text, text, text, text) OWNER TO %I', owner_role);
+    REVOKE ALL ON FUNCTION indici_staging.add_data_column(text, text, text, text) FROM PUBLIC;
+    EXECUTE format('GRANT EXECUTE ON FUNCTION indici_staging.add_data_column(text, text, text, text) TO %I', writer);
+    EXECUTE format('ALTER FUNCTION indici_staging.create_staging_index(text) OWNER TO %I', owner_role);
+    REVOKE ALL ON FUNCTION indici_staging.create_staging_index(text) FROM PUBLIC;
+    EXECUTE format('GRANT EXECUTE ON FUNCTION indici_staging.create_staging_index(text) TO %I', writer);
+    EXECUTE format('ALTER FUNCTION indici_staging.add_rpt_primary_key(text, text[]) OWNER TO %I', owner_role);
+    REVOKE ALL ON FUNCTION indici_staging.add_rpt_primary_key(text, text[]) FROM PUBLIC;
+    EXECUTE format('GRANT EXECUTE ON FUNCTION indici_staging.add_rpt_primary_key(text, text[]) TO %I', writer);
+    EXECUTE format('ALTER FUNCTION indici_staging.summarize_staging_index(text) OWNER TO %I', owner_role);
+    REVOKE ALL ON FUNCTION indici_staging.summarize_staging_index(text) FROM PUBLIC;
+    EXECUTE format('GRANT EXECUTE ON FUNCTION indici_staging.summarize_staging_index(text) TO %I', writer);
+END $$;
+
+-- the writer may run no DDL of its own: no CREATE, ALTER, GRANT, REVOKE, ALTER DEFAULT
+-- PRIVILEGES, functions, views, triggers or DROP (a superuser's event trigger; its function
+-- reads only qualified catalog names under a pinned search_path)
+CREATE OR REPLACE FUNCTION indici_staging.writer_ddl_guard() RETURNS event_trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $guard$
+BEGIN
+    IF EXISTS (
+        SELECT FROM pg_catalog.pg_namespace n
+        WHERE n.nspname IN ('indici_staging', 'rpt')
+          AND NOT pg_catalog.pg_has_role(CURRENT_USER, n.nspowner, 'USAGE')
+          AND (pg_catalog.has_schema_privilege(CURRENT_USER, n.oid, 'CREATE')
+               OR EXISTS (SELECT FROM pg_catalog.pg_proc p
+                          WHERE p.pronamespace = n.oid AND p.proname = 'create_data_table'
+                            AND pg_catalog.has_function_privilege(CURRENT_USER, p.oid, 'EXECUTE')))
     ) THEN
-        RAISE EXCEPTION 'role % may not run % in this database: the pipeline''s writer may only '
-            'create and alter tables and indexes (indici bootstrap)', current_user, TG_TAG
+        RAISE EXCEPTION 'role % may not run % in this database: the pipeline''s writer changes '
+            'tables only through the owner''s functions (indici bootstrap)', CURRENT_USER, TG_TAG
             USING ERRCODE = 'insufficient_privilege';
     END IF;
 END
@@ -299,28 +511,64 @@ BEGIN
     END IF;
 END $$;
 
--- reader: nothing on indici_staging; USAGE on rpt and SELECT only on its tables, now and later
+-- data tables: the writer may SELECT, INSERT and DELETE in staging (loads append, a re-sent
+-- file replaces its rows) and also UPDATE in rpt (upserts), now and for tables the owner's
+-- functions create later; no TRUNCATE, REFERENCES, TRIGGER or MAINTAIN. PUBLIC (and the
+-- reader) may execute no function in either schema, nor any the owner or the writer create
 DO $$
 DECLARE
     writer text := current_setting('indici.writer');
     reader text := current_setting('indici.reader');
+    owner_role text := current_setting('indici.owner');
+    schema_name text;
+    privileges text;
+    table_name text;
+    grantor text;
+BEGIN
+    FOR schema_name, privileges IN VALUES
+        ('indici_staging', 'SELECT, INSERT, DELETE'),
+        ('rpt', 'SELECT, INSERT, UPDATE, DELETE')
+    LOOP
+        FOR table_name IN
+            SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = schema_name AND c.relkind IN ('r', 'p')
+              AND NOT (schema_name = 'indici_staging' AND c.relname IN
+                       ('auditlog', 'landing_ledger', 'pipeline_locks', 'table_row_counts'))
+        LOOP
+            EXECUTE format('REVOKE ALL ON %I.%I FROM %I', schema_name, table_name, writer);
+            EXECUTE format('GRANT %s ON %I.%I TO %I', privileges, schema_name, table_name, writer);
+        END LOOP;
+        FOREACH grantor IN ARRAY ARRAY[writer, owner_role] LOOP
+            EXECUTE format('ALTER DEFAULT PRIVILEGES FOR ROLE %I IN SCHEMA %I '
+                           'REVOKE ALL ON TABLES FROM %I, %I', grantor, schema_name, writer, reader);
+        END LOOP;
+        EXECUTE format('ALTER DEFAULT PRIVILEGES FOR ROLE %I IN SCHEMA %I GRANT %s ON TABLES TO %I',
+                       owner_role, schema_name, privileges, writer);
+        EXECUTE format('REVOKE ALL ON ALL FUNCTIONS IN SCHEMA %I FROM PUBLIC, %I',
+                       schema_name, reader);
+    END LOOP;
+    EXECUTE format('ALTER DEFAULT PRIVILEGES FOR ROLE %I REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC',
+                   owner_role);
+    EXECUTE format('ALTER DEFAULT PRIVILEGES FOR ROLE %I REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC',
+                   writer);
+END $$;
+
+-- reader: nothing on indici_staging; USAGE on rpt and SELECT only on its tables, now and later
+DO $$
+DECLARE
+    reader text := current_setting('indici.reader');
+    owner_role text := current_setting('indici.owner');
 BEGIN
     EXECUTE format('REVOKE ALL ON SCHEMA indici_staging FROM %I', reader);
     EXECUTE format('REVOKE ALL ON ALL TABLES IN SCHEMA indici_staging FROM %I', reader);
-    EXECUTE format(
-        'ALTER DEFAULT PRIVILEGES FOR ROLE %I IN SCHEMA indici_staging REVOKE ALL ON TABLES FROM %I',
-        writer, reader);
 
     EXECUTE format('REVOKE ALL ON SCHEMA rpt FROM %I', reader);
     EXECUTE format('GRANT USAGE ON SCHEMA rpt TO %I', reader);
     EXECUTE format('REVOKE ALL ON ALL TABLES IN SCHEMA rpt FROM %I', reader);
     EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA rpt TO %I', reader);
     EXECUTE format(
-        'ALTER DEFAULT PRIVILEGES FOR ROLE %I IN SCHEMA rpt REVOKE ALL ON TABLES FROM %I',
-        writer, reader);
-    EXECUTE format(
         'ALTER DEFAULT PRIVILEGES FOR ROLE %I IN SCHEMA rpt GRANT SELECT ON TABLES TO %I',
-        writer, reader);
+        owner_role, reader);
 END $$;
 
 COMMIT;
