@@ -32,6 +32,7 @@ WAITS = {
     "pipeline lock": "wait_event_type = 'Lock' AND wait_event IN ('transactionid', 'tuple') "
     "AND query ILIKE '%%pipeline_locks%%'",
     "row lock": "wait_event_type = 'Lock' AND wait_event IN ('transactionid', 'tuple')",
+    "table lock": "wait_event_type = 'Lock' AND wait_event = 'relation'",
     None: "true",
 }
 """What a backend may be required to be waiting for."""

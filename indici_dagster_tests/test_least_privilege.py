@@ -168,6 +168,12 @@ def privileges(dsn: str, writer: str, reader: str) -> dict[str, object]:
             "SELECT rolname, rolsuper, rolcreatedb, rolcreaterole, rolbypassrls, rolcanlogin, "
             f"rolinherit FROM pg_roles WHERE rolname IN {ours}"
         ),
+        "session_limits": rows(
+            "SELECT r.rolname, r.rolconnlimit, coalesce(array_to_string(ARRAY(SELECT "
+            "unnest(s.setconfig) ORDER BY 1), ','), '') FROM pg_roles r "
+            "LEFT JOIN pg_db_role_setting s ON s.setrole = r.oid AND s.setdatabase = 0 "
+            f"WHERE r.rolname IN {ours}"
+        ),
         "memberships": rows(
             "SELECT pg_get_userbyid(roleid), pg_get_userbyid(member) FROM pg_auth_members "
             f"WHERE pg_get_userbyid(member) IN {ours} OR pg_get_userbyid(roleid) IN {ours}"

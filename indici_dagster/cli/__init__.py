@@ -24,6 +24,13 @@ from indici_dagster.core.rules_store import (
     write_rules_file,
 )
 from indici_dagster.core.sample_data import write_sample_files
+from indici_dagster.core.session_limits import (
+    DEFAULT_READER_LIMITS,
+    SessionLimitError,
+    SessionLimits,
+    parse_connection_limit,
+    parse_duration,
+)
 from indici_dagster.core.settings import Settings, load_settings
 from indici_dagster.core.text import printable
 from indici_dagster.core.warehouse import Warehouse
@@ -129,7 +136,9 @@ def bootstrap(args: argparse.Namespace, settings: Settings) -> int:
     """Create the least-privilege writer and reader roles and the schemas (as an administrator).
 
     The admin DSN comes from --admin-dsn or INDICI_ADMIN_DSN, the passwords (optional) from
-    INDICI_WRITER_PASSWORD / INDICI_READER_PASSWORD; no password is ever printed.
+    INDICI_WRITER_PASSWORD / INDICI_READER_PASSWORD; no password is ever printed. The reader's
+    session limits come from --reader-idle-timeout, --reader-statement-timeout and
+    --reader-connection-limit, checked before anything connects.
     """
     import os
 
@@ -137,6 +146,7 @@ def bootstrap(args: argparse.Namespace, settings: Settings) -> int:
 
     from indici_dagster.core.bootstrap import BootstrapError, bootstrap_database
 
+    reader_limits = _reader_limits(args)
     admin_dsn = args.admin_dsn or os.environ.get("INDICI_ADMIN_DSN", "").strip()
     if not admin_dsn:
         raise CliError("give the administrator's DSN with --admin-dsn or INDICI_ADMIN_DSN")
@@ -147,6 +157,7 @@ def bootstrap(args: argparse.Namespace, settings: Settings) -> int:
             reader=args.reader,
             writer_password=os.environ.get("INDICI_WRITER_PASSWORD") or None,
             reader_password=os.environ.get("INDICI_READER_PASSWORD") or None,
+            reader_limits=reader_limits,
         )
     except BootstrapError as error:
         print(f"bootstrap stopped, nothing changed: {error}", file=sys.stderr)
@@ -159,6 +170,19 @@ def bootstrap(args: argparse.Namespace, settings: Settings) -> int:
         print(action)
     print(f"bootstrapped {describe_dsn(admin_dsn, 'INDICI_ADMIN_DSN')}")
     return 0
+
+
+def _reader_limits(args: argparse.Namespace) -> SessionLimits:
+    """The reader's session limits from the bootstrap flags; a bad one is a one-line error
+    naming its flag (exit 2)."""
+    try:
+        return SessionLimits(
+            parse_duration(args.reader_idle_timeout, "--reader-idle-timeout"),
+            parse_duration(args.reader_statement_timeout, "--reader-statement-timeout"),
+            parse_connection_limit(args.reader_connection_limit, "--reader-connection-limit"),
+        )
+    except SessionLimitError as error:
+        raise CliError(str(error), exit_code=2) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -209,6 +233,22 @@ def build_parser() -> argparse.ArgumentParser:
     setup.add_argument("--admin-dsn", help="administrator's DSN (default: INDICI_ADMIN_DSN)")
     setup.add_argument("--writer", default="indici_writer", help="the pipeline's role")
     setup.add_argument("--reader", default="indici_reader", help="the reporting role (rpt only)")
+    limits = DEFAULT_READER_LIMITS
+    setup.add_argument(
+        "--reader-idle-timeout",
+        default=limits.idle_in_transaction_timeout,
+        help="end a reader session idle in a transaction this long (default: %(default)s)",
+    )
+    setup.add_argument(
+        "--reader-statement-timeout",
+        default=limits.statement_timeout,
+        help="cancel a reader statement running this long (default: %(default)s)",
+    )
+    setup.add_argument(
+        "--reader-connection-limit",
+        default=str(limits.connection_limit),
+        help="reader sessions allowed at once (default: %(default)s)",
+    )
     setup.set_defaults(handler=bootstrap)
     return parser
 

@@ -29,7 +29,9 @@ After it has run, in the database of `admin_dsn`:
 - the reader has CONNECT, USAGE on `rpt`, SELECT (only) on every table in `rpt`, now and
   created later (default privileges of the owner), and no privilege on `indici_staging`, whose
   tables hold raw patient rows; `PUBLIC` has no privilege on either schema, and may no longer
-  create in `public`, where neither role has any privilege.
+  create in `public`, where neither role has any privilege;
+- the reader's sessions have an idle-in-transaction timeout, a statement timeout and a
+  connection limit (`reader_limits`, `core.session_limits`), updated when they change.
 
 Residual risk, by design: the writer writes `rpt`, so whatever it puts there the reader reads;
 and the loads need DELETE (a re-sent file replaces its rows, a static snapshot replaces rpt), so
@@ -65,6 +67,11 @@ from indici_dagster.core.bootstrap_catalog import (
 )
 from indici_dagster.core.dsn import ConnectionFailedError, connect
 from indici_dagster.core.naming import InvalidIdentifierError, validate_identifier
+from indici_dagster.core.session_limits import (
+    DEFAULT_READER_LIMITS,
+    SessionLimits,
+    ensure_session_limits,
+)
 from indici_dagster.core.sql import RPT_SCHEMA, STAGING_SCHEMA
 
 DEFAULT_WRITER = "indici_writer"
@@ -216,6 +223,7 @@ def bootstrap_database(
     reader: str = DEFAULT_READER,
     writer_password: str | None = None,
     reader_password: str | None = None,
+    reader_limits: SessionLimits = DEFAULT_READER_LIMITS,
 ) -> list[str]:
     """Set up the owner, writer and reader roles, the two schemas and the pipeline's tables in
     the database of `admin_dsn`.
@@ -255,6 +263,7 @@ def bootstrap_database(
         actions += _ensure_role(cursor, connection, writer, writer_password)
         actions += _ensure_role(cursor, connection, reader, reader_password)
         actions += _ensure_role(cursor, connection, owner, None, OWNER_ATTRIBUTES)
+        actions += ensure_session_limits(cursor, reader, reader_limits)
 
         cursor.execute(
             sql.SQL("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC").format(database_id)

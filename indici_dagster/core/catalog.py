@@ -15,11 +15,13 @@ from psycopg2.extensions import cursor as Cursor  # noqa: N812 - the class, name
 from indici_dagster.core import sql as statements
 from indici_dagster.core.audit import CREATE_AUDIT_TABLE, AuditEntry, write_audit_entries
 from indici_dagster.core.connections import Connections
+from indici_dagster.core.ddl_locks import run_ddl
 from indici_dagster.core.owner_ddl import ensure_owner_functions
 
 DEFAULT_LOCK_TIMEOUT = "10min"
-"""How long a load, upsert or catalog change waits for any lock before it fails (and is retried):
-longer than the pipeline's own longest hold of a table (a big upsert), far shorter than forever."""
+"""How long a load or upsert waits for its table's lock (and its rows) before it fails (and is
+retried): longer than the pipeline's own longest hold of a table (a big upsert), far shorter than
+forever. DDL waits far less (`ddl_locks.run_ddl`): a waiting DDL lock queues readers."""
 
 
 _FUNCTIONS_LOCK = "indici:owner_functions"
@@ -94,7 +96,7 @@ def _create_catalog(cursor: Cursor) -> None:
         )
         row = cursor.fetchone()
         if row is None or row[0]:
-            cursor.execute(statement)
+            run_ddl(cursor, statement, table=f"{statements.STAGING_SCHEMA}.{table}")
 
 
 def write_audit(connections: Connections, entries: Sequence[AuditEntry]) -> None:
@@ -153,5 +155,9 @@ def add_missing_columns(
     existing = existing_columns(cursor, schema, table)
     for name, type_name in columns:
         if name not in existing:
-            cursor.execute(statements.add_column(schema, table, name, type_name))
+            run_ddl(
+                cursor,
+                statements.add_column(schema, table, name, type_name),
+                table=f"{schema}.{table}",
+            )
     return existing

@@ -35,6 +35,7 @@ from indici_dagster.core.db_errors import (
     describe_database_error,
     describe_library_error,
 )
+from indici_dagster.core.ddl_locks import run_ddl
 from indici_dagster.core.filenames import LandedFileName
 from indici_dagster.core.parquet import UnsupportedColumnTypeError, ValueCastError
 from indici_dagster.core.parquet_budget import FileTooLargeError
@@ -239,7 +240,11 @@ class StagingLoader:
         created = not existing
         cursor.execute(statements.create_staging_table(table, pairs))
         if not created:
-            cursor.execute(statements.create_staging_index(table))
+            run_ddl(
+                cursor,
+                statements.create_staging_index(table),
+                table=f"{statements.STAGING_SCHEMA}.{table}",
+            )
         existing = add_missing_columns(cursor, statements.STAGING_SCHEMA, table, pairs)
         self._staging_columns[table] = {**dict(pairs), **existing}
         return created

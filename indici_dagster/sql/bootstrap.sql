@@ -21,7 +21,9 @@
 -- may run no DDL at all (event trigger indici_writer_ddl_guard). Every function pins
 -- search_path = pg_catalog, pg_temp; PUBLIC may execute none of them. The reader has CONNECT,
 -- USAGE on rpt and SELECT on every rpt table, now and later (default privileges), and nothing
--- on indici_staging. Nobody but the owner creates in public.
+-- on indici_staging. Nobody but the owner creates in public. The reader's sessions have an
+-- idle-in-transaction timeout, a statement timeout and a connection limit (psql variables
+-- reader_idle_timeout, reader_statement_timeout, reader_connection_limit).
 
 \set ON_ERROR_STOP on
 \if :{?writer}
@@ -32,11 +34,28 @@
 \else
   \set reader indici_reader
 \endif
+-- the reader's session limits (indici bootstrap --reader-idle-timeout, --reader-statement-timeout,
+-- --reader-connection-limit; the same defaults, core/session_limits.py)
+\if :{?reader_idle_timeout}
+\else
+  \set reader_idle_timeout 2min
+\endif
+\if :{?reader_statement_timeout}
+\else
+  \set reader_statement_timeout 30min
+\endif
+\if :{?reader_connection_limit}
+\else
+  \set reader_connection_limit 20
+\endif
 
 BEGIN;
 -- psql variables do not reach inside DO blocks: pass them as transaction-local settings
 SELECT set_config('indici.writer', :'writer', true), set_config('indici.reader', :'reader', true),
-       set_config('indici.owner', :'writer' || '_owner', true);
+       set_config('indici.owner', :'writer' || '_owner', true),
+       set_config('indici.reader_idle_timeout', :'reader_idle_timeout', true),
+       set_config('indici.reader_statement_timeout', :'reader_statement_timeout', true),
+       set_config('indici.reader_connection_limit', :'reader_connection_limit', true);
 SET LOCAL lock_timeout = '60s';
 SELECT pg_advisory_xact_lock(hashtext('indici_dagster:bootstrap'));
 
@@ -78,6 +97,48 @@ BEGIN
         RAISE EXCEPTION 'role % exists and can log in or is elevated; the owner role must be '
             'NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS', owner_role;
     END IF;
+END $$;
+
+-- the reader's sessions: an idle-in-transaction timeout, a statement timeout (role defaults, in
+-- every database) and a connection limit; a changed value replaces the old one
+DO $$
+DECLARE
+    reader text := current_setting('indici.reader');
+    setting text;
+    value text;
+    parts text[];
+    milliseconds bigint;
+BEGIN
+    FOREACH setting IN ARRAY ARRAY['idle_in_transaction_session_timeout', 'statement_timeout'] LOOP
+        value := current_setting(CASE setting
+            WHEN 'statement_timeout' THEN 'indici.reader_statement_timeout'
+            ELSE 'indici.reader_idle_timeout' END);
+        parts := regexp_match(value, '^([1-9][0-9]{0,7})(ms|s|min|h)$');
+        milliseconds := parts[1]::bigint * (CASE parts[2] WHEN 'ms' THEN 1 WHEN 's' THEN 1000
+            WHEN 'min' THEN 60000 ELSE 3600000 END);
+        IF parts IS NULL OR milliseconds NOT BETWEEN 1000 AND 86400000 THEN
+            RAISE EXCEPTION 'reader % must be a whole number with a unit (ms, s, min or h) from '
+                '1s to 24h, like 2min', setting;
+        END IF;
+        EXECUTE format('ALTER ROLE %I SET %I = %L', reader, setting, value);
+        -- a setting of the reader for this database alone would win over the role's own
+        IF EXISTS (
+            SELECT FROM pg_catalog.pg_db_role_setting s, unnest(s.setconfig) AS c(item)
+            WHERE s.setrole = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = reader)
+              AND s.setdatabase = (SELECT oid FROM pg_catalog.pg_database
+                                   WHERE datname = current_database())
+              AND split_part(c.item, '=', 1) = setting
+        ) THEN
+            EXECUTE format('ALTER ROLE %I IN DATABASE %I RESET %I', reader, current_database(),
+                           setting);
+        END IF;
+    END LOOP;
+    value := current_setting('indici.reader_connection_limit');
+    IF value !~ '^[1-9][0-9]{0,4}$' OR value::int > 10000 THEN
+        RAISE EXCEPTION 'reader_connection_limit must be a whole number of connections from 1 '
+            'to 10000';
+    END IF;
+    EXECUTE format('ALTER ROLE %I CONNECTION LIMIT %s', reader, value::int);
 END $$;
 
 -- refuse objects the pipeline never makes in its schemas (views, functions other than its
