@@ -9,12 +9,12 @@ from collections.abc import Sequence
 
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey, MetadataValue
 
-from indici_dagster.core.audit import Step
-from indici_dagster.core.ingest import FileOutcome
-from indici_dagster.core.nhi import NhiCounts
-from indici_dagster.core.queries import WarehouseQueries
-from indici_dagster.core.rpt_upsert import FileUpsert
-from indici_dagster.core.rules import Rule
+from indici_dagster.core.quality.nhi import NhiCounts
+from indici_dagster.core.quality.queries import WarehouseQueries
+from indici_dagster.core.rules.model import Rule
+from indici_dagster.core.steps.ingest import FileOutcome
+from indici_dagster.core.warehouse.audit import Step
+from indici_dagster.core.warehouse.rpt_upsert import FileUpsert
 
 ROWS_MATCH_FILES = "rows_loaded_match_files"
 KEY_NOT_NULL = "primary_key_not_null"

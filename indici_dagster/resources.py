@@ -9,11 +9,11 @@ from dagster import Failure
 from dagster_aws.s3 import S3Resource
 from pydantic import PrivateAttr
 
-from indici_dagster.core.embedded import embedded_dsn
-from indici_dagster.core.open_storage import open_storage
+from indici_dagster.core.embedded.server import embedded_dsn
 from indici_dagster.core.settings import EMBEDDED, Settings
-from indici_dagster.core.storage import Storage
-from indici_dagster.core.warehouse import Warehouse
+from indici_dagster.core.storage.base import Storage
+from indici_dagster.core.storage.open_storage import open_storage
+from indici_dagster.core.warehouse.facade import Warehouse
 from indici_dagster.pinned import Pin, PinnedResource, from_settings
 
 

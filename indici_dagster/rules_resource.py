@@ -14,22 +14,22 @@ from dagster import DagsterLogManager, Failure, get_dagster_logger
 from dagster_aws.utils import ResourceWithBoto3Configuration
 from pydantic import Field
 
-from indici_dagster.core.open_storage import open_storage
-from indici_dagster.core.rule_fingerprints import (
+from indici_dagster.core.rules.fingerprints import (
     fingerprints,
     format_fingerprints,
     parse_fingerprints,
     rule_changes,
 )
-from indici_dagster.core.rules import Rule, RuleError
-from indici_dagster.core.rules_snapshot import (
+from indici_dagster.core.rules.model import Rule, RuleError
+from indici_dagster.core.rules.snapshot import (
     LoadedRules,
     load_rules_or_snapshot,
     snapshot_places,
 )
-from indici_dagster.core.rules_store import DYNAMODB_SCHEME, RulesUnavailableError, load_rules
+from indici_dagster.core.rules.store import DYNAMODB_SCHEME, RulesUnavailableError, load_rules
 from indici_dagster.core.settings import Settings
-from indici_dagster.core.storage import Storage
+from indici_dagster.core.storage.base import Storage
+from indici_dagster.core.storage.open_storage import open_storage
 from indici_dagster.pinned import Pin, PinnedResource, from_settings
 
 LOCAL_SNAPSHOT_DIR = "./.indici"

@@ -6,8 +6,8 @@ versions under the same key, and Dagster's run-key de-duplication keeps a reques
 stored from running twice. What a run processed is recorded by the run (`indici/partitioned`
 writes the ledger, each staging load and rpt upsert marks the versions it loaded or applied);
 each tick settles those versions by asking Dagster how the runs and steps that recorded them
-ended (`core/ledger_settle.py`): `done` only once the staging step that loaded a version and the
-rpt step that applied it both succeeded.
+ended (`core/warehouse/ledger_settle.py`): `done` only once the staging step that loaded a
+version and the rpt step that applied it both succeeded.
 Versions a successful run staged without its rpt step get an rpt-only request for their date
 (run key `<date>:rpt:<digest>`). A run key whose run ended without recording the request's
 versions (a run tagged by hand, or made by anything but this sensor) does not stop them: they
@@ -32,12 +32,13 @@ from dagster import (
 from psycopg2.extensions import cursor as Cursor  # noqa: N812 - the class, named as a type
 
 from indici_dagster import landing_runs
-from indici_dagster.core import landing_plan, ledger, ledger_settle
-from indici_dagster.core.audit import AuditEntry, Status, Step, write_audit_entries
 from indici_dagster.core.escaping import escape_text
-from indici_dagster.core.landing_scan import scan_landing
-from indici_dagster.core.rules import Rule
-from indici_dagster.core.run_objects import encode_objects_tags
+from indici_dagster.core.landing import plan as landing_plan
+from indici_dagster.core.landing.run_objects import encode_objects_tags
+from indici_dagster.core.landing.scan import scan_landing
+from indici_dagster.core.rules.model import Rule
+from indici_dagster.core.warehouse import ledger, ledger_settle
+from indici_dagster.core.warehouse.audit import AuditEntry, Status, Step, write_audit_entries
 from indici_dagster.landing_runs import SENSOR_NAME
 from indici_dagster.resources import FileStorageResource, WarehouseResource
 from indici_dagster.rules_resource import RulesResource, fingerprint_tags

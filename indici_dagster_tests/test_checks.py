@@ -19,10 +19,10 @@ from indici_dagster.checks import (
     evaluate_staging_checks,
 )
 from indici_dagster.core.filenames import parse_file_name
-from indici_dagster.core.ingest import FileOutcome, partition_key_of_file
-from indici_dagster.core.queries import WarehouseQueries
-from indici_dagster.core.rules import parse_rule
-from indici_dagster.core.warehouse import Warehouse
+from indici_dagster.core.quality.queries import WarehouseQueries
+from indici_dagster.core.rules.model import parse_rule
+from indici_dagster.core.steps.ingest import FileOutcome, partition_key_of_file
+from indici_dagster.core.warehouse.facade import Warehouse
 from indici_dagster_tests.support import TIMEZONE, parquet_bytes
 
 RULE = parse_rule(

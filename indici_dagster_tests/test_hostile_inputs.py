@@ -25,13 +25,13 @@ from dagster import DagsterEventType, DagsterInstance, serialize_value
 from indici_dagster import cli
 from indici_dagster.core.db_errors import FileLoadError
 from indici_dagster.core.filenames import parse_file_name
-from indici_dagster.core.rules import METADATA_COLUMNS, parse_rule
-from indici_dagster.core.staging_plan import (
+from indici_dagster.core.rules.model import METADATA_COLUMNS, parse_rule
+from indici_dagster.core.warehouse.facade import Warehouse
+from indici_dagster.core.warehouse.staging_plan import (
     MAX_TABLE_COLUMNS,
     check_column_budget,
     plan_staging_columns,
 )
-from indici_dagster.core.warehouse import Warehouse
 from indici_dagster_tests.support import (
     TIMEZONE,
     build,

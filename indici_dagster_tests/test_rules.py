@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from indici_dagster.core import sql
-from indici_dagster.core.rules import (
+from indici_dagster.core import pipeline_names
+from indici_dagster.core.rules.model import (
     METADATA_COLUMNS,
     PIPELINE_TABLES,
     Column,
@@ -12,7 +12,7 @@ from indici_dagster.core.rules import (
     parse_rule,
     parse_rules,
 )
-from indici_dagster.core.rules_store import (
+from indici_dagster.core.rules.store import (
     load_rules,
     read_rules_file,
     shipped_rules_path,
@@ -175,9 +175,12 @@ def test_reserved_table_names_are_rejected(table):
 
 
 def test_every_table_of_the_pipeline_itself_is_reserved():
-    assert {sql.AUDIT_TABLE, sql.LEDGER_TABLE, sql.ROW_COUNTS_TABLE, sql.LOCKS_TABLE} == (
-        PIPELINE_TABLES
-    )
+    assert {
+        pipeline_names.AUDIT_TABLE,
+        pipeline_names.LEDGER_TABLE,
+        pipeline_names.ROW_COUNTS_TABLE,
+        pipeline_names.LOCKS_TABLE,
+    } == (PIPELINE_TABLES)
 
 
 @pytest.mark.parametrize("dataset", ["", "1Patients", "Patient_IDs", "Pa tients", "x; drop"])

@@ -7,7 +7,7 @@ import pytest
 
 from indici_dagster.assets.keys import rpt_key, staging_key
 from indici_dagster.cli import main
-from indici_dagster.core.rules_store import load_rules, shipped_rules_path
+from indici_dagster.core.rules.store import load_rules, shipped_rules_path
 from indici_dagster.core.settings import Settings
 from indici_dagster_tests.support import TIMEZONE, build
 

@@ -24,8 +24,8 @@ from dagster._core.storage.tags import (
 
 from indici_dagster import landing_runs
 from indici_dagster.assets.keys import PARTITIONED, RAW, rpt_key, staging_key
-from indici_dagster.core.ledger_settle import RunEnd, UnsettledGroup, decide
 from indici_dagster.core.settings import Settings
+from indici_dagster.core.warehouse.ledger_settle import RunEnd, UnsettledGroup, decide
 from indici_dagster.definitions import INGEST_JOB
 from indici_dagster_tests.support import (
     build,

@@ -19,16 +19,16 @@ from dagster import (
 )
 
 from indici_dagster.assets.keys import PARTITIONED, RAW, staging_key
-from indici_dagster.core import ledger
-from indici_dagster.core.audit import Status, write_audit_entries
 from indici_dagster.core.escaping import escape_text
-from indici_dagster.core.ingest import (
+from indici_dagster.core.rules.model import Rule
+from indici_dagster.core.steps.ingest import (
     RawFileReport,
     copy_to_partitioned,
     describe_landed_file,
     landed_files_for,
 )
-from indici_dagster.core.rules import Rule
+from indici_dagster.core.warehouse import ledger
+from indici_dagster.core.warehouse.audit import Status, write_audit_entries
 from indici_dagster.partitions import RANGE_BACKFILL, group_by_partition
 from indici_dagster.resources import FileStorageResource, WarehouseResource
 from indici_dagster.retries import TRANSIENT_RETRY, fail_fast_on_permanent_errors

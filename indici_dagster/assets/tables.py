@@ -25,12 +25,12 @@ from indici_dagster.checks import (
     rpt_check_specs,
     staging_check_specs,
 )
-from indici_dagster.core.audit import Step
-from indici_dagster.core.ingest import load_partitions_into_staging, partition_key_of_file
-from indici_dagster.core.queries import WarehouseQueries
-from indici_dagster.core.rpt_upsert import FileUpsert
-from indici_dagster.core.rules import Rule
-from indici_dagster.core.sql import RPT_SCHEMA, STAGING_SCHEMA
+from indici_dagster.core.pipeline_names import RPT_SCHEMA, STAGING_SCHEMA
+from indici_dagster.core.quality.queries import WarehouseQueries
+from indici_dagster.core.rules.model import Rule
+from indici_dagster.core.steps.ingest import load_partitions_into_staging, partition_key_of_file
+from indici_dagster.core.warehouse.audit import Step
+from indici_dagster.core.warehouse.rpt_upsert import FileUpsert
 from indici_dagster.partitions import RANGE_BACKFILL, group_by_partition
 from indici_dagster.resources import FileStorageResource, WarehouseResource
 from indici_dagster.retries import TRANSIENT_RETRY, fail_fast_on_permanent_errors

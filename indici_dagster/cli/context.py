@@ -12,10 +12,10 @@ from pathlib import Path
 from dotenv import dotenv_values
 
 from indici_dagster.cli.errors import CliError
-from indici_dagster.core.dsn import connect, describe_dsn
-from indici_dagster.core.embedded import embedded_dsn, paths_for
+from indici_dagster.core.embedded.server import embedded_dsn, paths_for
 from indici_dagster.core.settings import PG_DIR, PG_DSN, Settings
 from indici_dagster.core.text import printable
+from indici_dagster.core.warehouse.dsn import connect, describe_dsn
 
 PROJECT_PREFIXES = ("INDICI_", "DAGSTER_PG_")
 PROJECT_NAMES = frozenset(
