@@ -108,7 +108,7 @@ def ingest_job(defs: Any) -> Any:
 
 def asset_selection() -> list:
     """The assets one partition run materializes for the bench dataset."""
-    from indici_dagster.assets.keys import PARTITIONED, RAW, rpt_key, staging_key
+    from indici_dagster.lib.keys import PARTITIONED, RAW, rpt_key, staging_key
 
     return [RAW, PARTITIONED, staging_key(DATASET), rpt_key(DATASET)]
 

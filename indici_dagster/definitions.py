@@ -9,15 +9,15 @@ from dagster import (
     define_asset_job,
 )
 
-from indici_dagster.assets.files import build_file_assets
-from indici_dagster.assets.tables import build_table_assets
 from indici_dagster.core.settings import Settings, SettingsError, load_settings
-from indici_dagster.execution import build_executor
-from indici_dagster.partitions import daily_partitions
-from indici_dagster.pinned import pin_resources
-from indici_dagster.resources import resource_pins
-from indici_dagster.rules_resource import load_code_location_rules, rules_pin
-from indici_dagster.sensors import build_landing_sensor
+from indici_dagster.defs.files.assets import build_file_assets
+from indici_dagster.defs.landing.sensor import build_landing_sensor
+from indici_dagster.defs.tables.assets import build_table_assets
+from indici_dagster.lib.executor import build_executor
+from indici_dagster.lib.partitions import daily_partitions
+from indici_dagster.lib.pinned import pin_resources
+from indici_dagster.lib.resources import resource_pins
+from indici_dagster.lib.rules_resource import load_code_location_rules, rules_pin
 
 INGEST_JOB = "indici_ingest_job"
 

@@ -489,8 +489,8 @@ def test_a_file_whose_pages_hold_fewer_rows_than_its_footer_says_is_an_error(
 def test_the_rows_loaded_check_fails_for_a_file_that_loaded_fewer_rows_than_its_footer(
     tmp_path, database, damage
 ):
-    from indici_dagster.checks import ROWS_MATCH_FILES, evaluate_staging_checks
     from indici_dagster.core.quality.queries import WarehouseQueries
+    from indici_dagster.defs.tables.checks import ROWS_MATCH_FILES, evaluate_staging_checks
 
     data = SHORT_FILES[damage](patients([(1, "A1"), (2, "B1"), (3, "C1")]))
     outcomes, warehouse = load_one(tmp_path, database, "Patients_20261124_020000.parquet", data)

@@ -43,13 +43,15 @@ def test_the_contracts_catch_dagster_in_core_an_upward_import_and_a_cycle(
         "a"
     ) as types:  # a building block importing the warehouse
         types.write("\nfrom indici_dagster.core.warehouse import catalog  # noqa: E402\n")
-    with (tmp_path / "indici_dagster" / "checks.py").open("a") as checks:  # glue importing the top
+    with (tmp_path / "indici_dagster" / "defs" / "tables" / "checks.py").open(
+        "a"
+    ) as checks:  # glue importing the top
         checks.write("\nfrom indici_dagster import definitions  # noqa: E402\n")
 
     result = lint_imports(tmp_path)
 
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "0 kept, 4 broken" in result.stdout
+    assert "0 kept, 5 broken" in result.stdout
     report = " ".join(result.stdout.split())
     assert (
         "core imports no Dagster (directly or through the Dagster side of the package) BROKEN"
@@ -65,4 +67,4 @@ def test_the_contracts_catch_dagster_in_core_an_upward_import_and_a_cycle(
     )
     assert "No cycles are allowed in indici_dagster.core.storage." in report
     assert "indici_dagster.core.text -> dagster" in report
-    assert "indici_dagster.checks -> indici_dagster.definitions" in report
+    assert "indici_dagster.defs.tables.checks -> indici_dagster.definitions" in report

@@ -18,7 +18,6 @@ from dagster._core.remote_representation.external_data import (
     ResourceConfigEnvVarSnap,
 )
 
-from indici_dagster.assets.keys import PARTITIONED, RAW, rpt_key, staging_key
 from indici_dagster.core.rules.fingerprints import (
     parse_fingerprints,
     rule_changes,
@@ -39,7 +38,8 @@ from indici_dagster.core.storage.open_storage import open_storage
 from indici_dagster.core.storage.s3_storage import parse_s3_url
 from indici_dagster.core.warehouse.facade import Warehouse
 from indici_dagster.definitions import INGEST_JOB
-from indici_dagster.rules_resource import RULES_FINGERPRINT_TAG, RulesResource, fingerprint_tags
+from indici_dagster.lib.keys import PARTITIONED, RAW, rpt_key, staging_key
+from indici_dagster.lib.rules_resource import RULES_FINGERPRINT_TAG, RulesResource, fingerprint_tags
 from indici_dagster_tests.support import (
     TEST_RULES,
     TIMEZONE,

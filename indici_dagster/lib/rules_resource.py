@@ -30,7 +30,7 @@ from indici_dagster.core.rules.store import DYNAMODB_SCHEME, RulesUnavailableErr
 from indici_dagster.core.settings import Settings
 from indici_dagster.core.storage.base import Storage
 from indici_dagster.core.storage.open_storage import open_storage
-from indici_dagster.pinned import Pin, PinnedResource, from_settings
+from indici_dagster.lib.pinned import Pin, PinnedResource, from_settings
 
 LOCAL_SNAPSHOT_DIR = "./.indici"
 """The folder next to the code location holding the local snapshot copy (`rules/<table>.json`)."""

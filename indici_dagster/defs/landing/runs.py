@@ -15,10 +15,10 @@ from datetime import UTC, datetime, timedelta
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
 from psycopg2.extensions import cursor as Cursor  # noqa: N812 - the class, named as a type
 
-from indici_dagster.assets.keys import PARTITIONED, RAW, rpt_key, staging_key
 from indici_dagster.core.landing import plan as landing_plan
 from indici_dagster.core.warehouse import ledger_settle
 from indici_dagster.core.warehouse.ledger_settle import RunEnd
+from indici_dagster.lib.keys import PARTITIONED, RAW, rpt_key, staging_key
 
 SENSOR_NAME = "indici_landing_sensor"
 RUN_KEY_TAG = "dagster/run_key"

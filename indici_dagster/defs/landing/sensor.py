@@ -11,7 +11,7 @@ version and the rpt step that applied it both succeeded.
 Versions a successful run staged without its rpt step get an rpt-only request for their date
 (run key `<date>:rpt:<digest>`). A run key whose run ended without recording the request's
 versions (a run tagged by hand, or made by anything but this sensor) does not stop them: they
-are requested again under `<key>:attempt<n>` (`landing_runs.py`), said once in the log.
+are requested again under `<key>:attempt<n>` (`defs/landing/runs.py`), said once in the log.
 """
 
 import json
@@ -31,7 +31,6 @@ from dagster import (
 )
 from psycopg2.extensions import cursor as Cursor  # noqa: N812 - the class, named as a type
 
-from indici_dagster import landing_runs
 from indici_dagster.core.escaping import escape_text
 from indici_dagster.core.landing import plan as landing_plan
 from indici_dagster.core.landing.run_objects import encode_objects_tags
@@ -39,9 +38,10 @@ from indici_dagster.core.landing.scan import scan_landing
 from indici_dagster.core.rules.model import Rule
 from indici_dagster.core.warehouse import ledger, ledger_settle
 from indici_dagster.core.warehouse.audit import AuditEntry, Status, Step, write_audit_entries
-from indici_dagster.landing_runs import SENSOR_NAME
-from indici_dagster.resources import FileStorageResource, WarehouseResource
-from indici_dagster.rules_resource import RulesResource, fingerprint_tags
+from indici_dagster.defs.landing import runs as landing_runs
+from indici_dagster.defs.landing.runs import SENSOR_NAME
+from indici_dagster.lib.resources import FileStorageResource, WarehouseResource
+from indici_dagster.lib.rules_resource import RulesResource, fingerprint_tags
 
 MAX_RUNS_PER_TICK = 50
 """A large backlog is handed over this many dates at a time; the rest follows next tick."""

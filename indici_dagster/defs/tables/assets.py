@@ -18,23 +18,23 @@ from dagster import (
     asset,
 )
 
-from indici_dagster.assets.keys import PARTITIONED, rpt_key, staging_key
-from indici_dagster.checks import (
-    evaluate_rpt_checks,
-    evaluate_staging_checks,
-    rpt_check_specs,
-    staging_check_specs,
-)
 from indici_dagster.core.pipeline_names import RPT_SCHEMA, STAGING_SCHEMA
 from indici_dagster.core.quality.queries import WarehouseQueries
 from indici_dagster.core.rules.model import Rule
 from indici_dagster.core.steps.ingest import load_partitions_into_staging, partition_key_of_file
 from indici_dagster.core.warehouse.audit import Step
 from indici_dagster.core.warehouse.rpt_upsert import FileUpsert
-from indici_dagster.partitions import RANGE_BACKFILL, group_by_partition
-from indici_dagster.resources import FileStorageResource, WarehouseResource
-from indici_dagster.retries import TRANSIENT_RETRY, fail_fast_on_permanent_errors
-from indici_dagster.rules_resource import RulesResource
+from indici_dagster.defs.tables.checks import (
+    evaluate_rpt_checks,
+    evaluate_staging_checks,
+    rpt_check_specs,
+    staging_check_specs,
+)
+from indici_dagster.lib.keys import PARTITIONED, rpt_key, staging_key
+from indici_dagster.lib.partitions import RANGE_BACKFILL, group_by_partition
+from indici_dagster.lib.resources import FileStorageResource, WarehouseResource
+from indici_dagster.lib.rules_resource import RulesResource
+from indici_dagster.lib.step_failures import TRANSIENT_RETRY, fail_fast_on_permanent_errors
 
 
 def _schema(columns: list[tuple[str, str]]) -> TableSchema:

@@ -18,7 +18,6 @@ from dagster import (
     asset,
 )
 
-from indici_dagster.assets.keys import PARTITIONED, RAW, staging_key
 from indici_dagster.core.escaping import escape_text
 from indici_dagster.core.rules.model import Rule
 from indici_dagster.core.steps.ingest import (
@@ -29,10 +28,11 @@ from indici_dagster.core.steps.ingest import (
 )
 from indici_dagster.core.warehouse import ledger
 from indici_dagster.core.warehouse.audit import Status, write_audit_entries
-from indici_dagster.partitions import RANGE_BACKFILL, group_by_partition
-from indici_dagster.resources import FileStorageResource, WarehouseResource
-from indici_dagster.retries import TRANSIENT_RETRY, fail_fast_on_permanent_errors
-from indici_dagster.rules_resource import RulesResource
+from indici_dagster.lib.keys import PARTITIONED, RAW, staging_key
+from indici_dagster.lib.partitions import RANGE_BACKFILL, group_by_partition
+from indici_dagster.lib.resources import FileStorageResource, WarehouseResource
+from indici_dagster.lib.rules_resource import RulesResource
+from indici_dagster.lib.step_failures import TRANSIENT_RETRY, fail_fast_on_permanent_errors
 
 _FILES_SCHEMA = TableSchema(
     columns=[

@@ -1,7 +1,7 @@
 """Dagster resources: thin configurable wrappers that hand the core its storage and warehouse.
 
 Every field (locations, DSN, limits) is pinned to the deployment's settings, the ones the code
-location loaded from its environment (`indici_dagster.pinned`): a run whose config sets one
+location loaded from its environment (`indici_dagster.lib.pinned`): a run whose config sets one
 differently fails before any step reads or writes anything, naming the field, never the value.
 """
 
@@ -14,7 +14,7 @@ from indici_dagster.core.settings import EMBEDDED, Settings
 from indici_dagster.core.storage.base import Storage
 from indici_dagster.core.storage.open_storage import open_storage
 from indici_dagster.core.warehouse.facade import Warehouse
-from indici_dagster.pinned import Pin, PinnedResource, from_settings
+from indici_dagster.lib.pinned import Pin, PinnedResource, from_settings
 
 
 class FileStorageResource(PinnedResource):
