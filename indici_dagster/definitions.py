@@ -20,6 +20,9 @@ from indici_dagster.lib.resources import resource_pins
 from indici_dagster.lib.rules_resource import load_code_location_rules, rules_pin
 
 INGEST_JOB = "indici_ingest_job"
+INGEST_GROUPS = ("raw", "partitioned", "staging", "rpt")
+"""The layers the ingest job runs, by asset group: an asset in any other group (a later summary,
+say) never joins the sensor's runs or their backfills by accident."""
 
 
 def build_definitions(settings: Settings) -> Definitions:
@@ -39,7 +42,7 @@ def build_definitions(settings: Settings) -> Definitions:
             assets += build_table_assets(rule, partitions, settings.timezone)
     ingest_job = define_asset_job(
         INGEST_JOB,
-        selection=AssetSelection.all(),
+        selection=AssetSelection.groups(*INGEST_GROUPS),
         partitions_def=partitions,
         description="Landed files of a date through every layer (launched by the landing sensor)."
         + (f"\n\nRules: {loaded.summary()}" if loaded.from_snapshot is not None else ""),
