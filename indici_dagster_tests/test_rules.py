@@ -3,9 +3,8 @@ from pathlib import Path
 import pytest
 
 from indici_dagster.core import pipeline_names
+from indici_dagster.core.pipeline_names import PIPELINE_TABLES
 from indici_dagster.core.rules.model import (
-    METADATA_COLUMNS,
-    PIPELINE_TABLES,
     Column,
     RuleError,
     canonical_type,
@@ -18,6 +17,7 @@ from indici_dagster.core.rules.store import (
     shipped_rules_path,
     write_rules_file,
 )
+from indici_dagster.core.types.registry import METADATA_NAMES
 
 
 def keyed(dataset="AppointmentMedications", **overrides):
@@ -151,7 +151,7 @@ def test_parse_rules_reports_every_problem():
 def test_source_column_named_like_a_metadata_column_cannot_land_on_it():
     # snake_case strips leading underscores, so `_source_file` becomes `source_file`
     rule = parse_rule(keyed(columns={"AppointmentMedicationID": "bigint", "_source_file": "text"}))
-    assert {c.name for c in rule.columns}.isdisjoint(METADATA_COLUMNS)
+    assert {c.name for c in rule.columns}.isdisjoint(METADATA_NAMES)
 
 
 def test_two_source_columns_with_one_snake_name_are_rejected():

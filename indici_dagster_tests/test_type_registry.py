@@ -188,17 +188,17 @@ def test_the_reserved_relations_are_every_relation_the_pipeline_creates(database
 
 
 def test_the_metadata_columns_are_defined_once_in_table_order(database):
-    from indici_dagster.core.rules.model import METADATA_COLUMNS
+    from indici_dagster.core.types.registry import METADATA_NAMES
 
-    assert METADATA_COLUMNS == (
+    assert METADATA_NAMES == (
         "_source_file",
         "_source_ts",
         "_row_number",
         "_loaded_at",
         "_run_id",
     )
-    assert [name for name, _ in sql.STAGING_METADATA] == list(METADATA_COLUMNS)
-    assert [name for name, _ in sql.RPT_METADATA] == list(METADATA_COLUMNS[:4])
+    assert [name for name, _ in sql.STAGING_METADATA] == list(METADATA_NAMES)
+    assert [name for name, _ in sql.RPT_METADATA] == list(METADATA_NAMES[:4])
 
 
 def test_rules_validate_refuses_what_postgres_would_refuse(tmp_path, capsys):

@@ -9,6 +9,7 @@ from indici_dagster.cli.context import load_project_env, require_catalog, wareho
 from indici_dagster.cli.db import add_db_commands
 from indici_dagster.cli.doctor import doctor
 from indici_dagster.cli.errors import CliError, OneLineArgumentParser, one_line
+from indici_dagster.core.admin.bootstrap import DEFAULT_READER, DEFAULT_WRITER
 from indici_dagster.core.admin.session_limits import (
     DEFAULT_READER_LIMITS,
     SessionLimitError,
@@ -231,8 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
         "bootstrap", help="create least-privilege roles and schemas (run as an administrator)"
     )
     setup.add_argument("--admin-dsn", help="administrator's DSN (default: INDICI_ADMIN_DSN)")
-    setup.add_argument("--writer", default="indici_writer", help="the pipeline's role")
-    setup.add_argument("--reader", default="indici_reader", help="the reporting role (rpt only)")
+    setup.add_argument("--writer", default=DEFAULT_WRITER, help="the pipeline's role")
+    setup.add_argument("--reader", default=DEFAULT_READER, help="the reporting role (rpt only)")
     limits = DEFAULT_READER_LIMITS
     setup.add_argument(
         "--reader-idle-timeout",

@@ -11,6 +11,9 @@ LEDGER_TABLE = "landing_ledger"
 ROW_COUNTS_TABLE = "table_row_counts"
 LOCKS_TABLE = "pipeline_locks"
 
+AUDIT_LOG = f"{STAGING_SCHEMA}.{AUDIT_TABLE}"
+"""The audit log's qualified name, as `to_regclass` takes it."""
+
 PIPELINE_TABLES = frozenset({AUDIT_TABLE, LEDGER_TABLE, ROW_COUNTS_TABLE, LOCKS_TABLE})
 """The pipeline's own tables in `indici_staging`; no rule may name its table like one."""
 PIPELINE_RELATIONS = PIPELINE_TABLES | {

@@ -11,8 +11,10 @@ from psycopg2.extensions import cursor as Cursor  # noqa: N812 - the class, name
 from indici_dagster.core import pipeline_names
 from indici_dagster.core.db_errors import CleanError, classify, describe_database_error
 from indici_dagster.core.filenames import parse_file_name
+from indici_dagster.core.pipeline_names import PIPELINE_TABLES
 from indici_dagster.core.quality.nhi import NhiCounts, NhiStatus, nhi_normalised_sql, nhi_status_sql
-from indici_dagster.core.rules.model import METADATA_COLUMNS, PIPELINE_TABLES, Rule
+from indici_dagster.core.rules.model import Rule
+from indici_dagster.core.types.registry import METADATA_NAMES
 from indici_dagster.core.warehouse import sql as statements
 from indici_dagster.core.warehouse.catalog import existing_columns
 from indici_dagster.core.warehouse.facade import Warehouse
@@ -215,7 +217,7 @@ class WarehouseQueries:
         """Staging columns that came from files but that the rule does not name (schema drift)."""
         if rule.is_static:
             return []
-        named = {c.name for c in rule.columns} | set(METADATA_COLUMNS)
+        named = {c.name for c in rule.columns} | set(METADATA_NAMES)
         return [
             name
             for name, _ in self.table_columns(pipeline_names.STAGING_SCHEMA, rule.table)

@@ -11,12 +11,10 @@ from typing import Any
 
 from indici_dagster.core.naming import InvalidIdentifierError, snake_case, validate_identifier
 from indici_dagster.core.pipeline_names import PIPELINE_RELATIONS, dataset_relations
-from indici_dagster.core.pipeline_names import PIPELINE_TABLES as PIPELINE_TABLES
 from indici_dagster.core.types.registry import METADATA_NAMES, TypeSpellingError, canonical
 
 DATASET_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 
-METADATA_COLUMNS = METADATA_NAMES
 """Columns the pipeline adds to every staging table; a source column may not map onto them."""
 MAX_RULE_COLUMNS = 1600 - len(METADATA_NAMES)
 """Postgres's limit of 1,600 columns a table, less the metadata columns."""
@@ -130,7 +128,7 @@ def parse_rule(data: Mapping[str, Any]) -> Rule:
             name = validate_identifier(snake_case(str(source)))
         except InvalidIdentifierError as error:
             raise RuleError(f"rule {dataset}: column {source!r}: {error}") from error
-        if name in METADATA_COLUMNS:
+        if name in METADATA_NAMES:
             raise RuleError(f"rule {dataset}: column {source!r} maps to reserved name {name!r}")
         if name in seen:
             raise RuleError(

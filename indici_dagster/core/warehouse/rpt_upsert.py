@@ -23,8 +23,8 @@ from indici_dagster.core.db_errors import (
     describe_database_error,
     quote_name,
 )
-from indici_dagster.core.rules.model import METADATA_COLUMNS, Rule, canonical_type
-from indici_dagster.core.types.registry import TypeSpellingError, canonical, widens
+from indici_dagster.core.rules.model import Rule, canonical_type
+from indici_dagster.core.types.registry import METADATA_NAMES, TypeSpellingError, canonical, widens
 from indici_dagster.core.warehouse import ledger, rpt_sql
 from indici_dagster.core.warehouse import sql as statements
 from indici_dagster.core.warehouse.audit import AuditEntry, Status, Step, write_audit_entries
@@ -304,7 +304,7 @@ def _replace_static(cursor: Cursor, rule: Rule, start: datetime, end: datetime) 
         for name, type_name in existing_columns(
             cursor, pipeline_names.STAGING_SCHEMA, rule.table
         ).items()
-        if name not in METADATA_COLUMNS
+        if name not in METADATA_NAMES
     ]
     cursor.execute(statements.create_rpt_table(rule.table, columns, ()))
     add_missing_columns(cursor, pipeline_names.RPT_SCHEMA, rule.table, columns)

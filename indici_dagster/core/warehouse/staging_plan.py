@@ -17,8 +17,8 @@ from indici_dagster.core.parquet.reader import (
     UnsupportedColumnTypeError,
     postgres_type_for,
 )
-from indici_dagster.core.rules.model import METADATA_COLUMNS, Rule
-from indici_dagster.core.types.registry import TypeSpellingError, canonical, widens
+from indici_dagster.core.rules.model import Rule
+from indici_dagster.core.types.registry import METADATA_NAMES, TypeSpellingError, canonical, widens
 
 MAX_TABLE_COLUMNS = 1000
 """Columns a staging table may reach, metadata and dropped columns included: well under
@@ -57,7 +57,7 @@ def plan_staging_columns(rule: Rule, schema: pa.Schema) -> StagingPlan:
                 f"column {quote_name(field.name)} cannot become a Postgres identifier "
                 "(in snake_case it is empty, longer than 63 characters or starts with a digit)"
             ) from None
-        if name in METADATA_COLUMNS:
+        if name in METADATA_NAMES:
             raise FileLoadError(
                 f"column {quote_name(field.name)} collides with metadata column {name!r}"
             )
@@ -111,7 +111,7 @@ def check_column_budget(
             f"{max_new_columns} are added per file (INDICI_MAX_NEW_COLUMNS): name them in the "
             "rule or raise the limit"
         )
-    metadata = 0 if have else len(METADATA_COLUMNS)
+    metadata = 0 if have else len(METADATA_NAMES)
     total = slots_used + len(new) + metadata
     if total > MAX_TABLE_COLUMNS:
         raise FileLoadError(
