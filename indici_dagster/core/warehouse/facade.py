@@ -11,16 +11,22 @@ writer can take, and waits at most `lock_timeout`), so a replay, a crash or a co
 never leave half a file or a doubled row behind.
 """
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
+import pyarrow.parquet as pq
+
 from indici_dagster.core import pipeline_names
+from indici_dagster.core.filenames import LandedFileName
+from indici_dagster.core.rules.model import Rule
 from indici_dagster.core.warehouse import catalog
 from indici_dagster.core.warehouse.audit import AuditEntry
-from indici_dagster.core.warehouse.connections import Connections
+from indici_dagster.core.warehouse.connections import Connection, Connections
 from indici_dagster.core.warehouse.row_counts import recount
-from indici_dagster.core.warehouse.rpt_upsert import RptUpserter
-from indici_dagster.core.warehouse.staging_load import StagingLoader
+from indici_dagster.core.warehouse.rpt_upsert import FileUpsert, PartitionKeyOf, RptUpserter
+from indici_dagster.core.warehouse.staging_load import StagingLoader, StagingResult
 
 
 class Warehouse:
@@ -44,17 +50,60 @@ class Warehouse:
             self._connections, self.timezone, lock_timeout, max_new_columns
         )
         self._rpt = RptUpserter(self._connections, lock_timeout, upsert_work_mem)
-        # the jobs callers reach directly, each documented where it is done
-        self.connection = self._connections.connection
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[Connection]:
         """A connection for one unit of work, closed afterwards; commit is the caller's."""
-        self.reusing_connections = self._connections.reusing_connections
+        with self._connections.connection() as connection:
+            yield connection
+
+    @contextlib.contextmanager
+    def reusing_connections(self) -> Iterator[None]:
         """Within this block, consecutive staging loads on this thread share one connection."""
-        self.load_file_into_staging = self._staging.load_file_into_staging
+        with self._connections.reusing_connections():
+            yield
+
+    def load_file_into_staging(
+        self,
+        rule: Rule,
+        landed: LandedFileName,
+        parquet_file: pq.ParquetFile,
+        *,
+        run_id: str,
+        source_key: str,
+        source_etag: str,
+    ) -> StagingResult:
         """Replace a file's rows in `indici_staging.<table>` with its content, in one transaction
-        with its audit row (`StagingLoader.load_file_into_staging`)."""
-        self.upsert_window_into_rpt = self._rpt.upsert_window_into_rpt
+        with its audit row (`StagingLoader.load_file_into_staging` says what it guarantees)."""
+        return self._staging.load_file_into_staging(
+            rule,
+            landed,
+            parquet_file,
+            run_id=run_id,
+            source_key=source_key,
+            source_etag=source_etag,
+        )
+
+    def upsert_window_into_rpt(
+        self,
+        rule: Rule,
+        start: datetime,
+        end: datetime,
+        *,
+        run_id: str,
+        partition_key_of: PartitionKeyOf,
+        ledger_dates: Sequence[str] | None = None,
+    ) -> list[FileUpsert]:
         """Apply a window of staged rows to `rpt.<table>`, in one transaction with its audit rows
-        (`RptUpserter.upsert_window_into_rpt`)."""
+        (`RptUpserter.upsert_window_into_rpt` says what it guarantees)."""
+        return self._rpt.upsert_window_into_rpt(
+            rule,
+            start,
+            end,
+            run_id=run_id,
+            partition_key_of=partition_key_of,
+            ledger_dates=ledger_dates,
+        )
 
     def ensure_catalog(self) -> None:
         """Create the schemas and the pipeline's own tables where they are missing
