@@ -17,6 +17,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pyarrow.parquet as pq
+from psycopg2.extensions import cursor as Cursor  # noqa: N812 - the class, named as a type
 
 from indici_dagster.core import pipeline_names
 from indici_dagster.core.filenames import LandedFileName
@@ -56,6 +57,14 @@ class Warehouse:
         """A connection for one unit of work, closed afterwards; commit is the caller's."""
         with self._connections.connection() as connection:
             yield connection
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Cursor]:
+        """One unit of work on a connection of its own: a cursor whose statements are committed
+        together when the block ends normally, and none of them when it raises."""
+        with self._connections.connection() as connection, connection.cursor() as cursor:
+            yield cursor
+            connection.commit()
 
     @contextlib.contextmanager
     def reusing_connections(self) -> Iterator[None]:

@@ -137,7 +137,7 @@ def build_file_assets(
             d for d in built_rules if selection is not None and staging_key(d) not in selection
         }
         store = warehouse.get_warehouse()
-        with store.connection() as connection, connection.cursor() as cursor:
+        with store.transaction() as cursor:
             # the audit rows and what the run processed, in one transaction
             write_audit_entries(cursor, report.entries)
             ledger.record(
@@ -152,7 +152,6 @@ def build_file_assets(
                     run_key=context.run.tags.get("dagster/run_key"),
                 ),
             )
-            connection.commit()
         waiting = sorted({f.name.dataset for f in files if f.name.dataset not in built_rules})
         if waiting:
             context.log.warning(f"no rule yet for datasets {waiting}: copied and audited only")

@@ -133,14 +133,13 @@ def build_landing_sensor(
         store = warehouse.get_warehouse()
         previous = _load_cursor(context.cursor)
         objects, scan_state = scan_landing(landing.get_storage(), previous.get("scan"))
-        with store.connection() as connection, connection.cursor() as cursor:
+        with store.transaction() as cursor:
             ledger_settle.require_step_columns(cursor)
             unseen = ledger.find_unseen(cursor, objects)
             waiting = ledger.waiting_for_rule(cursor)
             attention = landing_runs.settle(context.instance, cursor)
             needing_rpt = ledger_settle.needing_rpt(cursor)
             clashes = ledger.name_clashes(cursor)
-            connection.commit()
         plan = landing_plan.plan_landing(
             unseen,
             waiting,
@@ -150,12 +149,11 @@ def build_landing_sensor(
             last_partition=partitions_def.get_last_partition_key(),
         )
         candidates = plan.requests + landing_plan.plan_rpt(needing_rpt, current.keys())
-        with store.connection() as connection, connection.cursor() as cursor:
+        with store.transaction() as cursor:
             handed = _hand_over(context, cursor, candidates, attention)
             # refusals and failed runs Dagster has stored: never a hand-over
             ledger.record(cursor, plan.rejected + handed.failed_entries)
             write_audit_entries(cursor, [_audit_for(e) for e in plan.rejected])
-            connection.commit()
 
         requests = [request for request, _ in handed.requests]
         _report(context, plan, waiting + needing_rpt, requests, current, attention, clashes)
