@@ -27,13 +27,13 @@ import pyarrow.parquet as pq
 
 from benchmarks.constants import MAIN_DAYS, TIMEZONE
 from benchmarks.moto_bucket import moto_bucket
-from indici_dagster.core.ingest import (
+from indici_dagster.core.landing.run_objects import encode_objects_tags
+from indici_dagster.core.steps.ingest import (
     copy_to_partitioned,
     describe_landed_file,
     landed_files_for,
 )
-from indici_dagster.core.run_objects import encode_objects_tags
-from indici_dagster.core.s3_storage import S3Storage
+from indici_dagster.core.storage.s3_storage import S3Storage
 
 DATASETS = [f"Dataset{n:02d}" for n in range(12)]
 NEARLY_EMPTY = 100

@@ -21,21 +21,21 @@ LEDGER = "indici_staging.landing_ledger"
 
 def rule_columns() -> list[tuple[str, str, str]]:
     """(source name, Postgres name, Postgres type) of the bench rule, via the project's parser."""
-    from indici_dagster.core.rules import parse_rule
+    from indici_dagster.core.rules.model import parse_rule
 
     return [(c.source, c.name, c.type) for c in parse_rule(RULE).columns]
 
 
 def nhi_number(number: int) -> str:
     """A valid-looking NHI number, as the project's sample data makes them."""
-    from indici_dagster.core.sample_data import nhi_number as make
+    from indici_dagster.core.sample.data import nhi_number as make
 
     return make(number)
 
 
 def warehouse(dsn: str) -> Any:
     """The project's warehouse on `dsn` in the bench time zone."""
-    from indici_dagster.core.warehouse import Warehouse
+    from indici_dagster.core.warehouse.facade import Warehouse
 
     return Warehouse(dsn, TIMEZONE)
 
@@ -49,9 +49,9 @@ def pipeline_load(dsn: str, folder: Path, name: str, run_id: str) -> Any:
     """One file through `load_file_into_staging`, opened as the staging asset does; the result
     has `rows_loaded`."""
     from indici_dagster.core.filenames import parse_file_name
-    from indici_dagster.core.local_storage import LocalStorage
-    from indici_dagster.core.parquet import open_parquet
-    from indici_dagster.core.rules import parse_rule
+    from indici_dagster.core.parquet.reader import open_parquet
+    from indici_dagster.core.rules.model import parse_rule
+    from indici_dagster.core.storage.local_storage import LocalStorage
 
     storage = LocalStorage(folder)
     obj = storage.head(name)
@@ -69,8 +69,8 @@ def pipeline_load(dsn: str, folder: Path, name: str, run_id: str) -> Any:
 def pipeline_upsert(dsn: str, first: date, last: date, run_id: str) -> list:
     """`upsert_window_into_rpt` over the days `first`..`last`; each result has
     `rows_inserted`, `rows_updated` and `rows_unchanged`."""
-    from indici_dagster.core.ingest import partition_key_of_file
-    from indici_dagster.core.rules import parse_rule
+    from indici_dagster.core.rules.model import parse_rule
+    from indici_dagster.core.steps.ingest import partition_key_of_file
 
     start, end = day_window(first, last)
     return warehouse(dsn).upsert_window_into_rpt(
@@ -108,7 +108,7 @@ def ingest_job(defs: Any) -> Any:
 
 def asset_selection() -> list:
     """The assets one partition run materializes for the bench dataset."""
-    from indici_dagster.assets.keys import PARTITIONED, RAW, rpt_key, staging_key
+    from indici_dagster.lib.keys import PARTITIONED, RAW, rpt_key, staging_key
 
     return [RAW, PARTITIONED, staging_key(DATASET), rpt_key(DATASET)]
 

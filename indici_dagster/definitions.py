@@ -9,17 +9,20 @@ from dagster import (
     define_asset_job,
 )
 
-from indici_dagster.assets.files import build_file_assets
-from indici_dagster.assets.tables import build_table_assets
 from indici_dagster.core.settings import Settings, SettingsError, load_settings
-from indici_dagster.execution import build_executor
-from indici_dagster.partitions import daily_partitions
-from indici_dagster.pinned import pin_resources
-from indici_dagster.resources import resource_pins
-from indici_dagster.rules_resource import load_code_location_rules, rules_pin
-from indici_dagster.sensors import build_landing_sensor
+from indici_dagster.defs.files.assets import build_file_assets
+from indici_dagster.defs.landing.sensor import build_landing_sensor
+from indici_dagster.defs.tables.assets import build_table_assets
+from indici_dagster.lib.executor import build_executor
+from indici_dagster.lib.partitions import daily_partitions
+from indici_dagster.lib.pinned import pin_resources
+from indici_dagster.lib.resources import resource_pins
+from indici_dagster.lib.rules_resource import load_code_location_rules, rules_pin
 
 INGEST_JOB = "indici_ingest_job"
+INGEST_GROUPS = ("raw", "partitioned", "staging", "rpt")
+"""The layers the ingest job runs, by asset group: an asset in any other group (a later summary,
+say) never joins the sensor's runs or their backfills by accident."""
 
 
 def build_definitions(settings: Settings) -> Definitions:
@@ -39,7 +42,7 @@ def build_definitions(settings: Settings) -> Definitions:
             assets += build_table_assets(rule, partitions, settings.timezone)
     ingest_job = define_asset_job(
         INGEST_JOB,
-        selection=AssetSelection.all(),
+        selection=AssetSelection.groups(*INGEST_GROUPS),
         partitions_def=partitions,
         description="Landed files of a date through every layer (launched by the landing sensor)."
         + (f"\n\nRules: {loaded.summary()}" if loaded.from_snapshot is not None else ""),

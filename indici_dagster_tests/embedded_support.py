@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from indici_dagster.core.embedded import stop_server
+from indici_dagster.core.embedded.server import stop_server
 
 
 @contextlib.contextmanager

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from indici_dagster.core.db_errors import FileLoadError
 from indici_dagster.core.filenames import parse_file_name
-from indici_dagster.core.parquet import open_parquet
-from indici_dagster.core.rules import parse_rule
-from indici_dagster.core.warehouse import Warehouse
+from indici_dagster.core.parquet.reader import open_parquet
+from indici_dagster.core.rules.model import parse_rule
+from indici_dagster.core.warehouse.facade import Warehouse
 from indici_dagster_tests.support import TIMEZONE
 
 RULE = parse_rule(

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 import psycopg2
 import psycopg2.extensions
 
-from indici_dagster.core.sql import TAKE_LOCK
+from indici_dagster.core.warehouse.sql import TAKE_LOCK
 
 SABOTEUR = "indici-tests-saboteur"
 """The application_name of our own connections; every other backend in the test's database is

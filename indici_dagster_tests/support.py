@@ -14,9 +14,9 @@ import yaml
 from dagster import DagsterInstance, Definitions, SensorResult, build_sensor_context
 from psycopg2 import sql
 
-from indici_dagster.core.rules import parse_rules
-from indici_dagster.core.s3_storage import parse_s3_url
+from indici_dagster.core.rules.model import parse_rules
 from indici_dagster.core.settings import Settings
+from indici_dagster.core.storage.s3_storage import parse_s3_url
 from indici_dagster.definitions import INGEST_JOB, build_definitions
 
 TIMEZONE = "Pacific/Auckland"

@@ -23,16 +23,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from indici_dagster.core.filenames import parse_file_name, try_parse_file_name
-from indici_dagster.core.ingest import (
+from indici_dagster.core.steps.ingest import (
     LandedFile,
     describe_landed_file,
     load_partitions_into_staging,
     partitioned_key,
 )
-from indici_dagster.core.local_storage import LocalStorage
-from indici_dagster.core.s3_storage import parse_s3_url
-from indici_dagster.core.storage import StoredObject, UnsafeKeyError, normalise_key
-from indici_dagster.core.warehouse import Warehouse
+from indici_dagster.core.storage.base import StoredObject, UnsafeKeyError, normalise_key
+from indici_dagster.core.storage.local_storage import LocalStorage
+from indici_dagster.core.storage.s3_storage import parse_s3_url
+from indici_dagster.core.warehouse.facade import Warehouse
 from indici_dagster_tests.support import (
     PATIENTS,
     TIMEZONE,
@@ -411,7 +411,7 @@ def test_in_local_folders_odd_names_and_damaged_files_never_write_outside_the_ro
 def test_two_landed_files_with_one_name_in_different_folders_lose_nothing_silently(
     tmp_path, database
 ):
-    from indici_dagster.core.ingest import copy_to_partitioned, landed_files_for
+    from indici_dagster.core.steps.ingest import copy_to_partitioned, landed_files_for
 
     landing, partitioned = (
         LocalStorage(tmp_path / "landing"),
@@ -489,8 +489,8 @@ def test_a_file_whose_pages_hold_fewer_rows_than_its_footer_says_is_an_error(
 def test_the_rows_loaded_check_fails_for_a_file_that_loaded_fewer_rows_than_its_footer(
     tmp_path, database, damage
 ):
-    from indici_dagster.checks import ROWS_MATCH_FILES, evaluate_staging_checks
-    from indici_dagster.core.queries import WarehouseQueries
+    from indici_dagster.core.quality.queries import WarehouseQueries
+    from indici_dagster.defs.tables.checks import ROWS_MATCH_FILES, evaluate_staging_checks
 
     data = SHORT_FILES[damage](patients([(1, "A1"), (2, "B1"), (3, "C1")]))
     outcomes, warehouse = load_one(tmp_path, database, "Patients_20261124_020000.parquet", data)

@@ -6,7 +6,7 @@ import threading
 
 import psycopg2
 
-from indici_dagster.core.warehouse import Warehouse
+from indici_dagster.core.warehouse.facade import Warehouse
 from indici_dagster_tests.sabotage import SABOTEUR, connect_admin, wait_for_backends
 from indici_dagster_tests.support import query
 

@@ -8,7 +8,12 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import AssetCheckSeverity
 
-from indici_dagster.checks import (
+from indici_dagster.core.filenames import parse_file_name
+from indici_dagster.core.quality.queries import WarehouseQueries
+from indici_dagster.core.rules.model import parse_rule
+from indici_dagster.core.steps.ingest import FileOutcome, partition_key_of_file
+from indici_dagster.core.warehouse.facade import Warehouse
+from indici_dagster.defs.tables.checks import (
     COLUMNS_MATCH_RULE,
     COUNTS_RECONCILE,
     KEY_NOT_NULL,
@@ -18,11 +23,6 @@ from indici_dagster.checks import (
     evaluate_rpt_checks,
     evaluate_staging_checks,
 )
-from indici_dagster.core.filenames import parse_file_name
-from indici_dagster.core.ingest import FileOutcome, partition_key_of_file
-from indici_dagster.core.queries import WarehouseQueries
-from indici_dagster.core.rules import parse_rule
-from indici_dagster.core.warehouse import Warehouse
 from indici_dagster_tests.support import TIMEZONE, parquet_bytes
 
 RULE = parse_rule(

@@ -12,10 +12,10 @@ import pytest
 
 from indici_dagster.cli import main
 from indici_dagster.cli.context import load_project_env
-from indici_dagster.core.audit import AuditEntry, Status, Step
-from indici_dagster.core.dsn import ConnectionFailedError
-from indici_dagster.core.embedded import embedded_dsn, paths_for, server_status
-from indici_dagster.core.warehouse import Warehouse
+from indici_dagster.core.embedded.server import embedded_dsn, paths_for, server_status
+from indici_dagster.core.warehouse.audit import AuditEntry, Status, Step
+from indici_dagster.core.warehouse.dsn import ConnectionFailedError
+from indici_dagster.core.warehouse.facade import Warehouse
 from indici_dagster_tests.embedded_support import server_folder
 from indici_dagster_tests.support import query
 

@@ -15,11 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from indici_dagster.core import wire_forms
 from indici_dagster.core.db_errors import CleanError, FileLoadError
 from indici_dagster.core.filenames import parse_file_name
-from indici_dagster.core.rules import parse_rule
-from indici_dagster.core.warehouse import Warehouse
+from indici_dagster.core.rules.model import parse_rule
+from indici_dagster.core.warehouse.facade import Warehouse
+from indici_dagster.core.wire import wire_forms
 from indici_dagster_tests.support import TIMEZONE, parquet_bytes, query
 
 VISITS = parse_rule(

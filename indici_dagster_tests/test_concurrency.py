@@ -12,7 +12,7 @@ import pytest
 from dagster import DagsterInstance
 from dagster._core.definitions.run_request import RunRequest
 
-from indici_dagster.core.s3_storage import parse_s3_url
+from indici_dagster.core.storage.s3_storage import parse_s3_url
 from indici_dagster.definitions import INGEST_JOB
 from indici_dagster_tests.sabotage import (
     connect_admin,

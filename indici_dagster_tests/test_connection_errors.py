@@ -15,9 +15,9 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from indici_dagster.core.bootstrap import BootstrapError, bootstrap_database
-from indici_dagster.core.dsn import ConnectionFailedError, connect, describe_dsn
-from indici_dagster.core.warehouse import Warehouse
+from indici_dagster.core.admin.bootstrap import BootstrapError, bootstrap_database
+from indici_dagster.core.warehouse.dsn import ConnectionFailedError, connect, describe_dsn
+from indici_dagster.core.warehouse.facade import Warehouse
 
 CLOSED = "host=127.0.0.1 port=9 connect_timeout=3"
 """Nothing listens on port 9 of loopback: a connection is refused at once."""

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from indici_dagster.cli import main
-from indici_dagster.core.embedded import paths_for
-from indici_dagster.core.embedded_cluster import SOCKET_DIR_PREFIX, server_uid
-from indici_dagster.core.private_files import passfile_line, private_dir, write_private
+from indici_dagster.core.embedded.cluster import SOCKET_DIR_PREFIX, server_uid
+from indici_dagster.core.embedded.private_files import passfile_line, private_dir, write_private
+from indici_dagster.core.embedded.server import paths_for
 
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="another user's files need root")
 

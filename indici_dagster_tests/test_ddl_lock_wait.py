@@ -21,13 +21,13 @@ import pyarrow as pa
 import pytest
 from dagster import DagsterEventType, DagsterInstance
 
-from indici_dagster.core import ddl_locks
-from indici_dagster.core.bootstrap import bootstrap_database
+from indici_dagster.core.admin.bootstrap import bootstrap_database
 from indici_dagster.core.db_errors import CleanError, ErrorKind, classify
-from indici_dagster.core.ingest import partition_key_of_file
-from indici_dagster.core.rules import parse_rule
-from indici_dagster.core.warehouse import Warehouse
-from indici_dagster.retries import fail_fast_on_permanent_errors
+from indici_dagster.core.rules.model import parse_rule
+from indici_dagster.core.steps.ingest import partition_key_of_file
+from indici_dagster.core.warehouse import ddl_locks
+from indici_dagster.core.warehouse.facade import Warehouse
+from indici_dagster.lib.step_failures import fail_fast_on_permanent_errors
 from indici_dagster_tests.sabotage import SABOTEUR, connect_admin, pipeline_backends
 from indici_dagster_tests.support import (
     TIMEZONE,
@@ -327,8 +327,8 @@ def test_the_step_is_retried_by_its_retry_policy_and_loads_once_the_reader_lets_
 
 
 def test_the_shipped_policy_lets_a_forgotten_reader_transaction_end_before_the_step_gives_up():
-    from indici_dagster.core.session_limits import DEFAULT_READER_LIMITS
-    from indici_dagster.retries import TRANSIENT_RETRY
+    from indici_dagster.core.admin.session_limits import DEFAULT_READER_LIMITS
+    from indici_dagster.lib.step_failures import TRANSIENT_RETRY
 
     policy = ddl_locks.DDL_LOCKS
     assert policy.lock_timeout == "5s" and policy.attempts == 6

@@ -18,8 +18,9 @@ import psycopg2
 import psycopg2.extensions
 import pytest
 
-from indici_dagster.core import embedded_cluster
-from indici_dagster.core.embedded import (
+from indici_dagster.core.embedded import cluster as embedded_cluster
+from indici_dagster.core.embedded.reset import remove_server
+from indici_dagster.core.embedded.server import (
     EmbeddedServerError,
     embedded_dsn,
     paths_for,
@@ -28,7 +29,6 @@ from indici_dagster.core.embedded import (
     start_server,
     stop_server,
 )
-from indici_dagster.core.embedded_reset import remove_server
 from indici_dagster_tests.embedded_support import server_folder
 
 

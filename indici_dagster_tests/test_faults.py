@@ -34,13 +34,13 @@ from dagster import DagsterEventType, DagsterInstance
 from psycopg2 import sql
 
 from indici_dagster.core.db_errors import FileLoadError
-from indici_dagster.core.ingest import load_partitions_into_staging, partition_key_of_file
-from indici_dagster.core.local_storage import LocalStorage
-from indici_dagster.core.rules import RuleError
-from indici_dagster.core.rules_store import load_rules
-from indici_dagster.core.s3_storage import parse_s3_url
+from indici_dagster.core.rules.model import RuleError
+from indici_dagster.core.rules.store import load_rules
 from indici_dagster.core.settings import Settings
-from indici_dagster.core.warehouse import Warehouse
+from indici_dagster.core.steps.ingest import load_partitions_into_staging, partition_key_of_file
+from indici_dagster.core.storage.local_storage import LocalStorage
+from indici_dagster.core.storage.s3_storage import parse_s3_url
+from indici_dagster.core.warehouse.facade import Warehouse
 from indici_dagster_tests.sabotage import (
     Assassin,
     connect_admin,

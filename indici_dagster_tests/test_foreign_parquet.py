@@ -16,10 +16,10 @@ import pytest
 
 from indici_dagster.core.db_errors import FileLoadError
 from indici_dagster.core.filenames import parse_file_name
-from indici_dagster.core.parquet import open_parquet
-from indici_dagster.core.pg_ranges import DATE_END_DAYS, DATE_MIN_DAYS, TIMESTAMP_MIN_MICROS
-from indici_dagster.core.rules import parse_rule
-from indici_dagster.core.warehouse import Warehouse
+from indici_dagster.core.parquet.pg_ranges import DATE_END_DAYS, DATE_MIN_DAYS, TIMESTAMP_MIN_MICROS
+from indici_dagster.core.parquet.reader import open_parquet
+from indici_dagster.core.rules.model import parse_rule
+from indici_dagster.core.warehouse.facade import Warehouse
 from indici_dagster_tests import foreign_parquet
 from indici_dagster_tests.support import TIMEZONE, parquet_bytes, patients, query
 

@@ -25,13 +25,14 @@ from dagster import DagsterEventType, DagsterInstance, serialize_value
 from indici_dagster import cli
 from indici_dagster.core.db_errors import FileLoadError
 from indici_dagster.core.filenames import parse_file_name
-from indici_dagster.core.rules import METADATA_COLUMNS, parse_rule
-from indici_dagster.core.staging_plan import (
+from indici_dagster.core.rules.model import parse_rule
+from indici_dagster.core.types.registry import METADATA_NAMES
+from indici_dagster.core.warehouse.facade import Warehouse
+from indici_dagster.core.warehouse.staging_plan import (
     MAX_TABLE_COLUMNS,
     check_column_budget,
     plan_staging_columns,
 )
-from indici_dagster.core.warehouse import Warehouse
 from indici_dagster_tests.support import (
     TIMEZONE,
     build,
@@ -350,7 +351,7 @@ def test_a_table_never_grows_past_the_ceiling_whatever_the_limit_per_file(databa
     warehouse = Warehouse(database, TIMEZONE, max_new_columns=5_000)
     warehouse.ensure_catalog()
     # patient_id, 5 metadata columns: 994 more reach the ceiling exactly
-    room = MAX_TABLE_COLUMNS - 1 - len(METADATA_COLUMNS)
+    room = MAX_TABLE_COLUMNS - 1 - len(METADATA_NAMES)
     over, fits = name("20261121", "020000"), name("20261122", "020000")
 
     with pytest.raises(FileLoadError, match=f"at most {MAX_TABLE_COLUMNS} are allowed"):

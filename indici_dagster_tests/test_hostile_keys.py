@@ -11,12 +11,13 @@ from dagster import DagsterInstance
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from indici_dagster.core import landing_plan, ledger
 from indici_dagster.core.escaping import MAX_KEY_BYTES, escape_text, key_problem
-from indici_dagster.core.local_storage import LocalStorage
-from indici_dagster.core.s3_storage import parse_s3_url
-from indici_dagster.core.storage import StoredObject
-from indici_dagster.core.warehouse import Warehouse
+from indici_dagster.core.landing import plan as landing_plan
+from indici_dagster.core.storage.base import StoredObject
+from indici_dagster.core.storage.local_storage import LocalStorage
+from indici_dagster.core.storage.s3_storage import parse_s3_url
+from indici_dagster.core.warehouse import ledger
+from indici_dagster.core.warehouse.facade import Warehouse
 from indici_dagster_tests.support import (
     TIMEZONE,
     build,

@@ -31,7 +31,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 from dagster import DagsterInstance
 
-from indici_dagster.core.rules import parse_rules
+from indici_dagster.core.rules.model import parse_rules
 from indici_dagster.core.settings import Settings
 from indici_dagster_tests.support import (
     TEST_RULES,

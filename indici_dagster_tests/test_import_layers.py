@@ -35,17 +35,23 @@ def test_the_contracts_catch_dagster_in_core_an_upward_import_and_a_cycle(
     core = tmp_path / "indici_dagster" / "core"
     with (core / "text.py").open("a") as text:  # the foundation reaching for Dagster
         text.write("\nimport dagster  # noqa: E402\n")
-    with (core / "storage.py").open("a") as storage:  # the interface importing an implementation
-        storage.write("\nfrom indici_dagster.core import local_storage  # noqa: E402\n")
-    with (core / "sql.py").open("a") as statements:  # a building block importing the warehouse
-        statements.write("\nfrom indici_dagster.core import catalog  # noqa: E402\n")
-    with (tmp_path / "indici_dagster" / "checks.py").open("a") as checks:  # glue importing the top
+    with (core / "storage" / "base.py").open(
+        "a"
+    ) as storage:  # the interface importing an implementation
+        storage.write("\nfrom indici_dagster.core.storage import local_storage  # noqa: E402\n")
+    with (core / "types" / "registry.py").open(
+        "a"
+    ) as types:  # a building block importing the warehouse
+        types.write("\nfrom indici_dagster.core.warehouse import catalog  # noqa: E402\n")
+    with (tmp_path / "indici_dagster" / "defs" / "tables" / "checks.py").open(
+        "a"
+    ) as checks:  # glue importing the top
         checks.write("\nfrom indici_dagster import definitions  # noqa: E402\n")
 
     result = lint_imports(tmp_path)
 
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "0 kept, 4 broken" in result.stdout
+    assert "0 kept, 5 broken" in result.stdout
     report = " ".join(result.stdout.split())
     assert (
         "core imports no Dagster (directly or through the Dagster side of the package) BROKEN"
@@ -56,9 +62,9 @@ def test_the_contracts_catch_dagster_in_core_an_upward_import_and_a_cycle(
         in report
     )
     assert (
-        "core imports downward: entry points, database, domains, building blocks, foundation BROKEN"
-        in report
+        "core imports downward: entry points, laptop server, admin, landing, warehouse, domains, "
+        "foundation BROKEN" in report
     )
-    assert ".storage -> .local_storage" in report
+    assert "No cycles are allowed in indici_dagster.core.storage." in report
     assert "indici_dagster.core.text -> dagster" in report
-    assert "indici_dagster.checks -> indici_dagster.definitions" in report
+    assert "indici_dagster.defs.tables.checks -> indici_dagster.definitions" in report

@@ -4,8 +4,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import boto3
 
-from indici_dagster.core.landing_scan import LOOKBACK_DAYS, scan_landing
-from indici_dagster.core.s3_storage import S3Storage, parse_s3_url
+from indici_dagster.core.landing.scan import LOOKBACK_DAYS, scan_landing
+from indici_dagster.core.storage.s3_storage import S3Storage, parse_s3_url
 from indici_dagster_tests.support import put_s3
 
 FIRST = date(2026, 10, 1)

@@ -22,11 +22,11 @@ from psycopg2 import sql
 from psycopg2.extensions import parse_dsn
 
 from indici_dagster import cli
-from indici_dagster.core import ledger, owner_ddl
-from indici_dagster.core.audit import AuditEntry, Status, Step
-from indici_dagster.core.bootstrap import BootstrapError, bootstrap_database
-from indici_dagster.core.catalog import LockTimeoutError
-from indici_dagster.core.warehouse import Warehouse
+from indici_dagster.core.admin.bootstrap import BootstrapError, bootstrap_database
+from indici_dagster.core.warehouse import ledger, owner_ddl
+from indici_dagster.core.warehouse.audit import AuditEntry, Status, Step
+from indici_dagster.core.warehouse.catalog import LockTimeoutError
+from indici_dagster.core.warehouse.facade import Warehouse
 from indici_dagster_tests.sabotage import holding_table_lock
 from indici_dagster_tests.support import (
     build,

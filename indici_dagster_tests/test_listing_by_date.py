@@ -8,16 +8,16 @@ import botocore.client
 import pytest
 from dagster import DagsterInstance
 
-from indici_dagster.core.ingest import (
+from indici_dagster.core.steps.ingest import (
     CHANGED,
     copy_to_partitioned,
     describe_landed_file,
     landed_files_for,
 )
-from indici_dagster.core.ledger import processed_entries
-from indici_dagster.core.local_storage import LocalStorage
-from indici_dagster.core.s3_storage import S3Storage, parse_s3_url
-from indici_dagster.core.storage import SOURCE_ETAG_METADATA
+from indici_dagster.core.storage.base import SOURCE_ETAG_METADATA
+from indici_dagster.core.storage.local_storage import LocalStorage
+from indici_dagster.core.storage.s3_storage import S3Storage, parse_s3_url
+from indici_dagster.core.warehouse.ledger import processed_entries
 from indici_dagster_tests.support import (
     PATIENTS,
     TIMEZONE,

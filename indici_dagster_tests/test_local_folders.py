@@ -5,10 +5,10 @@ from datetime import date
 from dagster import DagsterInstance
 
 from indici_dagster.core.filenames import parse_file_name
-from indici_dagster.core.local_storage import LocalStorage
-from indici_dagster.core.rules_store import load_rules
-from indici_dagster.core.sample_data import write_sample_files
+from indici_dagster.core.rules.store import load_rules
+from indici_dagster.core.sample.data import write_sample_files
 from indici_dagster.core.settings import Settings
+from indici_dagster.core.storage.local_storage import LocalStorage
 from indici_dagster_tests.support import TIMEZONE, build, execute_requests, query, tick
 
 

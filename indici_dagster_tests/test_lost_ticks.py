@@ -8,7 +8,7 @@ import pytest
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
 
 from indici_dagster.cli import main as indici
-from indici_dagster.core.warehouse import Warehouse
+from indici_dagster.core.warehouse.facade import Warehouse
 from indici_dagster.definitions import INGEST_JOB
 from indici_dagster_tests.support import (
     build,

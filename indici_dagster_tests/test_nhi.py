@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from indici_dagster.core.nhi import (
+from indici_dagster.core.quality.nhi import (
     NhiCounts,
     NhiStatus,
     is_valid_nhi,

@@ -13,7 +13,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from psycopg2 import sql
 
-from indici_dagster.core.nhi import _STRIPPED, nhi_normalised_sql, nhi_status, nhi_status_sql
+from indici_dagster.core.quality.nhi import (
+    _STRIPPED,
+    nhi_normalised_sql,
+    nhi_status,
+    nhi_status_sql,
+)
 from indici_dagster_tests.test_nhi import (
     ALPHABET,
     DIGITS,

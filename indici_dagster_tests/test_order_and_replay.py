@@ -14,9 +14,9 @@ from dagster import DagsterInstance
 from psycopg2 import sql
 
 from indici_dagster.core.filenames import parse_file_name
-from indici_dagster.core.ingest import partition_key_of_file
-from indici_dagster.core.rules import parse_rule
-from indici_dagster.core.warehouse import Warehouse
+from indici_dagster.core.rules.model import parse_rule
+from indici_dagster.core.steps.ingest import partition_key_of_file
+from indici_dagster.core.warehouse.facade import Warehouse
 from indici_dagster.definitions import INGEST_JOB
 from indici_dagster_tests.conftest import WRITER_ROLE
 from indici_dagster_tests.support import (

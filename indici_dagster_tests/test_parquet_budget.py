@@ -6,9 +6,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from indici_dagster.core.arrow_batches import COPY_BATCH_ROWS
-from indici_dagster.core.parquet import open_parquet
-from indici_dagster.core.parquet_budget import (
+from indici_dagster.core.parquet.arrow_batches import COPY_BATCH_ROWS
+from indici_dagster.core.parquet.budget import (
     DEFAULT_LIMITS,
     MIB,
     FileTooLargeError,
@@ -16,6 +15,7 @@ from indici_dagster.core.parquet_budget import (
     plan_reads,
     read_batches,
 )
+from indici_dagster.core.parquet.reader import open_parquet
 from indici_dagster_tests import foreign_parquet
 from indici_dagster_tests.support import patients
 

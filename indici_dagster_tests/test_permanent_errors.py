@@ -61,10 +61,10 @@ def refusing_client(code: str, status: int = 403):
 def test_a_refused_copy_to_the_partitioned_store_fails_at_once_naming_the_aws_code(
     tmp_path, moto_endpoint, code, status
 ):
-    from indici_dagster.core.ingest import copy_to_partitioned, landed_files_for
-    from indici_dagster.core.local_storage import LocalStorage
-    from indici_dagster.core.s3_storage import S3Storage
-    from indici_dagster.retries import fail_fast_on_permanent_errors
+    from indici_dagster.core.steps.ingest import copy_to_partitioned, landed_files_for
+    from indici_dagster.core.storage.local_storage import LocalStorage
+    from indici_dagster.core.storage.s3_storage import S3Storage
+    from indici_dagster.lib.step_failures import fail_fast_on_permanent_errors
     from indici_dagster_tests.support import PATIENTS, TIMEZONE, patients
 
     landing = LocalStorage(tmp_path / "landing")

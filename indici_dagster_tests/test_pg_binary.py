@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg2 import sql
 
-from indici_dagster.core import pg_binary
+from indici_dagster.core.wire import pg_binary
 
 AWKWARD_TEXT = [
     "",

@@ -18,8 +18,8 @@ import pytest
 from psycopg2 import sql
 
 from indici_dagster import cli
-from indici_dagster.core.bootstrap import bootstrap_database
-from indici_dagster.core.session_limits import (
+from indici_dagster.core.admin.bootstrap import bootstrap_database
+from indici_dagster.core.admin.session_limits import (
     DEFAULT_READER_LIMITS,
     SessionLimitError,
     SessionLimits,

@@ -2,22 +2,22 @@ from pathlib import Path
 
 import pytest
 
-from indici_dagster.core import sql
-from indici_dagster.core.rules import (
-    METADATA_COLUMNS,
-    PIPELINE_TABLES,
+from indici_dagster.core import pipeline_names
+from indici_dagster.core.pipeline_names import PIPELINE_TABLES
+from indici_dagster.core.rules.model import (
     Column,
     RuleError,
     canonical_type,
     parse_rule,
     parse_rules,
 )
-from indici_dagster.core.rules_store import (
+from indici_dagster.core.rules.store import (
     load_rules,
     read_rules_file,
     shipped_rules_path,
     write_rules_file,
 )
+from indici_dagster.core.types.registry import METADATA_NAMES
 
 
 def keyed(dataset="AppointmentMedications", **overrides):
@@ -151,7 +151,7 @@ def test_parse_rules_reports_every_problem():
 def test_source_column_named_like_a_metadata_column_cannot_land_on_it():
     # snake_case strips leading underscores, so `_source_file` becomes `source_file`
     rule = parse_rule(keyed(columns={"AppointmentMedicationID": "bigint", "_source_file": "text"}))
-    assert {c.name for c in rule.columns}.isdisjoint(METADATA_COLUMNS)
+    assert {c.name for c in rule.columns}.isdisjoint(METADATA_NAMES)
 
 
 def test_two_source_columns_with_one_snake_name_are_rejected():
@@ -175,9 +175,12 @@ def test_reserved_table_names_are_rejected(table):
 
 
 def test_every_table_of_the_pipeline_itself_is_reserved():
-    assert {sql.AUDIT_TABLE, sql.LEDGER_TABLE, sql.ROW_COUNTS_TABLE, sql.LOCKS_TABLE} == (
-        PIPELINE_TABLES
-    )
+    assert {
+        pipeline_names.AUDIT_TABLE,
+        pipeline_names.LEDGER_TABLE,
+        pipeline_names.ROW_COUNTS_TABLE,
+        pipeline_names.LOCKS_TABLE,
+    } == (PIPELINE_TABLES)
 
 
 @pytest.mark.parametrize("dataset", ["", "1Patients", "Patient_IDs", "Pa tients", "x; drop"])

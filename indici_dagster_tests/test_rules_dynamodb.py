@@ -5,10 +5,10 @@ import uuid
 import boto3
 import pytest
 
-from indici_dagster.assets.keys import rpt_key, staging_key
 from indici_dagster.cli import main
-from indici_dagster.core.rules_store import load_rules, shipped_rules_path
+from indici_dagster.core.rules.store import load_rules, shipped_rules_path
 from indici_dagster.core.settings import Settings
+from indici_dagster.lib.keys import rpt_key, staging_key
 from indici_dagster_tests.support import TIMEZONE, build
 
 

@@ -18,15 +18,13 @@ from dagster._core.remote_representation.external_data import (
     ResourceConfigEnvVarSnap,
 )
 
-from indici_dagster.assets.keys import PARTITIONED, RAW, rpt_key, staging_key
-from indici_dagster.core.open_storage import open_storage
-from indici_dagster.core.rule_fingerprints import (
+from indici_dagster.core.rules.fingerprints import (
     parse_fingerprints,
     rule_changes,
     rule_set_fingerprint,
 )
-from indici_dagster.core.rules import RuleError, parse_rules
-from indici_dagster.core.rules_snapshot import (
+from indici_dagster.core.rules.model import RuleError, parse_rules
+from indici_dagster.core.rules.snapshot import (
     CLOCK_SKEW,
     SNAPSHOT_PREFIX,
     LoadedRules,
@@ -34,12 +32,14 @@ from indici_dagster.core.rules_snapshot import (
     read_snapshot,
     save_snapshot,
 )
-from indici_dagster.core.rules_store import write_dynamodb_rules
-from indici_dagster.core.s3_storage import parse_s3_url
+from indici_dagster.core.rules.store import write_dynamodb_rules
 from indici_dagster.core.settings import Settings
-from indici_dagster.core.warehouse import Warehouse
+from indici_dagster.core.storage.open_storage import open_storage
+from indici_dagster.core.storage.s3_storage import parse_s3_url
+from indici_dagster.core.warehouse.facade import Warehouse
 from indici_dagster.definitions import INGEST_JOB
-from indici_dagster.rules_resource import RULES_FINGERPRINT_TAG, RulesResource, fingerprint_tags
+from indici_dagster.lib.keys import PARTITIONED, RAW, rpt_key, staging_key
+from indici_dagster.lib.rules_resource import RULES_FINGERPRINT_TAG, RulesResource, fingerprint_tags
 from indici_dagster_tests.support import (
     TEST_RULES,
     TIMEZONE,

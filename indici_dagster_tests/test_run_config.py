@@ -17,7 +17,7 @@ from dagster._serdes import serialize_value
 from psycopg2 import sql
 
 from indici_dagster.definitions import INGEST_JOB
-from indici_dagster.pinned import (
+from indici_dagster.lib.pinned import (
     Deployment,
     Pin,
     PinnedResource,

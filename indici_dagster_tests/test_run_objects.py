@@ -8,10 +8,7 @@ from dagster._utils.tags import is_valid_tag_key
 
 from indici_dagster.core.db_errors import ErrorKind, classify, describe_library_error
 from indici_dagster.core.escaping import escape_text
-from indici_dagster.core.ingest import landed_files_for
-from indici_dagster.core.local_storage import LocalStorage
-from indici_dagster.core.open_storage import open_storage
-from indici_dagster.core.run_objects import (
+from indici_dagster.core.landing.run_objects import (
     MAX_PARTS,
     OBJECTS_TAG,
     PART_BYTES,
@@ -19,7 +16,10 @@ from indici_dagster.core.run_objects import (
     decode_objects_tags,
     encode_objects_tags,
 )
-from indici_dagster.core.storage import UnsafeKeyError
+from indici_dagster.core.steps.ingest import landed_files_for
+from indici_dagster.core.storage.base import UnsafeKeyError
+from indici_dagster.core.storage.local_storage import LocalStorage
+from indici_dagster.core.storage.open_storage import open_storage
 from indici_dagster_tests.support import (
     TIMEZONE,
     build,

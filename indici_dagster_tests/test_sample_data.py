@@ -6,9 +6,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from indici_dagster.core.filenames import parse_file_name
-from indici_dagster.core.local_storage import LocalStorage
-from indici_dagster.core.rules_store import load_rules
-from indici_dagster.core.sample_data import nhi_number, write_sample_files
+from indici_dagster.core.rules.store import load_rules
+from indici_dagster.core.sample.data import nhi_number, write_sample_files
+from indici_dagster.core.storage.local_storage import LocalStorage
 
 ZONE = "Pacific/Auckland"
 END = date(2026, 11, 24)

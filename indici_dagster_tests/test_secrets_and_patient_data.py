@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 from dagster import DagsterInstance
 
-from indici_dagster.core.warehouse import Warehouse
+from indici_dagster.core.warehouse.facade import Warehouse
 from indici_dagster_tests.support import (
     build,
     execute_requests,

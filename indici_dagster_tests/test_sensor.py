@@ -6,7 +6,7 @@ import pyarrow as pa
 import pytest
 from dagster import DagsterInstance
 
-from indici_dagster.assets.keys import PARTITIONED, RAW, rpt_key, staging_key
+from indici_dagster.lib.keys import PARTITIONED, RAW, rpt_key, staging_key
 from indici_dagster_tests.support import (
     TEST_RULES,
     build,

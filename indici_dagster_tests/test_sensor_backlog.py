@@ -4,7 +4,7 @@ from datetime import date, timedelta
 
 from dagster import DagsterInstance
 
-from indici_dagster.sensors import MAX_RUNS_PER_TICK
+from indici_dagster.defs.landing.sensor import MAX_RUNS_PER_TICK
 from indici_dagster_tests.support import (
     build,
     make_settings,

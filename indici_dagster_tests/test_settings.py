@@ -216,7 +216,7 @@ def test_the_code_location_loads_on_the_laptop_defaults(tmp_path, repo_root):
 
 
 def test_the_warehouse_resource_takes_embedded_by_name():
-    from indici_dagster.resources import WarehouseResource
+    from indici_dagster.lib.resources import WarehouseResource
     from indici_dagster_tests.embedded_support import server_folder
 
     with server_folder("pg") as data_dir:  # one the server's user may enter, also as root

@@ -22,11 +22,11 @@ from dagster._core.storage.tags import (
     TAGS_TO_MAYBE_OMIT_ON_RETRY,
 )
 
-from indici_dagster import landing_runs
-from indici_dagster.assets.keys import PARTITIONED, RAW, rpt_key, staging_key
-from indici_dagster.core.ledger_settle import RunEnd, UnsettledGroup, decide
 from indici_dagster.core.settings import Settings
+from indici_dagster.core.warehouse.ledger_settle import RunEnd, UnsettledGroup, decide
 from indici_dagster.definitions import INGEST_JOB
+from indici_dagster.defs.landing import runs as landing_runs
+from indici_dagster.lib.keys import PARTITIONED, RAW, rpt_key, staging_key
 from indici_dagster_tests.support import (
     build,
     execute_requests,

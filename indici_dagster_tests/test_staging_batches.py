@@ -8,9 +8,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from indici_dagster.core import pg_binary
-from indici_dagster.core.arrow_batches import StagingBatches
-from indici_dagster.core.parquet import TargetColumn, ValueCastError
+from indici_dagster.core.parquet.arrow_batches import StagingBatches
+from indici_dagster.core.parquet.reader import TargetColumn, ValueCastError
+from indici_dagster.core.wire import pg_binary
 
 COLUMNS = [
     TargetColumn("visit_id", "bigint", "VisitID"),

@@ -10,12 +10,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from indici_dagster.core.audit import Status
 from indici_dagster.core.db_errors import FileLoadError
 from indici_dagster.core.filenames import parse_file_name
-from indici_dagster.core.ingest import partition_key_of_file
-from indici_dagster.core.rules import parse_rule
-from indici_dagster.core.warehouse import Warehouse
+from indici_dagster.core.rules.model import parse_rule
+from indici_dagster.core.steps.ingest import partition_key_of_file
+from indici_dagster.core.warehouse.audit import Status
+from indici_dagster.core.warehouse.facade import Warehouse
 from indici_dagster_tests.support import TIMEZONE, parquet_bytes, query
 
 NZ = ZoneInfo(TIMEZONE)

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from indici_dagster.core.local_storage import LocalStorage
-from indici_dagster.core.storage import UnsafeKeyError, normalise_key
+from indici_dagster.core.storage.base import UnsafeKeyError, normalise_key
+from indici_dagster.core.storage.local_storage import LocalStorage
 
 
 def keys(storage: LocalStorage, prefix: str = "") -> list[str]:

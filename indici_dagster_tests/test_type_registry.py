@@ -7,12 +7,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from indici_dagster.core import sql, types
+from indici_dagster.core import pipeline_names
 from indici_dagster.core.filenames import parse_file_name
-from indici_dagster.core.local_storage import LocalStorage
-from indici_dagster.core.rules import RuleError, parse_rule, parse_rules
-from indici_dagster.core.sample_data import write_sample_files
-from indici_dagster.core.warehouse import Warehouse
+from indici_dagster.core.rules.model import RuleError, parse_rule, parse_rules
+from indici_dagster.core.sample.data import write_sample_files
+from indici_dagster.core.storage.local_storage import LocalStorage
+from indici_dagster.core.types import registry as types
+from indici_dagster.core.warehouse import sql
+from indici_dagster.core.warehouse.facade import Warehouse
 from indici_dagster_tests.support import TIMEZONE, query
 
 
@@ -153,7 +155,7 @@ def test_two_datasets_whose_names_snake_case_alike_are_refused():
         parse_rules([{"dataset": "PatientID"}, {"dataset": "PatientId"}])
 
 
-@pytest.mark.parametrize("table", sorted(sql.PIPELINE_RELATIONS))
+@pytest.mark.parametrize("table", sorted(pipeline_names.PIPELINE_RELATIONS))
 def test_a_table_named_like_any_relation_of_the_pipeline_is_refused(table):
     with pytest.raises(RuleError, match="reserved"):
         parse_rule({"dataset": "Codes", "table": table})
@@ -180,23 +182,23 @@ def test_the_reserved_relations_are_every_relation_the_pipeline_creates(database
         database,
         "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
         "WHERE n.nspname IN (%s, %s)",
-        (sql.STAGING_SCHEMA, sql.RPT_SCHEMA),
+        (pipeline_names.STAGING_SCHEMA, pipeline_names.RPT_SCHEMA),
     )
-    assert {name for (name,) in created} == sql.PIPELINE_RELATIONS
+    assert {name for (name,) in created} == pipeline_names.PIPELINE_RELATIONS
 
 
 def test_the_metadata_columns_are_defined_once_in_table_order(database):
-    from indici_dagster.core.rules import METADATA_COLUMNS
+    from indici_dagster.core.types.registry import METADATA_NAMES
 
-    assert METADATA_COLUMNS == (
+    assert METADATA_NAMES == (
         "_source_file",
         "_source_ts",
         "_row_number",
         "_loaded_at",
         "_run_id",
     )
-    assert [name for name, _ in sql.STAGING_METADATA] == list(METADATA_COLUMNS)
-    assert [name for name, _ in sql.RPT_METADATA] == list(METADATA_COLUMNS[:4])
+    assert [name for name, _ in sql.STAGING_METADATA] == list(METADATA_NAMES)
+    assert [name for name, _ in sql.RPT_METADATA] == list(METADATA_NAMES[:4])
 
 
 def test_rules_validate_refuses_what_postgres_would_refuse(tmp_path, capsys):

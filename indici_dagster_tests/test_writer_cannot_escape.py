@@ -16,15 +16,16 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import DagsterInstance
 
-from indici_dagster.core import owner_ddl, types
-from indici_dagster.core.bootstrap import BootstrapError, bootstrap_database
-from indici_dagster.core.bootstrap_catalog import GUARD_BODY
-from indici_dagster.core.local_storage import LocalStorage
-from indici_dagster.core.owner_ddl import OwnerFunctionsMissingError
-from indici_dagster.core.rules_store import load_rules
-from indici_dagster.core.sample_data import write_sample_files
+from indici_dagster.core.admin.bootstrap import BootstrapError, bootstrap_database
+from indici_dagster.core.admin.bootstrap_catalog import GUARD_BODY
+from indici_dagster.core.rules.store import load_rules
+from indici_dagster.core.sample.data import write_sample_files
 from indici_dagster.core.settings import Settings
-from indici_dagster.core.warehouse import Warehouse
+from indici_dagster.core.storage.local_storage import LocalStorage
+from indici_dagster.core.types import registry as types
+from indici_dagster.core.warehouse import owner_ddl
+from indici_dagster.core.warehouse.facade import Warehouse
+from indici_dagster.core.warehouse.owner_ddl import OwnerFunctionsMissingError
 from indici_dagster_tests import test_least_privilege
 from indici_dagster_tests.support import TIMEZONE, build, execute_requests, query, tick
 from indici_dagster_tests.test_least_privilege import (

@@ -9,13 +9,18 @@ from indici_dagster.cli.context import load_project_env, require_catalog, wareho
 from indici_dagster.cli.db import add_db_commands
 from indici_dagster.cli.doctor import doctor
 from indici_dagster.cli.errors import CliError, OneLineArgumentParser, one_line
-from indici_dagster.core.dsn import describe_dsn
-from indici_dagster.core.ledger import file_states
+from indici_dagster.core.admin.bootstrap import DEFAULT_READER, DEFAULT_WRITER
+from indici_dagster.core.admin.session_limits import (
+    DEFAULT_READER_LIMITS,
+    SessionLimitError,
+    SessionLimits,
+    parse_connection_limit,
+    parse_duration,
+)
 from indici_dagster.core.naming import InvalidIdentifierError, validate_identifier
-from indici_dagster.core.open_storage import open_storage
-from indici_dagster.core.queries import WarehouseQueries
-from indici_dagster.core.rules import parse_rules
-from indici_dagster.core.rules_store import (
+from indici_dagster.core.quality.queries import WarehouseQueries
+from indici_dagster.core.rules.model import parse_rules
+from indici_dagster.core.rules.store import (
     DYNAMODB_SCHEME,
     load_rules,
     read_dynamodb_rules,
@@ -23,17 +28,13 @@ from indici_dagster.core.rules_store import (
     write_dynamodb_rules,
     write_rules_file,
 )
-from indici_dagster.core.sample_data import write_sample_files
-from indici_dagster.core.session_limits import (
-    DEFAULT_READER_LIMITS,
-    SessionLimitError,
-    SessionLimits,
-    parse_connection_limit,
-    parse_duration,
-)
+from indici_dagster.core.sample.data import write_sample_files
 from indici_dagster.core.settings import Settings, load_settings
+from indici_dagster.core.storage.open_storage import open_storage
 from indici_dagster.core.text import printable
-from indici_dagster.core.warehouse import Warehouse
+from indici_dagster.core.warehouse.dsn import describe_dsn
+from indici_dagster.core.warehouse.facade import Warehouse
+from indici_dagster.core.warehouse.ledger import file_states
 
 
 def _rules_location(settings: Settings, given: str | None) -> str | None:
@@ -144,7 +145,7 @@ def bootstrap(args: argparse.Namespace, settings: Settings) -> int:
 
     import psycopg2
 
-    from indici_dagster.core.bootstrap import BootstrapError, bootstrap_database
+    from indici_dagster.core.admin.bootstrap import BootstrapError, bootstrap_database
 
     reader_limits = _reader_limits(args)
     admin_dsn = args.admin_dsn or os.environ.get("INDICI_ADMIN_DSN", "").strip()
@@ -231,8 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
         "bootstrap", help="create least-privilege roles and schemas (run as an administrator)"
     )
     setup.add_argument("--admin-dsn", help="administrator's DSN (default: INDICI_ADMIN_DSN)")
-    setup.add_argument("--writer", default="indici_writer", help="the pipeline's role")
-    setup.add_argument("--reader", default="indici_reader", help="the reporting role (rpt only)")
+    setup.add_argument("--writer", default=DEFAULT_WRITER, help="the pipeline's role")
+    setup.add_argument("--reader", default=DEFAULT_READER, help="the reporting role (rpt only)")
     limits = DEFAULT_READER_LIMITS
     setup.add_argument(
         "--reader-idle-timeout",

@@ -12,10 +12,11 @@ from pathlib import Path
 from dotenv import dotenv_values
 
 from indici_dagster.cli.errors import CliError
-from indici_dagster.core.dsn import connect, describe_dsn
-from indici_dagster.core.embedded import embedded_dsn, paths_for
+from indici_dagster.core.embedded.server import embedded_dsn, paths_for
+from indici_dagster.core.pipeline_names import AUDIT_LOG
 from indici_dagster.core.settings import PG_DIR, PG_DSN, Settings
 from indici_dagster.core.text import printable
+from indici_dagster.core.warehouse.dsn import connect, describe_dsn
 
 PROJECT_PREFIXES = ("INDICI_", "DAGSTER_PG_")
 PROJECT_NAMES = frozenset(
@@ -127,7 +128,7 @@ def require_catalog(dsn: str) -> None:
         contextlib.closing(connect(dsn, connect_timeout=5)) as connection,
         connection.cursor() as cursor,
     ):
-        cursor.execute("SELECT to_regclass('indici_staging.auditlog') IS NOT NULL")
+        cursor.execute("SELECT to_regclass(%s) IS NOT NULL", (AUDIT_LOG,))
         present = cursor.fetchone()[0]
         connection.rollback()
     if not present:

@@ -1,8 +1,8 @@
 """`indici db status|stop|psql|reset`: the embedded laptop server, by hand.
 
-Every command here goes through the embedded server's own API (`core.embedded`,
-`core.embedded_reset`), which knows its layout: data folder, `<data>-auth/` passfiles, private
-socket directory. `psql` starts with a clean environment (`core.clean_env`).
+Every command here goes through the embedded server's own API (`core.embedded.server`,
+`core.embedded.reset`), which knows its layout: data folder, `<data>-auth/` passfiles, private
+socket directory. `psql` starts with a clean environment (`core.embedded.clean_env`).
 """
 
 import argparse
@@ -12,19 +12,19 @@ from pathlib import Path
 
 from indici_dagster.cli.context import warehouse_dsn
 from indici_dagster.cli.errors import CliError
-from indici_dagster.core.clean_env import TERMINAL, clean_environment
-from indici_dagster.core.dsn import describe_dsn
-from indici_dagster.core.embedded import (
+from indici_dagster.core.embedded.clean_env import TERMINAL, clean_environment
+from indici_dagster.core.embedded.cluster import program_path
+from indici_dagster.core.embedded.reset import check_removable, remove_server
+from indici_dagster.core.embedded.server import (
     ROLE_NAMES,
     paths_for,
     role_dsn,
     server_status,
     stop_server,
 )
-from indici_dagster.core.embedded_cluster import program_path
-from indici_dagster.core.embedded_reset import check_removable, remove_server
 from indici_dagster.core.settings import PG_DIR, PG_DSN, Settings
 from indici_dagster.core.text import printable
+from indici_dagster.core.warehouse.dsn import describe_dsn
 
 
 def _folder_size(folder: Path) -> str:

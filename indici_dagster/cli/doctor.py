@@ -9,9 +9,9 @@ from pathlib import Path
 
 from indici_dagster.cli.context import ProjectEnv
 from indici_dagster.cli.errors import one_line
-from indici_dagster.core.dsn import connect, describe_dsn
-from indici_dagster.core.embedded import paths_for, role_dsn, server_status
-from indici_dagster.core.rules_store import load_rules
+from indici_dagster.core.embedded.server import paths_for, role_dsn, server_status
+from indici_dagster.core.pipeline_names import AUDIT_LOG
+from indici_dagster.core.rules.store import load_rules
 from indici_dagster.core.settings import (
     AWS_DEFAULT_REGION,
     LANDING,
@@ -25,6 +25,7 @@ from indici_dagster.core.settings import (
     parse_variable,
 )
 from indici_dagster.core.text import printable
+from indici_dagster.core.warehouse.dsn import connect, describe_dsn
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 
@@ -139,8 +140,7 @@ def _warehouse(settings: Settings) -> Finding:
         connection.cursor() as cursor,
     ):
         cursor.execute(
-            "SELECT current_setting('server_version'), "
-            "to_regclass('indici_staging.auditlog') IS NOT NULL"
+            "SELECT current_setting('server_version'), to_regclass(%s) IS NOT NULL", (AUDIT_LOG,)
         )
         version, catalog = cursor.fetchone()
         connection.rollback()

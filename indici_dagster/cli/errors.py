@@ -11,12 +11,12 @@ from typing import NoReturn
 
 import psycopg2
 
-from indici_dagster.core.dsn import ConnectionFailedError
-from indici_dagster.core.embedded import EmbeddedServerError
-from indici_dagster.core.rules import RuleError
-from indici_dagster.core.rules_store import RulesUnavailableError
+from indici_dagster.core.embedded.server import EmbeddedServerError
+from indici_dagster.core.rules.model import RuleError
+from indici_dagster.core.rules.store import RulesUnavailableError
 from indici_dagster.core.settings import SettingsError
 from indici_dagster.core.text import printable
+from indici_dagster.core.warehouse.dsn import ConnectionFailedError
 
 
 class CliError(RuntimeError):

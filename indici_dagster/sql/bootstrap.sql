@@ -1,6 +1,6 @@
 -- indici-dagster: least-privilege roles and schemas, for a DBA with psql.
 --
--- The same as `indici bootstrap` (indici_dagster/core/bootstrap.py is the source of truth;
+-- The same as `indici bootstrap` (indici_dagster/core/admin/bootstrap.py is the source of truth;
 -- indici_dagster_tests/test_least_privilege.py checks both leave the same privileges, tables and
 -- columns behind). Run it as a superuser (rds_superuser on RDS: it creates an event trigger),
 -- connected to the warehouse database; it is idempotent:
@@ -15,7 +15,7 @@
 -- pipeline's own and the data tables alike. The writer owns nothing and creates nothing: it
 -- creates and widens data tables only through the owner's SECURITY DEFINER functions
 -- (indici_staging.create_data_table, add_data_column, create_staging_index,
--- add_rpt_primary_key, summarize_staging_index; core/owner_ddl.py renders the same text), may
+-- add_rpt_primary_key, summarize_staging_index; core/warehouse/owner_ddl.py renders the same text), may
 -- SELECT/INSERT/DELETE staging data tables and SELECT/INSERT/UPDATE/DELETE rpt tables, only
 -- INSERT and SELECT the audit log, SELECT/INSERT/UPDATE the ledger, row counts and locks, and
 -- may run no DDL at all (event trigger indici_writer_ddl_guard). Every function pins
@@ -35,7 +35,7 @@
   \set reader indici_reader
 \endif
 -- the reader's session limits (indici bootstrap --reader-idle-timeout, --reader-statement-timeout,
--- --reader-connection-limit; the same defaults, core/session_limits.py)
+-- --reader-connection-limit; the same defaults, core/admin/session_limits.py)
 \if :{?reader_idle_timeout}
 \else
   \set reader_idle_timeout 2min
@@ -313,7 +313,7 @@ BEGIN
 END $$;
 
 -- the owner's DDL functions (SECURITY DEFINER, search_path pinned, every name qualified): the
--- writer's only way to create and widen data tables; core/owner_ddl.py renders the same text
+-- writer's only way to create and widen data tables; core/warehouse/owner_ddl.py renders the same text
 -- (indici_dagster_tests/test_writer_cannot_escape.py checks it is here verbatim)
 CREATE OR REPLACE FUNCTION indici_staging.create_data_table(target_schema text, target_table text, column_names text[], column_types text[], primary_key text[])
 RETURNS boolean LANGUAGE plpgsql SECURITY DEFINER

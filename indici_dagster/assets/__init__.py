@@ -1,1 +1,0 @@
-"""Assets by layer: files (`raw`, `partitioned`) and tables (`staging`, `rpt`)."""

@@ -1,0 +1,1 @@
+"""Administration: the roles, grants and reader limits a DBA sets up once (`indici bootstrap`)."""

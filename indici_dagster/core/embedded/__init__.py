@@ -1,0 +1,4 @@
+"""The laptop PostgreSQL server.
+
+Start, share, stop and reset it, with private files and a clean environment.
+"""

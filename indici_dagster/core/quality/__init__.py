@@ -1,0 +1,1 @@
+"""Data quality: NHI validation and the read-only questions asset checks ask."""

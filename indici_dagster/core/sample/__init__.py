@@ -1,0 +1,1 @@
+"""Made-up, deterministic sample files for a laptop trial."""

@@ -1,0 +1,1 @@
+"""The pipeline steps as plain functions (raw, partitioned, staging), callable without Dagster."""

@@ -1,0 +1,1 @@
+"""Object storage: one interface for S3 and local folders, with the key checks both share."""

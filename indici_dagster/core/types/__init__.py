@@ -1,0 +1,1 @@
+"""The column-type registry: built-in types, metadata columns and sample values."""

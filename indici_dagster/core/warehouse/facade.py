@@ -1,0 +1,138 @@
+"""The Postgres warehouse: one object that callers hold, composed of one part per job.
+
+- `connections.Connections`: connections and when they are reused;
+- `catalog`: the pipeline's own tables, per-table locks, table shapes;
+- `staging_load.StagingLoader`: one file into `indici_staging` by binary COPY;
+- `rpt_upsert.RptUpserter`: staged windows into `rpt`.
+
+Each file's staging load and each window's rpt upsert is one transaction that also writes its
+audit rows, serialised per table with a row lock in `indici_staging.pipeline_locks` (which only the
+writer can take, and waits at most `lock_timeout`), so a replay, a crash or a concurrent run can
+never leave half a file or a doubled row behind.
+"""
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pyarrow.parquet as pq
+from psycopg2.extensions import cursor as Cursor  # noqa: N812 - the class, named as a type
+
+from indici_dagster.core import pipeline_names
+from indici_dagster.core.filenames import LandedFileName
+from indici_dagster.core.rules.model import Rule
+from indici_dagster.core.warehouse import catalog
+from indici_dagster.core.warehouse.audit import AuditEntry
+from indici_dagster.core.warehouse.connections import Connection, Connections
+from indici_dagster.core.warehouse.row_counts import recount
+from indici_dagster.core.warehouse.rpt_upsert import FileUpsert, PartitionKeyOf, RptUpserter
+from indici_dagster.core.warehouse.staging_load import StagingLoader, StagingResult
+
+
+class Warehouse:
+    """A Postgres database holding `indici_staging` and `rpt`."""
+
+    def __init__(
+        self,
+        dsn: str,
+        timezone: str,
+        *,
+        upsert_work_mem: str = "512MB",
+        lock_timeout: str = catalog.DEFAULT_LOCK_TIMEOUT,
+        max_new_columns: int = 50,
+    ) -> None:
+        self.timezone = ZoneInfo(timezone).key  # validates the zone name
+        self.lock_timeout = lock_timeout
+        self.max_new_columns = max_new_columns
+        self.upsert_work_mem = upsert_work_mem
+        self._connections = Connections(dsn, self.timezone)
+        self._staging = StagingLoader(
+            self._connections, self.timezone, lock_timeout, max_new_columns
+        )
+        self._rpt = RptUpserter(self._connections, lock_timeout, upsert_work_mem)
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[Connection]:
+        """A connection for one unit of work, closed afterwards; commit is the caller's."""
+        with self._connections.connection() as connection:
+            yield connection
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Cursor]:
+        """One unit of work on a connection of its own: a cursor whose statements are committed
+        together when the block ends normally, and none of them when it raises."""
+        with self._connections.connection() as connection, connection.cursor() as cursor:
+            yield cursor
+            connection.commit()
+
+    @contextlib.contextmanager
+    def reusing_connections(self) -> Iterator[None]:
+        """Within this block, consecutive staging loads on this thread share one connection."""
+        with self._connections.reusing_connections():
+            yield
+
+    def load_file_into_staging(
+        self,
+        rule: Rule,
+        landed: LandedFileName,
+        parquet_file: pq.ParquetFile,
+        *,
+        run_id: str,
+        source_key: str,
+        source_etag: str,
+    ) -> StagingResult:
+        """Replace a file's rows in `indici_staging.<table>` with its content, in one transaction
+        with its audit row (`StagingLoader.load_file_into_staging` says what it guarantees)."""
+        return self._staging.load_file_into_staging(
+            rule,
+            landed,
+            parquet_file,
+            run_id=run_id,
+            source_key=source_key,
+            source_etag=source_etag,
+        )
+
+    def upsert_window_into_rpt(
+        self,
+        rule: Rule,
+        start: datetime,
+        end: datetime,
+        *,
+        run_id: str,
+        partition_key_of: PartitionKeyOf,
+        ledger_dates: Sequence[str] | None = None,
+    ) -> list[FileUpsert]:
+        """Apply a window of staged rows to `rpt.<table>`, in one transaction with its audit rows
+        (`RptUpserter.upsert_window_into_rpt` says what it guarantees)."""
+        return self._rpt.upsert_window_into_rpt(
+            rule,
+            start,
+            end,
+            run_id=run_id,
+            partition_key_of=partition_key_of,
+            ledger_dates=ledger_dates,
+        )
+
+    def ensure_catalog(self) -> None:
+        """Create the schemas and the pipeline's own tables where they are missing
+        (`catalog.ensure_catalog`)."""
+        catalog.ensure_catalog(self._connections, self.lock_timeout)
+
+    def write_audit(self, entries: Sequence[AuditEntry]) -> None:
+        """Write audit rows in their own transaction."""
+        catalog.write_audit(self._connections, entries)
+
+    def recount_rows(self, table: str) -> dict[str, int]:
+        """Count `indici_staging.<table>` and `rpt.<table>` in full and reset their counters.
+
+        For after rows were changed by hand; returns the count of each schema's table.
+        """
+        with self.connection() as connection, connection.cursor() as cursor:
+            catalog.lock(cursor, table, self.lock_timeout)
+            counts = {
+                schema: recount(cursor, schema, table)
+                for schema in (pipeline_names.STAGING_SCHEMA, pipeline_names.RPT_SCHEMA)
+            }
+            connection.commit()
+            return counts

@@ -1,0 +1,1 @@
+"""The binary COPY wire format: Arrow batches encoded for PostgreSQL."""

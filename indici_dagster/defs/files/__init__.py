@@ -1,0 +1,1 @@
+"""The file layers: `indici/raw` and `indici/partitioned`."""

@@ -1,0 +1,2 @@
+"""The table layers of each dataset with a rule: `indici/staging/<D>` and `indici/rpt/<D>`,
+with their asset checks."""
