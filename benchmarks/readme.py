@@ -1,8 +1,8 @@
 """docs/performance.md's performance table, rendered from a results file (never typed by hand).
 
 `python -m benchmarks.report --readme --write` puts it between the START and END markers in
-docs/performance.md; indici_dagster_tests/test_benchmark_report.py checks that the page holds
-exactly it.
+docs/performance.md; indici_dagster_tests/benchmarks/test_benchmark_report.py checks that the
+page holds exactly it.
 """
 
 from typing import Any

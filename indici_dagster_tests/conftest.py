@@ -18,7 +18,7 @@ import psycopg2.extensions
 import pytest
 from psycopg2 import sql
 
-from indici_dagster_tests.support import create_writer_database
+from indici_dagster_tests.support.common import create_writer_database
 
 WRITER_ROLE = "indici_test_writer"
 

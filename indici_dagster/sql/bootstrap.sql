@@ -1,7 +1,7 @@
 -- indici-dagster: least-privilege roles and schemas, for a DBA with psql.
 --
 -- The same as `indici bootstrap` (indici_dagster/core/admin/bootstrap.py is the source of truth;
--- indici_dagster_tests/test_least_privilege.py checks both leave the same privileges, tables and
+-- indici_dagster_tests/core/admin/test_least_privilege.py checks both leave the same privileges, tables and
 -- columns behind). Run it as a superuser (rds_superuser on RDS: it creates an event trigger),
 -- connected to the warehouse database; it is idempotent:
 --
@@ -314,7 +314,7 @@ END $$;
 
 -- the owner's DDL functions (SECURITY DEFINER, search_path pinned, every name qualified): the
 -- writer's only way to create and widen data tables; core/warehouse/owner_ddl.py renders the same text
--- (indici_dagster_tests/test_writer_cannot_escape.py checks it is here verbatim)
+-- (indici_dagster_tests/core/admin/test_writer_cannot_escape.py checks it is here verbatim)
 CREATE OR REPLACE FUNCTION indici_staging.create_data_table(target_schema text, target_table text, column_names text[], column_types text[], primary_key text[])
 RETURNS boolean LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $fn$
