@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from indici_dagster.core.warehouse.facade import Warehouse
-from indici_dagster_tests.support import TIMEZONE, query
+from indici_dagster_tests.support.common import TIMEZONE, query
 
 
 @pytest.fixture
