@@ -83,6 +83,11 @@ class CleanError(RuntimeError):
         self.kind = kind
 
 
+class NamedOperationalError(psycopg2.OperationalError):
+    """An infrastructure failure the pipeline raises itself (a lock not granted in time), its
+    message built from names only: described as it is, and retried like a lost connection."""
+
+
 class FileLoadError(RuntimeError):
     """A file that could not be loaded; the message is safe to log (no values, no secrets)."""
 
@@ -164,6 +169,8 @@ def describe_database_error(
     The row is the COPY's line, which is the file's data row in binary COPY (one line a row,
     whatever newlines the values hold).
     """
+    if isinstance(error, NamedOperationalError):
+        return str(error)
     code = error.pgcode
     if not code:
         first = (str(error).strip().splitlines() or [""])[0]

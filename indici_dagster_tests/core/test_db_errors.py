@@ -21,6 +21,7 @@ from indici_dagster.core.db_errors import (
     sqlstate_kind,
 )
 from indici_dagster.core.settings import Settings
+from indici_dagster.core.warehouse.catalog import LockTimeoutError
 
 MARKER = "ZQXMARKERQZ"
 
@@ -151,6 +152,17 @@ def test_a_connection_error_without_sqlstate_keeps_only_known_driver_phrases():
     odd = psycopg2.OperationalError(f"something about {MARKER}")
     assert describe_database_error(odd) == "the database connection failed (OperationalError)"
     assert classify(lost) is ErrorKind.TRANSIENT
+
+
+def test_a_lock_timeout_keeps_its_message_and_is_retried():
+    # the pipeline's own lock error names the table and the timeout, never a value: it reaches
+    # the step's failure as it is (it once read "the database connection failed (...)")
+    error = LockTimeoutError(
+        "table patients: the pipeline's lock on it was not granted within lock_timeout (10min); "
+        "another load or upsert of the table still holds it"
+    )
+    assert describe_library_error(error) == str(error)
+    assert classify(error) is ErrorKind.TRANSIENT
 
 
 def test_max_new_columns_is_read_from_its_variable_with_a_default_of_50():

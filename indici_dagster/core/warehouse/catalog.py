@@ -13,6 +13,7 @@ from psycopg2 import sql
 from psycopg2.extensions import cursor as Cursor  # noqa: N812 - the class, named as a type
 
 from indici_dagster.core import pipeline_names
+from indici_dagster.core.db_errors import NamedOperationalError
 from indici_dagster.core.warehouse import sql as statements
 from indici_dagster.core.warehouse.audit import CREATE_AUDIT_TABLE, AuditEntry, write_audit_entries
 from indici_dagster.core.warehouse.connections import Connections
@@ -29,7 +30,7 @@ _FUNCTIONS_LOCK = "indici:owner_functions"
 """The lock row installing the owner's DDL functions takes (never a table's name)."""
 
 
-class LockTimeoutError(psycopg2.OperationalError):
+class LockTimeoutError(NamedOperationalError):
     """A lock was not granted within `lock_timeout`; infrastructure, so the step is retried."""
 
 
