@@ -16,9 +16,11 @@ import boto3
 import psycopg2
 import psycopg2.extensions
 import pytest
+from dagster import DagsterInstance
 from psycopg2 import sql
 
-from indici_dagster_tests.support.common import create_writer_database
+from indici_dagster.core.warehouse.facade import Warehouse
+from indici_dagster_tests.support.common import TIMEZONE, create_writer_database
 
 WRITER_ROLE = "indici_test_writer"
 
@@ -73,6 +75,21 @@ def admin_database_dsn(admin_dsn: str, database: str) -> str:
     """Superuser DSN for the test's database (to inspect it or to sabotage it)."""
     dbname = psycopg2.extensions.parse_dsn(database)["dbname"]
     return psycopg2.extensions.make_dsn(admin_dsn, dbname=dbname)
+
+
+@pytest.fixture
+def warehouse(database: str) -> Warehouse:
+    """A `Warehouse` on the test's own database, its catalog in place, in the pipeline's zone."""
+    store = Warehouse(database, TIMEZONE)
+    store.ensure_catalog()
+    return store
+
+
+@pytest.fixture
+def instance() -> Iterator[DagsterInstance]:
+    """An ephemeral Dagster instance (in memory): runs, ticks and events of one test."""
+    with DagsterInstance.ephemeral() as dagster_instance:
+        yield dagster_instance
 
 
 def _free_port() -> int:

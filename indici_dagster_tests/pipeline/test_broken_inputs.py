@@ -18,7 +18,6 @@ import boto3
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from dagster import DagsterInstance
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -276,12 +275,6 @@ def damaged_files() -> dict[str, bytes]:
         with_footer_length(valid, HUGE_BYTES - 1),
     ]
     return dict(zip(DAMAGED, contents, strict=True))
-
-
-@pytest.fixture
-def instance():
-    with DagsterInstance.ephemeral() as dagster_instance:
-        yield dagster_instance
 
 
 def all_keys(s3, bucket: str) -> list[str]:

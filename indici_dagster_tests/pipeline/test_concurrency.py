@@ -8,7 +8,6 @@ import contextlib
 from concurrent.futures import ThreadPoolExecutor
 
 import boto3
-import pytest
 from dagster import DagsterInstance
 from dagster._core.definitions.run_request import RunRequest
 
@@ -84,12 +83,6 @@ def no_duplicate_staged_rows(dsn: str) -> bool:
         "SELECT _source_file, _row_number FROM indici_staging.patients "
         "GROUP BY 1, 2 HAVING count(*) > 1",
     )
-
-
-@pytest.fixture
-def instance():
-    with DagsterInstance.ephemeral() as dagster_instance:
-        yield dagster_instance
 
 
 def test_two_runs_of_the_same_date_at_once_both_succeed_without_duplicates_and_rpt_is_exact(

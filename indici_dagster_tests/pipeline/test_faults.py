@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from dagster import DagsterEventType, DagsterInstance
+from dagster import DagsterEventType
 from psycopg2 import sql
 
 from indici_dagster.core.db_errors import FileLoadError
@@ -190,13 +190,6 @@ def put_partitioned(root: Path, file_name: str, data: bytes) -> None:
     path.write_bytes(data)
 
 
-@pytest.fixture
-def warehouse(database) -> Warehouse:
-    store = Warehouse(database, TIMEZONE)
-    store.ensure_catalog()
-    return store
-
-
 def test_a_connection_killed_mid_copy_leaves_no_rows_of_the_file_and_a_retry_loads_it_all(
     tmp_path, database, admin_database_dsn, warehouse
 ):
@@ -318,12 +311,6 @@ def test_a_connection_killed_inside_the_rpt_upsert_leaves_rpt_untouched_and_a_re
 
 # --------------------------------------------------------------------------------------------
 # through Dagster
-
-
-@pytest.fixture
-def instance():
-    with DagsterInstance.ephemeral() as dagster_instance:
-        yield dagster_instance
 
 
 def put_object(s3, url: str, name: str, data: bytes) -> None:

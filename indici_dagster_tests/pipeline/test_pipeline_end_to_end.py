@@ -4,8 +4,7 @@ from datetime import datetime
 from decimal import Decimal
 
 import pyarrow as pa
-import pytest
-from dagster import AssetKey, DagsterEventType, DagsterInstance
+from dagster import AssetKey, DagsterEventType
 
 from indici_dagster_tests.support.common import (
     build,
@@ -27,12 +26,6 @@ def ethnicity(rows: list[tuple[int, str]]) -> bytes:
             "Description": [r[1] for r in rows],
         }
     )
-
-
-@pytest.fixture
-def instance():
-    with DagsterInstance.ephemeral() as dagster_instance:
-        yield dagster_instance
 
 
 def test_sensor_driven_runs_give_exact_rpt_staging_partitioned_and_audit(

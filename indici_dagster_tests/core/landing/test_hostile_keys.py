@@ -7,7 +7,6 @@ import uuid
 
 import boto3
 import pytest
-from dagster import DagsterInstance
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,12 +29,6 @@ from indici_dagster_tests.support.common import (
 )
 
 GOOD = "Patients_20261123_020000.parquet"
-
-
-@pytest.fixture
-def instance():
-    with DagsterInstance.ephemeral() as dagster_instance:
-        yield dagster_instance
 
 
 def landing_rows(database: str) -> list[tuple]:

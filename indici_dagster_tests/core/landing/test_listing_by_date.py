@@ -5,8 +5,6 @@ from datetime import date, timedelta
 
 import boto3
 import botocore.client
-import pytest
-from dagster import DagsterInstance
 
 from indici_dagster.core.steps.ingest import (
     CHANGED,
@@ -140,12 +138,6 @@ def test_a_range_backfill_lists_months_not_each_date(buckets):
     november = [f"2026-11-{d:02d}" for d in range(1, 31)]
     assert found(storage, november) == sorted(day_keys())
     assert counting.calls == one_day  # one month prefix per dataset, as for one date
-
-
-@pytest.fixture
-def instance():
-    with DagsterInstance.ephemeral() as dagster_instance:
-        yield dagster_instance
 
 
 def sensor_day_keys() -> list[str]:

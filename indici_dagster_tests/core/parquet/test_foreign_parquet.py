@@ -19,7 +19,6 @@ from indici_dagster.core.filenames import parse_file_name
 from indici_dagster.core.parquet.pg_ranges import DATE_END_DAYS, DATE_MIN_DAYS, TIMESTAMP_MIN_MICROS
 from indici_dagster.core.parquet.reader import open_parquet
 from indici_dagster.core.rules.model import parse_rule
-from indici_dagster.core.warehouse.facade import Warehouse
 from indici_dagster_tests.support import foreign_parquet
 from indici_dagster_tests.support.common import TIMEZONE, parquet_bytes, patients, query
 
@@ -27,13 +26,6 @@ VISITS = parse_rule({"dataset": "Visits"})
 """A static dataset: every column takes its type from the file."""
 FILE = "Visits_20261124_020000.parquet"
 NEXT_FILE = "Visits_20261124_030000.parquet"
-
-
-@pytest.fixture
-def warehouse(database):
-    store = Warehouse(database, TIMEZONE)
-    store.ensure_catalog()
-    return store
 
 
 def load(warehouse, data: bytes, name: str = FILE, rule=VISITS):

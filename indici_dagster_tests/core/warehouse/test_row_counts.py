@@ -28,13 +28,6 @@ STATIC = parse_rule({"dataset": "EthnicityCode"})
 WINDOW = (datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC))
 
 
-@pytest.fixture
-def warehouse(database):
-    store = Warehouse(database, TIMEZONE)
-    store.ensure_catalog()
-    return store
-
-
 def visits(rows: list[tuple]) -> pq.ParquetFile:
     return pq.ParquetFile(
         io.BytesIO(

@@ -15,7 +15,6 @@ from indici_dagster.core.filenames import parse_file_name
 from indici_dagster.core.rules.model import parse_rule
 from indici_dagster.core.steps.ingest import partition_key_of_file
 from indici_dagster.core.warehouse.audit import Status
-from indici_dagster.core.warehouse.facade import Warehouse
 from indici_dagster_tests.support.common import TIMEZONE, parquet_bytes, query
 
 NZ = ZoneInfo(TIMEZONE)
@@ -32,13 +31,6 @@ PATIENTS = parse_rule(
         },
     }
 )
-
-
-@pytest.fixture
-def warehouse(database):
-    store = Warehouse(database, TIMEZONE)
-    store.ensure_catalog()
-    return store
 
 
 def load(warehouse, name, table, rule=PATIENTS):

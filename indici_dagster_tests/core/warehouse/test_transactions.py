@@ -10,15 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from indici_dagster.core.warehouse.facade import Warehouse
-from indici_dagster_tests.support.common import TIMEZONE, query
-
-
-@pytest.fixture
-def warehouse(database):
-    store = Warehouse(database, TIMEZONE)
-    store.ensure_catalog()
-    return store
+from indici_dagster_tests.support.common import query
 
 
 def _rows(database: str) -> int:

@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 from indici_dagster.core.db_errors import CleanError, FileLoadError
 from indici_dagster.core.filenames import parse_file_name
 from indici_dagster.core.rules.model import parse_rule
-from indici_dagster.core.warehouse.facade import Warehouse
 from indici_dagster.core.wire import wire_forms
 from indici_dagster_tests.support.common import TIMEZONE, parquet_bytes, query
 
@@ -39,13 +38,6 @@ VISITS = parse_rule(
     }
 )
 CODES = parse_rule({"dataset": "Codes"})
-
-
-@pytest.fixture
-def warehouse(database):
-    store = Warehouse(database, TIMEZONE)
-    store.ensure_catalog()
-    return store
 
 
 def load(warehouse, name, table, rule=VISITS):

@@ -5,7 +5,7 @@ import uuid
 
 import boto3
 import pytest
-from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
+from dagster import DagsterEventType, DagsterRunStatus
 
 from indici_dagster.cli import main as indici
 from indici_dagster.core.warehouse.facade import Warehouse
@@ -23,12 +23,6 @@ from indici_dagster_tests.support.common import (
 
 FIRST = "Patients_20261123_020000.parquet"
 SECOND = "Patients_20261124_020000.parquet"
-
-
-@pytest.fixture
-def instance():
-    with DagsterInstance.ephemeral() as dagster_instance:
-        yield dagster_instance
 
 
 def ledger(database: str) -> list[tuple]:

@@ -4,7 +4,6 @@ from datetime import date
 
 import pyarrow as pa
 import pytest
-from dagster import DagsterInstance
 
 from indici_dagster.lib.keys import PARTITIONED, RAW, rpt_key, staging_key
 from indici_dagster_tests.support.common import (
@@ -66,12 +65,6 @@ def ledger(database: str) -> list[tuple]:
         database,
         "SELECT source_key, outcome FROM indici_staging.landing_ledger ORDER BY source_key, first_seen_at",
     )
-
-
-@pytest.fixture
-def instance():
-    with DagsterInstance.ephemeral() as dagster_instance:
-        yield dagster_instance
 
 
 @pytest.fixture

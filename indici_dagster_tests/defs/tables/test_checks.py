@@ -5,14 +5,12 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 from dagster import AssetCheckSeverity
 
 from indici_dagster.core.filenames import parse_file_name
 from indici_dagster.core.quality.queries import WarehouseQueries
 from indici_dagster.core.rules.model import parse_rule
 from indici_dagster.core.steps.ingest import FileOutcome, partition_key_of_file
-from indici_dagster.core.warehouse.facade import Warehouse
 from indici_dagster.defs.tables.checks import (
     COLUMNS_MATCH_RULE,
     COUNTS_RECONCILE,
@@ -34,13 +32,6 @@ RULE = parse_rule(
     }
 )
 NAME = "Patients_20261124_020000.parquet"
-
-
-@pytest.fixture
-def warehouse(database):
-    store = Warehouse(database, TIMEZONE)
-    store.ensure_catalog()
-    return store
 
 
 def load(warehouse, columns: dict) -> list[FileOutcome]:
