@@ -13,7 +13,8 @@ from psycopg2 import sql
 from psycopg2.extensions import cursor as Cursor  # noqa: N812 - the class, named as a type
 
 from indici_dagster.core import pipeline_names
-from indici_dagster.core.db_errors import NamedOperationalError
+from indici_dagster.core.db_errors import CleanError, ErrorKind, NamedOperationalError, quote_name
+from indici_dagster.core.types.registry import TypeSpellingError, canonical, widens
 from indici_dagster.core.warehouse import sql as statements
 from indici_dagster.core.warehouse.audit import CREATE_AUDIT_TABLE, AuditEntry, write_audit_entries
 from indici_dagster.core.warehouse.connections import Connections
@@ -164,3 +165,29 @@ def add_missing_columns(
                 table=f"{schema}.{table}",
             )
     return existing
+
+
+def check_rpt_types(cursor: Cursor, table: str) -> None:
+    """Refuse (a `CleanError`, not retried) to apply staging rows to an rpt table one of whose
+    columns cannot hold its staging column's type exactly, naming the column and both types.
+
+    Staging's types never change (a file whose types differ fails its load), so a mismatch means
+    rpt was altered by hand; rows are never cast into it with a loss.
+    """
+    staged = existing_columns(cursor, pipeline_names.STAGING_SCHEMA, table)
+    reported = existing_columns(cursor, pipeline_names.RPT_SCHEMA, table)
+    for name, rpt_type in reported.items():
+        staging_type = staged.get(name)
+        if staging_type is None or staging_type == rpt_type:
+            continue
+        try:
+            holds = widens(canonical(staging_type), canonical(rpt_type))
+        except TypeSpellingError:
+            holds = False
+        if not holds:
+            raise CleanError(
+                f"rpt.{table} column {quote_name(name)}: its type is {rpt_type} but staging's is "
+                f"{staging_type}, which it cannot hold exactly; nothing of this window was "
+                "applied (restore the rpt column's type)",
+                ErrorKind.PERMANENT,
+            )

@@ -17,19 +17,18 @@ from psycopg2.extensions import cursor as Cursor  # noqa: N812 - the class, name
 from indici_dagster.core import pipeline_names
 from indici_dagster.core.db_errors import (
     NOT_RETRIED,
-    CleanError,
     ErrorKind,
     classify,
     describe_database_error,
-    quote_name,
 )
 from indici_dagster.core.rules.model import Rule, canonical_type
-from indici_dagster.core.types.registry import METADATA_NAMES, TypeSpellingError, canonical, widens
+from indici_dagster.core.types.registry import METADATA_NAMES
 from indici_dagster.core.warehouse import ledger, rpt_sql
 from indici_dagster.core.warehouse import sql as statements
 from indici_dagster.core.warehouse.audit import AuditEntry, Status, Step, write_audit_entries
 from indici_dagster.core.warehouse.catalog import (
     add_missing_columns,
+    check_rpt_types,
     existing_columns,
     lock,
     table_exists,
@@ -200,32 +199,6 @@ class RptUpserter:
                 ledger.mark_applied(cursor, rule.dataset, ledger_dates, run_id, only=only_files)
             connection.commit()
             return results
-
-
-def check_rpt_types(cursor: Cursor, table: str) -> None:
-    """Refuse (a `CleanError`, not retried) to apply staging rows to an rpt table one of whose
-    columns cannot hold its staging column's type exactly, naming the column and both types.
-
-    Staging's types never change (a file whose types differ fails its load), so a mismatch means
-    rpt was altered by hand; rows are never cast into it with a loss.
-    """
-    staged = existing_columns(cursor, pipeline_names.STAGING_SCHEMA, table)
-    reported = existing_columns(cursor, pipeline_names.RPT_SCHEMA, table)
-    for name, rpt_type in reported.items():
-        staging_type = staged.get(name)
-        if staging_type is None or staging_type == rpt_type:
-            continue
-        try:
-            holds = widens(canonical(staging_type), canonical(rpt_type))
-        except TypeSpellingError:
-            holds = False
-        if not holds:
-            raise CleanError(
-                f"rpt.{table} column {quote_name(name)}: its type is {rpt_type} but staging's is "
-                f"{staging_type}, which it cannot hold exactly; nothing of this window was "
-                "applied (restore the rpt column's type)",
-                ErrorKind.PERMANENT,
-            )
 
 
 def _upsert_keyed(
