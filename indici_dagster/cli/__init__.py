@@ -9,6 +9,7 @@ from indici_dagster.cli.context import load_project_env, require_catalog, wareho
 from indici_dagster.cli.db import add_db_commands
 from indici_dagster.cli.doctor import doctor
 from indici_dagster.cli.errors import CliError, OneLineArgumentParser, one_line
+from indici_dagster.cli.rules import add_rules_commands
 from indici_dagster.core.admin.bootstrap import DEFAULT_READER, DEFAULT_WRITER
 from indici_dagster.core.admin.session_limits import (
     DEFAULT_READER_LIMITS,
@@ -19,15 +20,7 @@ from indici_dagster.core.admin.session_limits import (
 )
 from indici_dagster.core.naming import InvalidIdentifierError, validate_identifier
 from indici_dagster.core.quality.queries import WarehouseQueries
-from indici_dagster.core.rules.model import parse_rules
-from indici_dagster.core.rules.store import (
-    DYNAMODB_SCHEME,
-    load_rules,
-    read_dynamodb_rules,
-    read_rules_file,
-    write_dynamodb_rules,
-    write_rules_file,
-)
+from indici_dagster.core.rules.store import load_rules
 from indici_dagster.core.sample.data import write_sample_files
 from indici_dagster.core.settings import Settings, load_settings
 from indici_dagster.core.storage.open_storage import open_storage
@@ -35,47 +28,6 @@ from indici_dagster.core.text import printable
 from indici_dagster.core.warehouse.dsn import describe_dsn
 from indici_dagster.core.warehouse.facade import Warehouse
 from indici_dagster.core.warehouse.ledger import file_states
-
-
-def _rules_location(settings: Settings, given: str | None) -> str | None:
-    return given or settings.rules
-
-
-def _dynamodb_table(settings: Settings, given: str | None) -> str:
-    if given:
-        return given
-    if settings.rules and settings.rules.startswith(DYNAMODB_SCHEME):
-        return settings.rules[len(DYNAMODB_SCHEME) :]
-    raise CliError("name the DynamoDB table with --table or set INDICI_RULES=dynamodb://<table>")
-
-
-def rules_validate(args: argparse.Namespace, settings: Settings) -> int:
-    """Check a rules file (or table) and list its datasets."""
-    rules = load_rules(_rules_location(settings, args.path))
-    for rule in rules.values():
-        kind = "static" if rule.is_static else f"key ({', '.join(rule.primary_key)})"
-        dataset, table = printable(rule.dataset), printable(rule.table)
-        print(f"{dataset:<28} -> {table:<28} {len(rule.columns):>3} columns, {printable(kind)}")
-    print(f"{len(rules)} rules are valid")
-    return 0
-
-
-def rules_push(args: argparse.Namespace, settings: Settings) -> int:
-    """Validate a rules file, then copy it into DynamoDB."""
-    rules = parse_rules(read_rules_file(args.path))
-    table = _dynamodb_table(settings, args.table)
-    count = write_dynamodb_rules(rules, table, replace=args.replace)
-    print(f"pushed {count} rules to DynamoDB table {table}")
-    return 0
-
-
-def rules_pull(args: argparse.Namespace, settings: Settings) -> int:
-    """Copy the rules in DynamoDB into a YAML file (validated first)."""
-    table = _dynamodb_table(settings, args.table)
-    rules = parse_rules(read_dynamodb_rules(table))
-    write_rules_file(rules, args.output)
-    print(f"pulled {len(rules)} rules from DynamoDB table {table} into {args.output}")
-    return 0
 
 
 def sample_data(args: argparse.Namespace, settings: Settings) -> int:
@@ -197,20 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(handler=doctor, needs_settings=False)
     add_db_commands(commands)
 
-    rules = commands.add_parser("rules", help="check and copy transformation rules")
-    rule_commands = rules.add_subparsers(dest="rules_command", required=True)
-    validate = rule_commands.add_parser("validate", help="check a rules file or table")
-    validate.add_argument("path", nargs="?", help="YAML file or dynamodb://table")
-    validate.set_defaults(handler=rules_validate)
-    push = rule_commands.add_parser("push", help="copy a YAML rules file into DynamoDB")
-    push.add_argument("path", help="YAML rules file")
-    push.add_argument("--table", help="DynamoDB table (default: from INDICI_RULES)")
-    push.add_argument("--replace", action="store_true", help="delete rules not in the file")
-    push.set_defaults(handler=rules_push)
-    pull = rule_commands.add_parser("pull", help="copy the rules in DynamoDB into a YAML file")
-    pull.add_argument("--table", help="DynamoDB table (default: from INDICI_RULES)")
-    pull.add_argument("--output", "-o", default="rules.yaml", help="file to write")
-    pull.set_defaults(handler=rules_pull)
+    add_rules_commands(commands)
 
     sample = commands.add_parser("sample-data", help="write fake indici files to landing")
     sample.add_argument("--landing", help="where to write (default: INDICI_LANDING)")

@@ -144,6 +144,13 @@ def nhi_status(value: str | None) -> NhiStatus:
     return NhiStatus.VALID
 
 
+def has_nhi_shape(value: str) -> bool:
+    """Whether `value`, normalised, has the shape of an NHI in either form (three NHI letters,
+    then digits and letters as the form says), whatever its check character."""
+    nhi = _normalise(value)
+    return nhi is not None and bool(_OLD_FORM.fullmatch(nhi) or _NEW_FORM.fullmatch(nhi))
+
+
 def is_valid_nhi(value: str) -> bool:
     """Whether `value` is a well-formed NHI with a correct check character.
 

@@ -11,6 +11,14 @@ from typing import Any
 
 from indici_dagster.core.naming import InvalidIdentifierError, snake_case, validate_identifier
 from indici_dagster.core.pipeline_names import PIPELINE_RELATIONS, dataset_relations
+from indici_dagster.core.rules.docs import (
+    NHI_MARK,
+    ColumnDoc,
+    DocError,
+    column_entry,
+    parse_column_entry,
+    parse_description,
+)
 from indici_dagster.core.types.registry import METADATA_NAMES, TypeSpellingError, canonical
 
 DATASET_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9]*")
@@ -18,6 +26,11 @@ DATASET_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 """Columns the pipeline adds to every staging table; a source column may not map onto them."""
 MAX_RULE_COLUMNS = 1600 - len(METADATA_NAMES)
 """Postgres's limit of 1,600 columns a table, less the metadata columns."""
+
+
+RULE_FIELDS = frozenset(
+    {"dataset", "table", "description", "primary_key", "columns", "nhi_columns"}
+)
 
 
 class RuleError(ValueError):
@@ -55,7 +68,12 @@ class Rule:
     """Postgres names of the key columns, in key order."""
     columns: tuple[Column, ...] = ()
     nhi_columns: tuple[str, ...] = field(default=())
-    """Postgres names of columns holding NHI numbers."""
+    """Postgres names of typed columns holding NHI numbers (`pii: nhi`, or the older
+    `nhi_columns` list): the ones the NHI checks examine."""
+    description: str | None = None
+    column_docs: tuple[tuple[str, ColumnDoc], ...] = ()
+    """(Postgres name, what the rule says of it) for each column the rule describes or marks,
+    in the rule's order; a static rule may describe columns it gives no type."""
 
     @property
     def is_static(self) -> bool:
@@ -69,16 +87,30 @@ class Rule:
                 return column
         raise KeyError(name)
 
+    def doc(self, name: str) -> ColumnDoc | None:
+        """What the rule says of the column with Postgres name `name`, or None."""
+        return dict(self.column_docs).get(name)
+
+    @property
+    def pii_columns(self) -> dict[str, str]:
+        """Postgres name -> `pii` mark of every marked column (NHI columns included)."""
+        return {name: doc.pii for name, doc in self.column_docs if doc.pii is not None}
+
     def to_dict(self) -> dict[str, Any]:
-        """Return the rule in the rules-file form (source names, as written by a user)."""
+        """Return the rule in the rules-file form (source names, as written by a user): the
+        short column form where the rule says nothing but a type, NHI columns as `pii: nhi`."""
         data: dict[str, Any] = {"dataset": self.dataset, "table": self.table}
+        if self.description is not None:
+            data["description"] = self.description
+        docs = dict(self.column_docs)
         if self.columns:
             by_name = {c.name: c.source for c in self.columns}
             data["primary_key"] = [by_name[k] for k in self.primary_key]
-            data["columns"] = {c.source: c.type for c in self.columns}
-        if self.nhi_columns:
-            by_name = {c.name: c.source for c in self.columns}
-            data["nhi_columns"] = [by_name[k] for k in self.nhi_columns]
+            data["columns"] = {
+                c.source: column_entry(c.type, docs.get(c.name)) for c in self.columns
+            }
+        elif docs:
+            data["columns"] = {doc.source: column_entry(None, doc) for doc in docs.values()}
         return data
 
 
@@ -101,7 +133,7 @@ def parse_rule(data: Mapping[str, Any]) -> Rule:
     """
     if not isinstance(data, Mapping):
         raise RuleError(f"a rule must be a mapping, got {type(data).__name__}")
-    unknown = set(data) - {"dataset", "table", "primary_key", "columns", "nhi_columns"}
+    unknown = set(data) - RULE_FIELDS
     dataset = str(data.get("dataset", "")).strip()
     if not DATASET_PATTERN.fullmatch(dataset):
         raise RuleError(
@@ -116,48 +148,101 @@ def parse_rule(data: Mapping[str, Any]) -> Rule:
     if table in PIPELINE_RELATIONS or table.startswith("_"):
         raise RuleError(f"rule {dataset}: table name {table!r} is reserved for the pipeline")
 
-    raw_columns = data.get("columns") or {}
-    if not isinstance(raw_columns, Mapping):
-        raise RuleError(f"rule {dataset}: columns must map source column names to types")
-    if len(raw_columns) > MAX_RULE_COLUMNS:
-        raise RuleError(f"rule {dataset}: more than {MAX_RULE_COLUMNS} columns")
-    columns: list[Column] = []
-    seen: dict[str, str] = {}
-    for source, type_name in raw_columns.items():
-        try:
-            name = validate_identifier(snake_case(str(source)))
-        except InvalidIdentifierError as error:
-            raise RuleError(f"rule {dataset}: column {source!r}: {error}") from error
-        if name in METADATA_NAMES:
-            raise RuleError(f"rule {dataset}: column {source!r} maps to reserved name {name!r}")
-        if name in seen:
-            raise RuleError(
-                f"rule {dataset}: columns {seen[name]!r} and {source!r} both map to {name!r}"
-            )
-        seen[name] = str(source)
-        try:
-            columns.append(Column(str(source), name, canonical_type(type_name)))
-        except RuleError as error:
-            raise RuleError(f"rule {dataset}: column {source!r}: {error}") from error
+    try:
+        description = parse_description(data.get("description"), f"rule {dataset}")
+        columns, docs = _parse_columns(dataset, data.get("columns") or {})
+    except DocError as error:
+        raise RuleError(str(error)) from None
+    typed = {c.name: c.source for c in columns}
 
-    def resolve(names: list[str], what: str) -> tuple[str, ...]:
+    def resolve(names: list[str], what: str, among: dict[str, str]) -> tuple[str, ...]:
         resolved = []
         for source in names:
             name = snake_case(source)
-            if name not in seen:
+            if name not in among:
                 raise RuleError(f"rule {dataset}: {what} column {source!r} is not in columns")
             if name in resolved:
                 raise RuleError(f"rule {dataset}: {what} names {source!r} twice")
             resolved.append(name)
         return tuple(resolved)
 
-    primary_key = resolve(_as_list(data.get("primary_key"), "primary_key", dataset), "primary_key")
-    nhi_columns = resolve(_as_list(data.get("nhi_columns"), "nhi_columns", dataset), "nhi")
-    if columns and not primary_key:
+    key = resolve(_as_list(data.get("primary_key"), "primary_key", dataset), "primary_key", typed)
+    listed_nhi = resolve(_as_list(data.get("nhi_columns"), "nhi_columns", dataset), "nhi", typed)
+    if columns and not key:
         raise RuleError(f"rule {dataset}: a rule with columns needs a primary_key")
-    if primary_key and not columns:
+    if key and not columns:
         raise RuleError(f"rule {dataset}: a rule with a primary_key needs columns")
-    return Rule(dataset, table, primary_key, tuple(columns), nhi_columns)
+    docs = _mark_listed_nhi(dataset, docs, listed_nhi, typed)
+    nhi_columns = tuple(name for name, doc in docs if doc.pii == NHI_MARK and name in typed)
+    return Rule(dataset, table, key, tuple(columns), nhi_columns, description, tuple(docs))
+
+
+def _parse_columns(
+    dataset: str, raw_columns: Any
+) -> tuple[list[Column], list[tuple[str, ColumnDoc]]]:
+    """The typed columns and the column docs of a rule's `columns`, in its order.
+
+    Either every entry has a type (a keyed rule), or none has (a static rule describing the
+    columns its files bring); each source name maps to a distinct, non-metadata Postgres name.
+    """
+    if not isinstance(raw_columns, Mapping):
+        raise RuleError(f"rule {dataset}: columns must map source column names to types")
+    if len(raw_columns) > MAX_RULE_COLUMNS:
+        raise RuleError(f"rule {dataset}: more than {MAX_RULE_COLUMNS} columns")
+    columns: list[Column] = []
+    docs: list[tuple[str, ColumnDoc]] = []
+    seen: dict[str, str] = {}
+    untyped: list[str] = []
+    for source, value in raw_columns.items():
+        what = f"rule {dataset}: column {source!r}"
+        try:
+            name = validate_identifier(snake_case(str(source)))
+        except InvalidIdentifierError as error:
+            raise RuleError(f"{what}: {error}") from error
+        if name in METADATA_NAMES:
+            raise RuleError(f"{what} maps to reserved name {name!r}")
+        if name in seen:
+            raise RuleError(
+                f"rule {dataset}: columns {seen[name]!r} and {source!r} both map to {name!r}"
+            )
+        seen[name] = str(source)
+        type_name, doc = parse_column_entry(str(source), value, what)
+        if doc.description is not None or doc.pii is not None:
+            docs.append((name, doc))
+        if type_name is None:
+            untyped.append(str(source))
+            continue
+        try:
+            columns.append(Column(str(source), name, canonical_type(type_name)))
+        except RuleError as error:
+            raise RuleError(f"{what}: {error}") from error
+    if untyped and columns:
+        raise RuleError(
+            f"rule {dataset}: column {untyped[0]!r} has no type (a rule types every column, "
+            "or none: a static rule only describes its columns)"
+        )
+    return columns, docs
+
+
+def _mark_listed_nhi(
+    dataset: str,
+    docs: list[tuple[str, ColumnDoc]],
+    listed: tuple[str, ...],
+    typed: dict[str, str],
+) -> list[tuple[str, ColumnDoc]]:
+    """`docs` with each column of the older `nhi_columns` list marked `pii: nhi` (a column
+    the long form marks otherwise is an error), kept in the rule's column order."""
+    by_name = dict(docs)
+    for name in listed:
+        doc = by_name.get(name)
+        if doc is not None and doc.pii not in (None, NHI_MARK):
+            raise RuleError(
+                f"rule {dataset}: column {typed[name]!r} is in nhi_columns "
+                f"but marked pii: {doc.pii}"
+            )
+        by_name[name] = ColumnDoc(typed[name], doc.description if doc else None, NHI_MARK)
+    order = list(typed) + [name for name, _ in docs if name not in typed]
+    return [(name, by_name[name]) for name in order if name in by_name]
 
 
 def parse_rules(items: Iterable[Mapping[str, Any]]) -> dict[str, Rule]:
