@@ -156,7 +156,7 @@ BEGIN
         SELECT 'function ' || n.nspname || '.' || p.proname FROM pg_catalog.pg_proc p
         JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
         WHERE n.nspname IN ('indici_staging', 'rpt') AND NOT (n.nspname = 'indici_staging'
-          AND p.proname IN ('create_data_table', 'add_data_column', 'create_staging_index', 'add_rpt_primary_key', 'summarize_staging_index', 'writer_ddl_guard'))
+          AND p.proname IN ('create_data_table', 'add_data_column', 'create_staging_index', 'add_rpt_primary_key', 'summarize_staging_index', 'comment_data_table', 'writer_ddl_guard'))
         UNION ALL
         SELECT 'trigger ' || t.tgname || ' on ' || n.nspname || '.' || c.relname
         FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
@@ -457,6 +457,46 @@ BEGIN
         pg_catalog.format('indici_staging.%I', pg_catalog.left(target_table, 45) || '__source_ts_brin'))), 0);
 END
 $fn$;
+CREATE OR REPLACE FUNCTION indici_staging.comment_data_table(target_schema text, target_table text, table_comment text, column_names text[], column_comments text[])
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    relation regclass;
+    column_name text;
+    column_comment text;
+BEGIN
+    IF target_schema IS NULL OR target_schema NOT IN ('indici_staging', 'rpt') THEN
+        RAISE EXCEPTION 'indici: the schema must be indici_staging or rpt' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF target_table IS NULL OR target_table COLLATE "C" !~ '^[a-z_][a-z0-9_]{0,62}$'
+       OR target_table = ANY (ARRAY['auditlog', 'auditlog_id_seq', 'auditlog_pkey', 'auditlog_run_idx', 'auditlog_source_file_idx', 'landing_ledger', 'landing_ledger_outcome_idx', 'landing_ledger_pkey', 'pipeline_locks', 'pipeline_locks_pkey', 'table_row_counts', 'table_row_counts_pkey']::text[]) THEN
+        RAISE EXCEPTION 'indici: the table name is not the identifier of a data table' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    relation := pg_catalog.to_regclass(pg_catalog.format('%I.%I', target_schema, target_table));
+    IF relation IS NULL THEN
+        RAISE EXCEPTION 'indici: the table does not exist' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF column_names IS NULL OR column_comments IS NULL
+       OR pg_catalog.cardinality(column_names) <> pg_catalog.cardinality(column_comments) THEN
+        RAISE EXCEPTION 'indici: the column names and comments must be two arrays of the same length' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    EXECUTE pg_catalog.format('COMMENT ON TABLE %I.%I IS %L', target_schema, target_table,
+        table_comment);
+    FOR column_name, column_comment IN
+        SELECT c.n, c.t FROM ROWS FROM (
+            pg_catalog.unnest(column_names), pg_catalog.unnest(column_comments)) AS c (n, t)
+    LOOP
+        IF column_name IS NULL OR column_name COLLATE "C" !~ '^[a-z_][a-z0-9_]{0,62}$' THEN
+            RAISE EXCEPTION 'indici: a column name is not an identifier' USING ERRCODE = 'insufficient_privilege';
+        END IF;
+        IF EXISTS (SELECT FROM pg_catalog.pg_attribute a WHERE a.attrelid = relation
+                   AND a.attname = column_name AND a.attnum > 0 AND NOT a.attisdropped) THEN
+            EXECUTE pg_catalog.format('COMMENT ON COLUMN %I.%I.%I IS %L', target_schema,
+                target_table, column_name, column_comment);
+        END IF;
+    END LOOP;
+END
+$fn$;
 DO $$
 DECLARE
     writer text := current_setting('indici.writer');
@@ -477,6 +517,9 @@ BEGIN
     EXECUTE format('ALTER FUNCTION indici_staging.summarize_staging_index(text) OWNER TO %I', owner_role);
     REVOKE ALL ON FUNCTION indici_staging.summarize_staging_index(text) FROM PUBLIC;
     EXECUTE format('GRANT EXECUTE ON FUNCTION indici_staging.summarize_staging_index(text) TO %I', writer);
+    EXECUTE format('ALTER FUNCTION indici_staging.comment_data_table(text, text, text, text[], text[]) OWNER TO %I', owner_role);
+    REVOKE ALL ON FUNCTION indici_staging.comment_data_table(text, text, text, text[], text[]) FROM PUBLIC;
+    EXECUTE format('GRANT EXECUTE ON FUNCTION indici_staging.comment_data_table(text, text, text, text[], text[]) TO %I', writer);
 END $$;
 
 -- the writer may run no DDL of its own: no CREATE, ALTER, GRANT, REVOKE, ALTER DEFAULT

@@ -164,14 +164,38 @@ class MetadataColumn:
     """Column constraint in rpt, or None if rpt does not carry it."""
     loaded: bool
     """Whether a staging COPY supplies it (else it takes its default)."""
+    description: str = ""
+    """What it holds, as data dictionaries and column comments say."""
 
 
 METADATA = (
-    MetadataColumn("_source_file", "text", pa.string(), "NOT NULL", "NOT NULL", True),
     MetadataColumn(
-        "_source_ts", "timestamptz", pa.timestamp("us", "UTC"), "NOT NULL", "NOT NULL", True
+        "_source_file",
+        "text",
+        pa.string(),
+        "NOT NULL",
+        "NOT NULL",
+        True,
+        "The file the row came from.",
     ),
-    MetadataColumn("_row_number", "bigint", pa.int64(), "NOT NULL", "NOT NULL", True),
+    MetadataColumn(
+        "_source_ts",
+        "timestamptz",
+        pa.timestamp("us", "UTC"),
+        "NOT NULL",
+        "NOT NULL",
+        True,
+        "The timestamp in the file's name: newer versions of a key win by it.",
+    ),
+    MetadataColumn(
+        "_row_number",
+        "bigint",
+        pa.int64(),
+        "NOT NULL",
+        "NOT NULL",
+        True,
+        "The row's 1-based position among its file's data rows.",
+    ),
     MetadataColumn(
         "_loaded_at",
         "timestamptz",
@@ -179,12 +203,16 @@ METADATA = (
         "NOT NULL DEFAULT now()",
         "NOT NULL",
         False,
+        "When the row was loaded.",
     ),
-    MetadataColumn("_run_id", "text", pa.string(), "", None, True),
+    MetadataColumn(
+        "_run_id", "text", pa.string(), "", None, True, "The Dagster run that loaded the row."
+    ),
 )
 """Load metadata, in table order: the file, its timestamp, the row's 1-based position in the
 file's data rows, when it was loaded and by which run."""
 METADATA_NAMES = tuple(c.name for c in METADATA)
+METADATA_DESCRIPTIONS = {c.name: c.description for c in METADATA}
 
 
 # ------------------------------------------------------------------------------- the types

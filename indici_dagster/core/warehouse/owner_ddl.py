@@ -40,6 +40,7 @@ FUNCTIONS = (
     ("create_staging_index", "text"),
     ("add_rpt_primary_key", "text, text[]"),
     ("summarize_staging_index", "text"),
+    ("comment_data_table", "text, text, text, text[], text[]"),
 )
 """(name, argument types) of each function in `indici_staging`, in the order they are made."""
 
@@ -213,6 +214,37 @@ BEGIN{_check_table(staging)}
         pg_catalog.format('{staging}.%I', {brin}))), 0);
 END
 """
+    comment = f"""
+DECLARE
+    relation regclass;
+    column_name text;
+    column_comment text;
+BEGIN{_check_table(None)}
+    relation := pg_catalog.to_regclass(pg_catalog.format('%I.%I', target_schema, target_table));
+    IF relation IS NULL THEN
+        {_refuse("the table does not exist")}
+    END IF;
+    IF column_names IS NULL OR column_comments IS NULL
+       OR pg_catalog.cardinality(column_names) <> pg_catalog.cardinality(column_comments) THEN
+        {_refuse("the column names and comments must be two arrays of the same length")}
+    END IF;
+    EXECUTE pg_catalog.format('COMMENT ON TABLE %I.%I IS %L', target_schema, target_table,
+        table_comment);
+    FOR column_name, column_comment IN
+        SELECT c.n, c.t FROM ROWS FROM (
+            pg_catalog.unnest(column_names), pg_catalog.unnest(column_comments)) AS c (n, t)
+    LOOP
+        IF column_name IS NULL OR column_name COLLATE "C" !~ '{IDENTIFIER_PATTERN}' THEN
+            {_refuse("a column name is not an identifier")}
+        END IF;
+        IF EXISTS (SELECT FROM pg_catalog.pg_attribute a WHERE a.attrelid = relation
+                   AND a.attname = column_name AND a.attnum > 0 AND NOT a.attisdropped) THEN
+            EXECUTE pg_catalog.format('COMMENT ON COLUMN %I.%I.%I IS %L', target_schema,
+                target_table, column_name, column_comment);
+        END IF;
+    END LOOP;
+END
+"""
     table = "target_schema text, target_table text"
     return {
         "create_data_table": (
@@ -224,6 +256,11 @@ END
         "create_staging_index": ("target_table text", "void", index),
         "add_rpt_primary_key": ("target_table text, primary_key text[]", "void", primary),
         "summarize_staging_index": ("target_table text", "integer", summarize),
+        "comment_data_table": (
+            f"{table}, table_comment text, column_names text[], column_comments text[]",
+            "void",
+            comment,
+        ),
     }
 
 

@@ -34,6 +34,7 @@ from indici_dagster.core.warehouse.catalog import (
     table_exists,
     write_audit,
 )
+from indici_dagster.core.warehouse.comments import ensure_comments
 from indici_dagster.core.warehouse.connections import Connections
 from indici_dagster.core.warehouse.row_counts import add_to_row_count, set_row_count, start_counting
 
@@ -219,6 +220,7 @@ def _upsert_keyed(
         statements.create_rpt_table(rule.table, columns, () if created else rule.primary_key)
     )
     add_missing_columns(cursor, pipeline_names.RPT_SCHEMA, rule.table, columns)
+    ensure_comments(cursor, rule, pipeline_names.RPT_SCHEMA, rule.table)
     start_counting(cursor, pipeline_names.RPT_SCHEMA, rule.table)
     cursor.execute(rpt_sql.rpt_is_empty(rule.table))
     (is_empty,) = cursor.fetchone()
@@ -281,6 +283,7 @@ def _replace_static(cursor: Cursor, rule: Rule, start: datetime, end: datetime) 
     ]
     cursor.execute(statements.create_rpt_table(rule.table, columns, ()))
     add_missing_columns(cursor, pipeline_names.RPT_SCHEMA, rule.table, columns)
+    ensure_comments(cursor, rule, pipeline_names.RPT_SCHEMA, rule.table)
     cursor.execute(rpt_sql.current_static_snapshot(rule.table))
     current = cursor.fetchone()
     newest_file, newest_ts, newest_rows = snapshots[0]

@@ -43,6 +43,7 @@ from indici_dagster.core.warehouse.catalog import (
     lock,
     write_audit,
 )
+from indici_dagster.core.warehouse.comments import ensure_comments
 from indici_dagster.core.warehouse.connections import Connections
 from indici_dagster.core.warehouse.ddl_locks import run_ddl
 from indici_dagster.core.warehouse.row_counts import add_to_row_count, start_counting
@@ -165,7 +166,7 @@ class StagingLoader:
         """One transaction: replace the file's rows with its content, sent by binary COPY as
         values of each staging column's own type, audit, commit."""
         with self._connections.load_session() as connection, connection.cursor() as cursor:
-            replaced, created = self._replace_file_rows(cursor, rule.table, landed, plan)
+            replaced, created = self._replace_file_rows(cursor, rule, landed, plan)
             source_types = {f.name: f.type for f in parquet_file.schema_arrow}
             columns = typed_columns(plan.columns, source_types, self._staging_columns[rule.table])
             batches = StagingBatches(
@@ -214,14 +215,17 @@ class StagingLoader:
         return batches.rows
 
     def _replace_file_rows(
-        self, cursor: Cursor, table: str, landed: LandedFileName, plan: StagingPlan
+        self, cursor: Cursor, rule: Rule, landed: LandedFileName, plan: StagingPlan
     ) -> tuple[int, bool]:
-        """Inside the caller's transaction: lock the table, shape it, drop the file's old rows.
+        """Inside the caller's transaction: lock the table, shape it, give it the rule's comments,
+        drop the file's old rows.
 
         Returns how many rows were dropped, and whether the table was created just now.
         """
+        table = rule.table
         lock(cursor, table, self._lock_timeout)
-        created = self._ensure_staging_table(cursor, table, plan)
+        created = self._ensure_staging_table(cursor, rule, plan)
+        ensure_comments(cursor, rule, pipeline_names.STAGING_SCHEMA, table)
         start_counting(cursor, pipeline_names.STAGING_SCHEMA, table)
         if created:
             return 0, True
@@ -229,12 +233,12 @@ class StagingLoader:
         cursor.execute(statements.delete_file_rows(table), (landed.source_ts, landed.file_name))
         return int(cursor.fetchone()[0]), False
 
-    def _ensure_staging_table(self, cursor: Cursor, table: str, plan: StagingPlan) -> bool:
+    def _ensure_staging_table(self, cursor: Cursor, rule: Rule, plan: StagingPlan) -> bool:
         """Create or widen the staging table; True if it was created, still without its index.
 
         Raises `FileLoadError` when the file would add too many columns (`check_column_budget`).
         """
-        columns = plan.columns
+        table, columns = rule.table, plan.columns
         # the DDL is idempotent but costs round trips; a step loading many files of one shape
         # runs it once (any failed load forgets the table, so the next one checks again)
         if {c.name for c in columns} <= self._staging_columns.get(table, {}).keys():

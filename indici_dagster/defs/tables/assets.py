@@ -13,8 +13,6 @@ from dagster import (
     Failure,
     MaterializeResult,
     MetadataValue,
-    TableColumn,
-    TableSchema,
     asset,
 )
 
@@ -22,6 +20,7 @@ from indici_dagster.core.pipeline_names import RPT_SCHEMA, STAGING_SCHEMA
 from indici_dagster.core.quality.queries import WarehouseQueries
 from indici_dagster.core.rules.model import Rule
 from indici_dagster.core.steps.ingest import load_partitions_into_staging, partition_key_of_file
+from indici_dagster.core.types.registry import METADATA
 from indici_dagster.core.warehouse.audit import Step
 from indici_dagster.core.warehouse.rpt_upsert import FileUpsert
 from indici_dagster.defs.tables.checks import (
@@ -30,6 +29,7 @@ from indici_dagster.defs.tables.checks import (
     rpt_check_specs,
     staging_check_specs,
 )
+from indici_dagster.defs.tables.schema import column_schema, declared_columns
 from indici_dagster.lib.keys import PARTITIONED, rpt_key, staging_key
 from indici_dagster.lib.partitions import RANGE_BACKFILL, group_by_partition
 from indici_dagster.lib.resources import FileStorageResource, WarehouseResource
@@ -37,23 +37,29 @@ from indici_dagster.lib.rules_resource import RulesResource
 from indici_dagster.lib.step_failures import TRANSIENT_RETRY, fail_fast_on_permanent_errors
 
 
-def _schema(columns: list[tuple[str, str]]) -> TableSchema:
-    return TableSchema(columns=[TableColumn(name, type_name) for name, type_name in columns])
-
-
 def _describe(rule: Rule, layer: str) -> str:
     kind = "static snapshot" if rule.is_static else f"keyed on {', '.join(rule.primary_key)}"
+    about = f"{rule.description}\n\n" if rule.description else ""
     if layer == "staging":
-        return (
+        return about + (
             f"Every row of each {rule.dataset} file of the date in `indici_staging.{rule.table}` "
             f"({kind}), with `_source_file`, `_source_ts` and `_row_number`. Re-runs replace a "
             "file's rows, never duplicate them."
         )
-    return (
+    return about + (
         f"Current state of {rule.dataset} in `rpt.{rule.table}` ({kind}): the newest version of "
         "each key by `_source_ts`, then `_row_number`, then file name; late files never "
         "overwrite newer rows."
     )
+
+
+def _declared(rule: Rule, layer: str) -> dict[str, object]:
+    """The columns a keyed rule declares, shown before anything loads; nothing for a static
+    rule, whose columns only its files say."""
+    if rule.is_static:
+        return {}
+    metadata = [(c.name, c.type) for c in METADATA if layer == "staging" or c.rpt is not None]
+    return {"dagster/column_schema": column_schema(rule, declared_columns(rule) + metadata)}
 
 
 def build_table_assets(
@@ -69,6 +75,7 @@ def build_table_assets(
         group_name="staging",
         pool="indici_warehouse",
         description=_describe(rule, "staging"),
+        metadata=_declared(rule, "staging"),
         partitions_def=partitions_def,
         backfill_policy=RANGE_BACKFILL,
         retry_policy=TRANSIENT_RETRY,
@@ -113,7 +120,9 @@ def build_table_assets(
         return MaterializeResult(
             metadata={
                 "dagster/table_name": f"{STAGING_SCHEMA}.{rule.table}",
-                "dagster/column_schema": _schema(queries.table_columns(STAGING_SCHEMA, rule.table)),
+                "dagster/column_schema": column_schema(
+                    rule, queries.table_columns(STAGING_SCHEMA, rule.table)
+                ),
                 "dagster/row_count": queries.row_count(STAGING_SCHEMA, rule.table),
             },
             check_results=checks,
@@ -125,6 +134,7 @@ def build_table_assets(
         group_name="rpt",
         pool="indici_warehouse",
         description=_describe(rule, "rpt"),
+        metadata=_declared(rule, "rpt"),
         partitions_def=partitions_def,
         backfill_policy=RANGE_BACKFILL,
         retry_policy=TRANSIENT_RETRY,
@@ -151,7 +161,9 @@ def build_table_assets(
         queries = WarehouseQueries(db)
         metadata = {
             "dagster/table_name": f"{RPT_SCHEMA}.{rule.table}",
-            "dagster/column_schema": _schema(queries.table_columns(RPT_SCHEMA, rule.table)),
+            "dagster/column_schema": column_schema(
+                rule, queries.table_columns(RPT_SCHEMA, rule.table)
+            ),
             "dagster/row_count": queries.row_count(RPT_SCHEMA, rule.table),
         }
         by_date = group_by_partition(

@@ -232,6 +232,9 @@ def test_public_has_no_execute_on_the_pipelines_functions(
         )
 
 
+COMMENT = "SELECT indici_staging.comment_data_table(%s, %s, %s, %s::text[], %s::text[])"
+
+
 def test_the_functions_refuse_anything_but_a_validated_rule(bootstrapped: Bootstrapped):
     b = bootstrapped
     _ready(b)
@@ -273,9 +276,20 @@ def test_the_functions_refuse_anything_but_a_validated_rule(bootstrapped: Bootst
         ("SELECT indici_staging.add_rpt_primary_key(%s, %s::text[])", ("report", ["Id"])),
         ("SELECT indici_staging.add_rpt_primary_key(%s, %s::text[])", ("report", [])),
         ("SELECT indici_staging.summarize_staging_index(%s)", ("pipeline_locks",)),
+        (COMMENT, ("indici_staging", "auditlog", "x", [], [])),
+        (COMMENT, ("public", "report", "x", [], [])),
+        (COMMENT, ("rpt", "no_such_table", "x", [], [])),
+        (COMMENT, ("rpt", "report", "x", ["Id"], ["x"])),
+        (COMMENT, ("rpt", "report", "x", ["id"], [])),
     ):
         assert _refused(b.writer_dsn, statement, params=arguments), arguments
     assert query(b.admin, "SELECT count(*) FROM rpt.report") == [(1,)]
+    # a comment is text, never SQL: quoted whatever it holds
+    hostile = "x' IS NULL; DROP TABLE rpt.report; --"
+    _execute(b.writer_dsn, COMMENT, ("rpt", "report", hostile, ["id"], [hostile]))
+    assert query(b.admin, "SELECT obj_description('rpt.report'::regclass, 'pg_class')") == [
+        (hostile,)
+    ]
     # every type of the registry, spelled canonically, is accepted
     spellings = [t.spell((12, 2)[: len(t.parameters)]) for t in types.REGISTRY.values()]
     names = [f"c{i}" for i in range(len(spellings))]
