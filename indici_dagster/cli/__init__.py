@@ -7,6 +7,7 @@ from datetime import date
 
 from indici_dagster.cli.context import load_project_env, require_catalog, warehouse_dsn
 from indici_dagster.cli.db import add_db_commands
+from indici_dagster.cli.docs import add_docs_command
 from indici_dagster.cli.doctor import doctor
 from indici_dagster.cli.errors import CliError, OneLineArgumentParser, one_line
 from indici_dagster.cli.rules import add_rules_commands
@@ -150,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_db_commands(commands)
 
     add_rules_commands(commands)
+    add_docs_command(commands)
 
     sample = commands.add_parser("sample-data", help="write fake indici files to landing")
     sample.add_argument("--landing", help="where to write (default: INDICI_LANDING)")

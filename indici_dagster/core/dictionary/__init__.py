@@ -1,0 +1,1 @@
+"""The data dictionary: what each dataset's tables hold, from the rules and the warehouse."""
