@@ -95,3 +95,18 @@ def test_each_layer_has_its_checks(laptop_defs, shipped_rules):
         assert (rpt_key(dataset), "row_counts_reconcile") in checks
         if rule.primary_key:
             assert (rpt_key(dataset), "primary_key_unique_and_not_null") in checks
+
+
+def test_the_rules_descriptions_and_pii_marks_show_on_the_table_assets(laptop_defs, shipped_rules):
+    assets = _assets(laptop_defs)
+    patients = shipped_rules["Patients"]
+    for key in (staging_key("Patients"), rpt_key("Patients")):
+        spec = assets[key].specs_by_key[key]
+        assert spec.description.startswith(patients.description)
+        columns = {c.name: c for c in spec.metadata["dagster/column_schema"].columns}
+        assert columns["nhi_number"].tags == {"pii": "nhi"}
+        assert columns["nhi_number"].description.startswith("The patient's National Health")
+        assert columns["date_of_birth"].tags == {"pii": "dob"}
+        assert columns["_source_ts"].description
+    static = staging_key("EthnicityCode")  # columns known only once a file loaded
+    assert "dagster/column_schema" not in assets[static].specs_by_key[static].metadata
