@@ -5,6 +5,7 @@ import sys
 from collections.abc import Sequence
 from datetime import date
 
+from indici_dagster.cli.analyst import add_analyst_commands
 from indici_dagster.cli.context import load_project_env, require_catalog, warehouse_dsn
 from indici_dagster.cli.db import add_db_commands
 from indici_dagster.cli.docs import add_docs_command
@@ -112,6 +113,9 @@ def bootstrap(args: argparse.Namespace, settings: Settings) -> int:
             writer_password=os.environ.get("INDICI_WRITER_PASSWORD") or None,
             reader_password=os.environ.get("INDICI_READER_PASSWORD") or None,
             reader_limits=reader_limits,
+            analyst=args.analyst,
+            analyst_password=os.environ.get("INDICI_ANALYST_PASSWORD") or None,
+            pseudonym_key=os.environ.get("INDICI_PSEUDONYM_KEY") or None,
         )
     except BootstrapError as error:
         print(f"bootstrap stopped, nothing changed: {error}", file=sys.stderr)
@@ -152,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_rules_commands(commands)
     add_docs_command(commands)
+    add_analyst_commands(commands)
 
     sample = commands.add_parser("sample-data", help="write fake indici files to landing")
     sample.add_argument("--landing", help="where to write (default: INDICI_LANDING)")
@@ -175,6 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
     setup.add_argument("--admin-dsn", help="administrator's DSN (default: INDICI_ADMIN_DSN)")
     setup.add_argument("--writer", default=DEFAULT_WRITER, help="the pipeline's role")
     setup.add_argument("--reader", default=DEFAULT_READER, help="the reporting role (rpt only)")
+    setup.add_argument(
+        "--analyst",
+        help="also an analyst role reading only rpt_analyst (NHI numbers pseudonymised); "
+        "password from INDICI_ANALYST_PASSWORD, key from INDICI_PSEUDONYM_KEY or generated",
+    )
     limits = DEFAULT_READER_LIMITS
     setup.add_argument(
         "--reader-idle-timeout",

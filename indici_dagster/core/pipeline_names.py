@@ -6,6 +6,12 @@ from indici_dagster.core.naming import validate_identifier
 
 STAGING_SCHEMA = "indici_staging"
 RPT_SCHEMA = "rpt"
+ANALYST_SCHEMA = "rpt_analyst"
+"""Views over rpt for the analyst role: NHI columns pseudonymised, other personal columns left
+out (made only where `indici bootstrap --analyst` ran)."""
+KEYS_SCHEMA = "indici_keys"
+"""The pseudonym key's schema: only the owner role may use it."""
+PSEUDONYM_KEY_TABLE = "pseudonym_key"
 AUDIT_TABLE = "auditlog"
 LEDGER_TABLE = "landing_ledger"
 ROW_COUNTS_TABLE = "table_row_counts"

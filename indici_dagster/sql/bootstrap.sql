@@ -156,7 +156,7 @@ BEGIN
         SELECT 'function ' || n.nspname || '.' || p.proname FROM pg_catalog.pg_proc p
         JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
         WHERE n.nspname IN ('indici_staging', 'rpt') AND NOT (n.nspname = 'indici_staging'
-          AND p.proname IN ('create_data_table', 'add_data_column', 'create_staging_index', 'add_rpt_primary_key', 'summarize_staging_index', 'comment_data_table', 'writer_ddl_guard'))
+          AND p.proname IN ('create_data_table', 'add_data_column', 'create_staging_index', 'add_rpt_primary_key', 'summarize_staging_index', 'comment_data_table', 'ensure_analyst_view', 'writer_ddl_guard'))
         UNION ALL
         SELECT 'trigger ' || t.tgname || ' on ' || n.nspname || '.' || c.relname
         FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
@@ -497,6 +497,61 @@ BEGIN
     END LOOP;
 END
 $fn$;
+CREATE OR REPLACE FUNCTION indici_staging.ensure_analyst_view(target_table text, view_columns text[], nhi_columns text[])
+RETURNS boolean LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    relation regclass;
+    select_list text[] := ARRAY[]::text[];
+    column_name text;
+    as_of regprocedure;
+BEGIN
+    IF target_table IS NULL OR target_table COLLATE "C" !~ '^[a-z_][a-z0-9_]{0,62}$'
+       OR target_table = ANY (ARRAY['auditlog', 'auditlog_id_seq', 'auditlog_pkey', 'auditlog_run_idx', 'auditlog_source_file_idx', 'landing_ledger', 'landing_ledger_outcome_idx', 'landing_ledger_pkey', 'pipeline_locks', 'pipeline_locks_pkey', 'table_row_counts', 'table_row_counts_pkey']::text[]) THEN
+        RAISE EXCEPTION 'indici: the table name is not the identifier of a data table' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF pg_catalog.to_regnamespace('rpt_analyst') IS NULL THEN
+        RETURN false;
+    END IF;
+    relation := pg_catalog.to_regclass(pg_catalog.format('rpt.%I', target_table));
+    IF relation IS NULL THEN
+        RAISE EXCEPTION 'indici: the table does not exist' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF view_columns IS NULL OR nhi_columns IS NULL OR pg_catalog.cardinality(view_columns) = 0
+       OR NOT nhi_columns <@ view_columns THEN
+        RAISE EXCEPTION 'indici: the view needs columns, and its NHI columns must be among them' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    FOREACH column_name IN ARRAY view_columns LOOP
+        IF column_name IS NULL OR column_name COLLATE "C" !~ '^[a-z_][a-z0-9_]{0,62}$'
+           OR column_name = ANY (ARRAY['_loaded_at', '_row_number', '_run_id', '_source_file', '_source_ts']::text[])
+           OR NOT EXISTS (SELECT FROM pg_catalog.pg_attribute a WHERE a.attrelid = relation
+                          AND a.attname = column_name AND a.attnum > 0 AND NOT a.attisdropped) THEN
+            RAISE EXCEPTION 'indici: a view column is not a data column of the table' USING ERRCODE = 'insufficient_privilege';
+        END IF;
+        IF column_name = ANY (nhi_columns) THEN
+            select_list := select_list || pg_catalog.format('pg_catalog.encode(pg_catalog.sha256(k.outer_key || pg_catalog.sha256(k.inner_key || pg_catalog.convert_to(pg_catalog.upper(pg_catalog.btrim(t.%1$I::text)), ''UTF8''))), ''hex'') AS %1$I', column_name);
+        ELSE
+            select_list := select_list || pg_catalog.format('t.%I', column_name);
+        END IF;
+    END LOOP;
+    EXECUTE pg_catalog.format('DROP VIEW IF EXISTS rpt_analyst.%I CASCADE', target_table);
+    EXECUTE pg_catalog.format('CREATE VIEW rpt_analyst.%I WITH (security_barrier) AS SELECT %s '
+        'FROM rpt.%I AS t CROSS JOIN indici_keys.pseudonym_key AS k', target_table,
+        pg_catalog.array_to_string(select_list, ', '), target_table);
+    EXECUTE pg_catalog.format('COMMENT ON VIEW rpt_analyst.%I IS %L', target_table,
+        'indici analyst view; nhi: ' || pg_catalog.array_to_string(nhi_columns, ','));
+    as_of := pg_catalog.to_regprocedure(
+        pg_catalog.format('rpt.%I(timestamptz)', target_table || '_as_of'));
+    IF as_of IS NOT NULL THEN
+        EXECUTE pg_catalog.format('CREATE FUNCTION rpt_analyst.%I(at_time timestamptz) '
+            'RETURNS SETOF rpt_analyst.%I LANGUAGE sql STABLE SECURITY DEFINER '
+            'SET search_path = pg_catalog, pg_temp AS %L', target_table || '_as_of', target_table,
+            pg_catalog.format('SELECT %s FROM rpt.%I(at_time) AS t CROSS JOIN indici_keys.pseudonym_key AS k',
+                pg_catalog.array_to_string(select_list, ', '), target_table || '_as_of'));
+    END IF;
+    RETURN true;
+END
+$fn$;
 DO $$
 DECLARE
     writer text := current_setting('indici.writer');
@@ -520,6 +575,9 @@ BEGIN
     EXECUTE format('ALTER FUNCTION indici_staging.comment_data_table(text, text, text, text[], text[]) OWNER TO %I', owner_role);
     REVOKE ALL ON FUNCTION indici_staging.comment_data_table(text, text, text, text[], text[]) FROM PUBLIC;
     EXECUTE format('GRANT EXECUTE ON FUNCTION indici_staging.comment_data_table(text, text, text, text[], text[]) TO %I', writer);
+    EXECUTE format('ALTER FUNCTION indici_staging.ensure_analyst_view(text, text[], text[]) OWNER TO %I', owner_role);
+    REVOKE ALL ON FUNCTION indici_staging.ensure_analyst_view(text, text[], text[]) FROM PUBLIC;
+    EXECUTE format('GRANT EXECUTE ON FUNCTION indici_staging.ensure_analyst_view(text, text[], text[]) TO %I', writer);
 END $$;
 
 -- the writer may run no DDL of its own: no CREATE, ALTER, GRANT, REVOKE, ALTER DEFAULT

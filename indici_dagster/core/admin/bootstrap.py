@@ -31,8 +31,12 @@ After it has run, in the database of `admin_dsn`:
   created later (default privileges of the owner), and no privilege on `indici_staging`, whose
   tables hold raw patient rows; `PUBLIC` has no privilege on either schema, and may no longer
   create in `public`, where neither role has any privilege;
-- the reader's sessions have an idle-in-transaction timeout, a statement timeout and a
-  connection limit (`reader_limits`, `core.admin.session_limits`), updated when they change.
+- with `analyst`, an analyst role that reads only the schema `rpt_analyst` (views with NHI
+  numbers as keyed pseudonyms, other personal columns left out) and the pseudonym key in
+  `indici_keys`, which only the owner may read (`core/admin/analyst.py`);
+- the reader's (and the analyst's) sessions have an idle-in-transaction timeout, a statement
+  timeout and a connection limit (`reader_limits`, `core.admin.session_limits`), updated when
+  they change.
 
 Residual risk, by design: the writer writes `rpt`, so whatever it puts there the reader reads;
 and the loads need DELETE (a re-sent file replaces its rows, a static snapshot replaces rpt), so
@@ -58,6 +62,7 @@ import psycopg2.extensions
 from psycopg2 import sql
 from psycopg2.extensions import cursor as Cursor  # noqa: N812 - the class, named as a type
 
+from indici_dagster.core.admin.analyst import ensure_analyst, key_from_text, rotate_pseudonym_key
 from indici_dagster.core.admin.bootstrap_catalog import (
     ensure_catalog_tables,
     ensure_ddl_guard,
@@ -65,6 +70,11 @@ from indici_dagster.core.admin.bootstrap_catalog import (
     ensure_table_privileges,
     fetch_one,
     foreign_objects,
+)
+from indici_dagster.core.admin.roles import (
+    OWNER_ATTRIBUTES,
+    BootstrapError,
+    ensure_role,
 )
 from indici_dagster.core.admin.session_limits import (
     DEFAULT_READER_LIMITS,
@@ -78,17 +88,6 @@ from indici_dagster.core.warehouse.dsn import ConnectionFailedError, connect
 DEFAULT_WRITER = "indici_writer"
 DEFAULT_READER = "indici_reader"
 OWNER_SUFFIX = "_owner"
-ROLE_ATTRIBUTES = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE"
-"""Attributes of a login role bootstrap creates (a constant: never built from input)."""
-OWNER_ATTRIBUTES = "NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT"
-"""Attributes of the owner role bootstrap creates."""
-
-_ELEVATED = ("SUPERUSER", "CREATEDB", "CREATEROLE", "BYPASSRLS")
-"""Role attributes bootstrap refuses on an existing role, in the order it selects them."""
-
-
-class BootstrapError(RuntimeError):
-    """Bootstrap refused to run; nothing was changed. The message holds no password."""
 
 
 @contextlib.contextmanager
@@ -106,51 +105,6 @@ def _admin_connection(admin_dsn: str) -> Iterator[psycopg2.extensions.connection
             connection.close()
         return
     raise BootstrapError(message)  # outside the handler: no chained cause
-
-
-def _ensure_role(
-    cursor: Cursor,
-    connection: psycopg2.extensions.connection,
-    role: str,
-    password: str | None,
-    attributes: str = ROLE_ATTRIBUTES,
-) -> list[str]:
-    """Create `role` if missing; refuse an elevated one; set its password if given."""
-    row = fetch_one(
-        cursor,
-        "SELECT rolsuper, rolcreatedb, rolcreaterole, rolbypassrls, rolcanlogin "
-        "FROM pg_roles WHERE rolname = %s",
-        (role,),
-    )
-    actions: list[str] = []
-    login = attributes.startswith("LOGIN")
-    if row is None:
-        cursor.execute(sql.SQL("CREATE ROLE {} " + attributes).format(sql.Identifier(role)))
-        actions.append(f"created role {role} ({attributes})")
-    else:
-        elevated = [name for name, value in zip(_ELEVATED, row[:4], strict=True) if value]
-        if elevated:
-            raise BootstrapError(
-                f"role {role} exists with {', '.join(elevated)}; bootstrap will not grant to it. "
-                f"Use another name, or ALTER ROLE {role} NO{' NO'.join(elevated)} first"
-            )
-        if not login and row[4]:
-            raise BootstrapError(
-                f"role {role} exists and can log in; the owner role must be NOLOGIN. "
-                f"ALTER ROLE {role} NOLOGIN first, or use another writer name"
-            )
-        note = "" if row[4] or not login else " (NOLOGIN: it cannot connect until ALTER ROLE ...)"
-        actions.append(f"role {role} exists; attributes left as they are{note}")
-    if password is not None:
-        if not password:
-            raise BootstrapError(f"the password for role {role} is empty")
-        # hashed by libpq with the server's password_encryption: the clear text is never sent
-        verifier = psycopg2.extensions.encrypt_password(password, role, connection)
-        cursor.execute(
-            sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(role), sql.Literal(verifier))
-        )
-        actions.append(f"set the password of role {role}")
-    return actions
 
 
 def _ensure_schema(cursor: Cursor, schema: str, owner: str, writer: str) -> list[str]:
@@ -225,6 +179,9 @@ def bootstrap_database(
     writer_password: str | None = None,
     reader_password: str | None = None,
     reader_limits: SessionLimits = DEFAULT_READER_LIMITS,
+    analyst: str | None = None,
+    analyst_password: str | None = None,
+    pseudonym_key: str | None = None,
 ) -> list[str]:
     """Set up the owner, writer and reader roles, the two schemas and the pipeline's tables in
     the database of `admin_dsn`.
@@ -237,7 +194,7 @@ def bootstrap_database(
     or a missing privilege to create the event trigger; any other refusal by the server raises
     its `psycopg2.Error`, also with nothing changed.
     """
-    for role in (writer, reader):
+    for role in (writer, reader) + ((analyst,) if analyst is not None else ()):
         try:
             validate_identifier(role)
         except InvalidIdentifierError as error:
@@ -249,22 +206,29 @@ def bootstrap_database(
         raise BootstrapError(f"role name {writer} is too long for its owner role") from None
     if writer == reader or reader == owner:
         raise BootstrapError("the writer and the reader must be different roles")
+    if analyst is not None and analyst in (writer, reader, owner):
+        raise BootstrapError("the analyst must be a role of its own, not the writer or reader")
+    if analyst is not None:
+        key_from_text(pseudonym_key)  # a short key stops bootstrap before it connects
     writer_id, reader_id = sql.Identifier(writer), sql.Identifier(reader)
     owner_id = sql.Identifier(owner)
     actions: list[str] = []
     with _admin_connection(admin_dsn) as connection, connection.cursor() as cursor:
         database, admin = fetch_one(cursor, "SELECT current_database(), current_user")  # type: ignore[misc]
-        if admin in (writer, reader, owner):
+        if admin in (writer, reader, owner, analyst):
             raise BootstrapError(f"run bootstrap as an administrator, not as role {admin}")
         database_id = sql.Identifier(database)
         # role names are cluster-wide: serialise concurrent bootstraps, but never wait forever
         cursor.execute("SET LOCAL lock_timeout = '60s'")
         cursor.execute("SELECT pg_advisory_xact_lock(hashtext('indici_dagster:bootstrap'))")
 
-        actions += _ensure_role(cursor, connection, writer, writer_password)
-        actions += _ensure_role(cursor, connection, reader, reader_password)
-        actions += _ensure_role(cursor, connection, owner, None, OWNER_ATTRIBUTES)
+        actions += ensure_role(cursor, connection, writer, writer_password)
+        actions += ensure_role(cursor, connection, reader, reader_password)
+        actions += ensure_role(cursor, connection, owner, None, OWNER_ATTRIBUTES)
         actions += ensure_session_limits(cursor, reader, reader_limits)
+        if analyst is not None:
+            actions += ensure_role(cursor, connection, analyst, analyst_password)
+            actions += ensure_session_limits(cursor, analyst, reader_limits)
 
         cursor.execute(
             sql.SQL("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC").format(database_id)
@@ -303,5 +267,28 @@ def bootstrap_database(
         actions += ensure_owner_functions(cursor, owner, writer)
         actions += _ensure_ddl_guard(cursor, owner)
         actions += ensure_table_privileges(cursor, owner, writer, reader)
+        if analyst is not None:
+            cursor.execute(
+                sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+                    database_id, sql.Identifier(analyst)
+                )
+            )
+            cursor.execute(
+                sql.SQL("REVOKE CREATE, TEMPORARY ON DATABASE {} FROM {}").format(
+                    database_id, sql.Identifier(analyst)
+                )
+            )
+            actions += ensure_analyst(cursor, owner, writer, reader, analyst, pseudonym_key)
         connection.commit()
     return actions
+
+
+def rotate_key(admin_dsn: str, key_text: str | None) -> str:
+    """Replace the pseudonym key in the database of `admin_dsn` (as its administrator), in one
+    transaction: every pseudonym of every analyst view changes at once. Returns what was done;
+    raises `BootstrapError` (nothing changed) without a key to replace or with a short one."""
+    key_from_text(key_text)
+    with _admin_connection(admin_dsn) as connection, connection.cursor() as cursor:
+        action = rotate_pseudonym_key(cursor, key_text)
+        connection.commit()
+    return action

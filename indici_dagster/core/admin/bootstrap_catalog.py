@@ -194,7 +194,7 @@ def ensure_owner_functions(cursor: Cursor, owner: str, writer: str) -> list[str]
     ]
 
 
-def _default_privileges(cursor: Cursor, role: str, statement: str, *names: str) -> None:
+def default_privileges(cursor: Cursor, role: str, statement: str, *names: str) -> None:
     """ALTER DEFAULT PRIVILEGES FOR ROLE `role` `statement` (a constant with {} for `names`)."""
     cursor.execute(
         sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} " + statement).format(
@@ -225,13 +225,13 @@ def ensure_table_privileges(cursor: Cursor, owner: str, writer: str, reader: str
                 sql.SQL("GRANT " + privileges + " ON {} TO {}").format(qualified, writer_id)
             )
         for role in (writer, owner):  # the writer made the tables once; it makes none now
-            _default_privileges(
+            default_privileges(
                 cursor, role, "IN SCHEMA {} REVOKE ALL ON TABLES FROM {}", schema, writer
             )
-            _default_privileges(
+            default_privileges(
                 cursor, role, "IN SCHEMA {} REVOKE ALL ON TABLES FROM {}", schema, reader
             )
-        _default_privileges(
+        default_privileges(
             cursor, owner, "IN SCHEMA {} GRANT " + privileges + " ON TABLES TO {}", schema, writer
         )
         cursor.execute(
@@ -244,7 +244,7 @@ def ensure_table_privileges(cursor: Cursor, owner: str, writer: str, reader: str
             "and owns none"
         )
     for role in (owner, writer):
-        _default_privileges(cursor, role, "REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC")
+        default_privileges(cursor, role, "REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC")
     actions.append(
         f"PUBLIC may execute no function in {STAGING_SCHEMA} or {RPT_SCHEMA}, nor any that "
         f"{owner} or {writer} create later"
@@ -259,7 +259,7 @@ def ensure_table_privileges(cursor: Cursor, owner: str, writer: str, reader: str
     cursor.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(rpt, reader_id))
     cursor.execute(sql.SQL("REVOKE ALL ON ALL TABLES IN SCHEMA {} FROM {}").format(rpt, reader_id))
     cursor.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}").format(rpt, reader_id))
-    _default_privileges(
+    default_privileges(
         cursor, owner, "IN SCHEMA {} GRANT SELECT ON TABLES TO {}", RPT_SCHEMA, reader
     )
     actions.append(

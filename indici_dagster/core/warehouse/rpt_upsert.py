@@ -25,6 +25,7 @@ from indici_dagster.core.rules.model import Rule, canonical_type
 from indici_dagster.core.types.registry import METADATA_NAMES
 from indici_dagster.core.warehouse import ledger, rpt_sql
 from indici_dagster.core.warehouse import sql as statements
+from indici_dagster.core.warehouse.analyst_views import ensure_analyst_view
 from indici_dagster.core.warehouse.audit import AuditEntry, Status, Step, write_audit_entries
 from indici_dagster.core.warehouse.catalog import (
     add_missing_columns,
@@ -175,6 +176,7 @@ class RptUpserter:
             else:
                 results = _upsert_keyed(cursor, rule, start, end, self._work_mem)
                 status = Status.SUCCESS
+            ensure_analyst_view(cursor, rule)
             write_audit_entries(
                 cursor,
                 [
