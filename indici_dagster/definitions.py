@@ -14,6 +14,7 @@ from indici_dagster.defs.files.assets import build_file_assets
 from indici_dagster.defs.landing.sensor import build_landing_sensor
 from indici_dagster.defs.tables.assets import build_table_assets
 from indici_dagster.lib.executor import build_executor
+from indici_dagster.lib.outcomes import outcomes_pin
 from indici_dagster.lib.partitions import daily_partitions
 from indici_dagster.lib.pinned import pin_resources
 from indici_dagster.lib.resources import resource_pins
@@ -51,7 +52,13 @@ def build_definitions(settings: Settings) -> Definitions:
         assets=assets,
         jobs=[ingest_job],
         sensors=[build_landing_sensor(ingest_job, partitions, rules, settings.timezone)],
-        resources=pin_resources({**resource_pins(settings), "rules": rules_pin(settings, loaded)}),
+        resources=pin_resources(
+            {
+                **resource_pins(settings),
+                "rules": rules_pin(settings, loaded),
+                "outcomes": outcomes_pin(settings),
+            }
+        ),
         executor=build_executor(settings),
     )
 

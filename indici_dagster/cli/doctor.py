@@ -14,6 +14,7 @@ from indici_dagster.core.pipeline_names import AUDIT_LOG
 from indici_dagster.core.rules.store import load_rules
 from indici_dagster.core.settings import (
     AWS_DEFAULT_REGION,
+    CLOUDWATCH_PREFIX,
     LANDING,
     PARTITIONED,
     PG_DSN,
@@ -52,6 +53,8 @@ def _settings() -> Iterator[Finding]:
             shown = (
                 describe_dsn(raw) if raw and raw != "embedded" else raw or "unset (embedded server)"
             )
+        elif variable.name == CLOUDWATCH_PREFIX and not raw:
+            shown = "unset (no CloudWatch outcome events)"
         else:
             default = variable.default or "the shipped rules.yaml"
             shown = printable(raw, limit=120) if raw else f"default ({default})"

@@ -18,6 +18,8 @@ from zoneinfo import ZoneInfo
 
 import psycopg2.extensions
 
+from indici_dagster.core.outcome_groups import parse_prefix
+
 LANDING = "INDICI_LANDING"
 PARTITIONED = "INDICI_PARTITIONED"
 RULES = "INDICI_RULES"
@@ -27,6 +29,7 @@ START_DATE = "INDICI_START_DATE"
 PG_DIR = "INDICI_PG_DIR"
 MAX_CONCURRENT = "INDICI_MAX_CONCURRENT"
 MAX_NEW_COLUMNS = "INDICI_MAX_NEW_COLUMNS"
+CLOUDWATCH_PREFIX = "INDICI_CLOUDWATCH_PREFIX"
 AWS_DEFAULT_REGION = "AWS_DEFAULT_REGION"
 AWS_REGION = "AWS_REGION"
 
@@ -167,6 +170,13 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(PG_DIR, "pg_dir", "./.indici/pg", _folder, "a local folder"),
     Variable(MAX_CONCURRENT, "max_concurrent", "1", _positive_int, "a whole number, 1 or more"),
     Variable(MAX_NEW_COLUMNS, "max_new_columns", "50", _positive_int, "a whole number, 1 or more"),
+    Variable(
+        CLOUDWATCH_PREFIX,
+        "cloudwatch_prefix",
+        None,
+        parse_prefix,
+        "a CloudWatch log group prefix such as /indici ('/' first, none last)",
+    ),
 )
 
 
@@ -231,6 +241,8 @@ class Settings:
     """Steps of one run executed at once; above 1, datasets load in parallel processes."""
     max_new_columns: int = 50
     """Columns the rule does not name that one file may add to its staging table."""
+    cloudwatch_prefix: str | None = None
+    """None: no CloudWatch outcome events; else audit rows also go to `<prefix>/<outcome>`."""
     aws_region: str | None = None
     """From AWS_DEFAULT_REGION or AWS_REGION; None: boto3's own configuration (profile)."""
     from_environment: frozenset[str] = frozenset()

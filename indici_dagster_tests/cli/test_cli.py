@@ -281,6 +281,22 @@ def test_doctor_names_a_malformed_variable_and_skips_the_rest(monkeypatch, capsy
     assert not Path(".indici").exists()
 
 
+def test_doctor_refuses_a_malformed_cloudwatch_prefix_and_shows_a_good_one(monkeypatch, capsys):
+    monkeypatch.setenv("INDICI_CLOUDWATCH_PREFIX", f"/indici/{MARKER}/")
+
+    assert main(["doctor"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL  INDICI_CLOUDWATCH_PREFIX" in out and "expected a CloudWatch" in out
+    assert MARKER not in out
+
+    monkeypatch.setenv("INDICI_CLOUDWATCH_PREFIX", "/indici")
+    main(["doctor"])
+    assert "ok    INDICI_CLOUDWATCH_PREFIX  /indici" in capsys.readouterr().out
+    monkeypatch.delenv("INDICI_CLOUDWATCH_PREFIX")
+    main(["doctor"])
+    assert "unset (no CloudWatch outcome events)" in capsys.readouterr().out
+
+
 def test_psql_starts_with_a_clean_environment(tmp_path, monkeypatch, capfd):
     # a PSQLRC planted in the environment (or, before, in .env) ran a shell command
     ran = tmp_path / "ran"

@@ -78,6 +78,9 @@ def test_the_embedded_server_with_s3_only_when_asked_for_by_name():
         ("INDICI_TIMEZONE", f"Pacific/Auckland\x1b[31m{MARKER}"),
         ("AWS_DEFAULT_REGION", f"Sydney{MARKER}"),
         ("AWS_REGION", f"ap southeast {MARKER}"),
+        ("INDICI_CLOUDWATCH_PREFIX", f"indici{MARKER}"),
+        ("INDICI_CLOUDWATCH_PREFIX", f"/indici/{MARKER}/"),
+        ("INDICI_CLOUDWATCH_PREFIX", f"/indici {MARKER}"),
     ],
 )
 def test_a_malformed_value_gives_one_line_naming_the_variable_and_never_the_value(variable, value):
@@ -128,10 +131,13 @@ def test_valid_values_of_every_kind_are_accepted(tmp_path):
             "INDICI_START_DATE": "2024-02-29",
             "INDICI_MAX_CONCURRENT": "4",
             "AWS_REGION": "ap-southeast-2",
+            "INDICI_CLOUDWATCH_PREFIX": "/indici/prod",
         }
     )
 
     assert settings.max_concurrent == 4
+    assert settings.cloudwatch_prefix == "/indici/prod"
+    assert Settings.from_env({}).cloudwatch_prefix is None
     assert settings.aws_region == "ap-southeast-2"
     assert Settings.from_env({"INDICI_RULES": "dynamodb://indici-rules"}).rules == (
         "dynamodb://indici-rules"

@@ -93,6 +93,8 @@ def refused_values(elsewhere: Path, other_dsn: str) -> dict[str, object]:
         "rules.connect_timeout": 30.0,
         "rules.read_timeout": 60.0,
         "rules.rule_set": MARKER,
+        "outcomes.prefix": f"/elsewhere-{MARKER}",
+        "outcomes.region": "ap-southeast-2",
         "io_manager.base_dir": str(elsewhere / "io"),
     }
 

@@ -1,7 +1,8 @@
 """The audit log (`indici_staging.auditlog`): one row per file per step, explaining its fate."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
+from datetime import datetime
 from enum import StrEnum
 
 from psycopg2 import sql
@@ -90,3 +91,39 @@ def write_audit_entries(cursor: Cursor, entries: Iterable[AuditEntry]) -> None:
     rows = [{**asdict(e), "step": str(e.step), "status": str(e.status)} for e in entries]
     if rows:
         cursor.executemany(_INSERT, rows)
+
+
+_SELECT_AFTER = sql.SQL(
+    "SELECT {columns}, logged_at FROM {table} WHERE id > %(after)s AND run_id = %(run_id)s"
+    " AND step = ANY(%(steps)s) AND (%(dataset)s::text IS NULL OR dataset = %(dataset)s)"
+    " ORDER BY id"
+).format(
+    columns=sql.SQL(", ").join(sql.Identifier(c) for c in _COLUMNS),
+    table=qualified(STAGING_SCHEMA, AUDIT_TABLE),
+)
+_LATEST_ID = sql.SQL("SELECT coalesce(max(id), 0) FROM {}").format(
+    qualified(STAGING_SCHEMA, AUDIT_TABLE)
+)
+
+
+def latest_audit_id(cursor: Cursor) -> int:
+    """The id of the newest audit row (0 when there is none): a mark to read later rows from."""
+    cursor.execute(_LATEST_ID)
+    return int(cursor.fetchone()[0])
+
+
+def audit_entries_after(
+    cursor: Cursor, after: int, run_id: str, steps: Sequence[Step], dataset: str | None = None
+) -> list[tuple[AuditEntry, datetime]]:
+    """The committed audit rows of `run_id` for `steps` (of `dataset`, when given) with an id
+    above `after`, oldest first, each with its `logged_at`."""
+    cursor.execute(
+        _SELECT_AFTER,
+        {"after": after, "run_id": run_id, "steps": [str(s) for s in steps], "dataset": dataset},
+    )
+    entries = []
+    for row in cursor.fetchall():
+        values = dict(zip(_COLUMNS, row[:-1], strict=True))
+        values["step"], values["status"] = Step(values["step"]), Status(values["status"])
+        entries.append((AuditEntry(**values), row[-1]))
+    return entries

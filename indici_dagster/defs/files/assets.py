@@ -27,8 +27,9 @@ from indici_dagster.core.steps.ingest import (
     landed_files_for,
 )
 from indici_dagster.core.warehouse import ledger
-from indici_dagster.core.warehouse.audit import Status, write_audit_entries
+from indici_dagster.core.warehouse.audit import Status, Step, write_audit_entries
 from indici_dagster.lib.keys import PARTITIONED, RAW, staging_key
+from indici_dagster.lib.outcomes import OutcomeLogResource, sends_outcomes
 from indici_dagster.lib.partitions import RANGE_BACKFILL, group_by_partition
 from indici_dagster.lib.resources import FileStorageResource, WarehouseResource
 from indici_dagster.lib.rules_resource import RulesResource
@@ -115,12 +116,15 @@ def build_file_assets(
         ],
     )
     @fail_fast_on_permanent_errors
+    # the `no_rule` rows of files without a rule are staging rows this step writes
+    @sends_outcomes(Step.PARTITIONED, Step.STAGING)
     def partitioned(
         context: AssetExecutionContext,
         landing: FileStorageResource,
         partitioned: FileStorageResource,
         warehouse: WarehouseResource,
         rules: RulesResource,
+        outcomes: OutcomeLogResource,
     ) -> MaterializeResult:
         """Every landed file of the date, copied byte for byte to `dataset=<D>/date=<date>/`."""
         rules.require_unchanged(context, built_rules)

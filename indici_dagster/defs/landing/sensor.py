@@ -40,6 +40,7 @@ from indici_dagster.core.warehouse import ledger, ledger_settle
 from indici_dagster.core.warehouse.audit import AuditEntry, Status, Step, write_audit_entries
 from indici_dagster.defs.landing import runs as landing_runs
 from indici_dagster.defs.landing.runs import SENSOR_NAME
+from indici_dagster.lib.outcomes import OutcomeLogResource, log_delivery
 from indici_dagster.lib.resources import FileStorageResource, WarehouseResource
 from indici_dagster.lib.rules_resource import RulesResource, fingerprint_tags
 
@@ -128,6 +129,7 @@ def build_landing_sensor(
         landing: FileStorageResource,
         warehouse: WarehouseResource,
         rules: RulesResource,
+        outcomes: OutcomeLogResource,
     ) -> SensorResult | SkipReason:
         current = rules.rules_for_tick(built_rules, context.log)  # fails the tick if unreadable
         store = warehouse.get_warehouse()
@@ -153,7 +155,11 @@ def build_landing_sensor(
             handed = _hand_over(context, cursor, candidates, attention)
             # refusals and failed runs Dagster has stored: never a hand-over
             ledger.record(cursor, plan.rejected + handed.failed_entries)
-            write_audit_entries(cursor, [_audit_for(e) for e in plan.rejected])
+            refused = [_audit_for(e) for e in plan.rejected]
+            write_audit_entries(cursor, refused)
+        # after the commit: the audit log is the record, CloudWatch a copy (no run: the stream
+        # is the sensor's name)
+        log_delivery(context.log, outcomes.send_entries(refused, SENSOR_NAME))
 
         requests = [request for request, _ in handed.requests]
         _report(context, plan, waiting + needing_rpt, requests, current, attention, clashes)

@@ -31,6 +31,7 @@ from indici_dagster.defs.tables.checks import (
 )
 from indici_dagster.defs.tables.schema import column_schema, declared_columns
 from indici_dagster.lib.keys import PARTITIONED, rpt_key, staging_key
+from indici_dagster.lib.outcomes import OutcomeLogResource, sends_outcomes
 from indici_dagster.lib.partitions import RANGE_BACKFILL, group_by_partition
 from indici_dagster.lib.resources import FileStorageResource, WarehouseResource
 from indici_dagster.lib.rules_resource import RulesResource
@@ -84,11 +85,13 @@ def build_table_assets(
         check_specs=staging_check_specs(staging_asset_key, rule),
     )
     @fail_fast_on_permanent_errors
+    @sends_outcomes(Step.STAGING, dataset=rule.dataset)
     def staging(
         context: AssetExecutionContext,
         partitioned: FileStorageResource,
         warehouse: WarehouseResource,
         rules: RulesResource,
+        outcomes: OutcomeLogResource,
     ) -> MaterializeResult:
         rules.require_unchanged(context, {rule.dataset: rule}, [rule.dataset])
         db = warehouse.get_warehouse()
@@ -143,8 +146,12 @@ def build_table_assets(
         check_specs=rpt_check_specs(rpt_asset_key, rule),
     )
     @fail_fast_on_permanent_errors
+    @sends_outcomes(Step.RPT, dataset=rule.dataset)
     def rpt(
-        context: AssetExecutionContext, warehouse: WarehouseResource, rules: RulesResource
+        context: AssetExecutionContext,
+        warehouse: WarehouseResource,
+        rules: RulesResource,
+        outcomes: OutcomeLogResource,
     ) -> MaterializeResult:
         rules.require_unchanged(context, {rule.dataset: rule}, [rule.dataset])
         db = warehouse.get_warehouse()
