@@ -20,6 +20,10 @@ MAX_RULE_COLUMNS = 1600 - len(METADATA_NAMES)
 """Postgres's limit of 1,600 columns a table, less the metadata columns."""
 
 
+MAX_HISTORY_TABLE = 63 - len("_history")
+"""The longest table name a keyed dataset with history may have (`rpt.<table>_history`)."""
+
+
 class RuleError(ValueError):
     """A rule or rules file that cannot be used, with the reason."""
 
@@ -56,6 +60,8 @@ class Rule:
     columns: tuple[Column, ...] = ()
     nhi_columns: tuple[str, ...] = field(default=())
     """Postgres names of columns holding NHI numbers."""
+    history: bool = True
+    """Whether a keyed dataset keeps `rpt.<table>_history` (`history: false` turns it off)."""
 
     @property
     def is_static(self) -> bool:
@@ -79,6 +85,8 @@ class Rule:
         if self.nhi_columns:
             by_name = {c.name: c.source for c in self.columns}
             data["nhi_columns"] = [by_name[k] for k in self.nhi_columns]
+        if not self.history:
+            data["history"] = False
         return data
 
 
@@ -101,7 +109,7 @@ def parse_rule(data: Mapping[str, Any]) -> Rule:
     """
     if not isinstance(data, Mapping):
         raise RuleError(f"a rule must be a mapping, got {type(data).__name__}")
-    unknown = set(data) - {"dataset", "table", "primary_key", "columns", "nhi_columns"}
+    unknown = set(data) - {"dataset", "table", "primary_key", "columns", "nhi_columns", "history"}
     dataset = str(data.get("dataset", "")).strip()
     if not DATASET_PATTERN.fullmatch(dataset):
         raise RuleError(
@@ -157,7 +165,15 @@ def parse_rule(data: Mapping[str, Any]) -> Rule:
         raise RuleError(f"rule {dataset}: a rule with columns needs a primary_key")
     if primary_key and not columns:
         raise RuleError(f"rule {dataset}: a rule with a primary_key needs columns")
-    return Rule(dataset, table, primary_key, tuple(columns), nhi_columns)
+    history = data.get("history", True)
+    if not isinstance(history, bool):
+        raise RuleError(f"rule {dataset}: history must be true or false")
+    if columns and history and len(table) > MAX_HISTORY_TABLE:
+        raise RuleError(
+            f"rule {dataset}: table {table!r} is too long for its history "
+            f"({table}_history): at most {MAX_HISTORY_TABLE} characters, or history: false"
+        )
+    return Rule(dataset, table, primary_key, tuple(columns), nhi_columns, history)
 
 
 def parse_rules(items: Iterable[Mapping[str, Any]]) -> dict[str, Rule]:

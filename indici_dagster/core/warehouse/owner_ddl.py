@@ -23,23 +23,27 @@ from psycopg2 import sql
 from psycopg2.extensions import cursor as Cursor  # noqa: N812 - the class, named as a type
 
 from indici_dagster.core.db_errors import CleanError, ErrorKind
-from indici_dagster.core.pipeline_names import PIPELINE_RELATIONS, RPT_SCHEMA, STAGING_SCHEMA
+from indici_dagster.core.pipeline_names import RPT_SCHEMA, STAGING_SCHEMA
 from indici_dagster.core.types import registry as types
+from indici_dagster.core.warehouse.owner_ddl_checks import IDENTIFIER_PATTERN
+from indici_dagster.core.warehouse.owner_ddl_checks import array_literal as _array
+from indici_dagster.core.warehouse.owner_ddl_checks import check_keys as _check_keys
+from indici_dagster.core.warehouse.owner_ddl_checks import check_table as _check_table
+from indici_dagster.core.warehouse.owner_ddl_checks import refuse as _refuse
+from indici_dagster.core.warehouse.owner_history_ddl import HISTORY_FUNCTIONS, history_bodies
 from indici_dagster.core.warehouse.sql import RPT_METADATA, STAGING_METADATA
 
 MAX_COLUMNS = 1000
 """Data columns one call may define (the staging plan's own ceiling, `MAX_TABLE_COLUMNS`)."""
 SEARCH_PATH = "pg_catalog, pg_temp"
 """The search_path every function of the pipeline runs with."""
-IDENTIFIER_PATTERN = "^[a-z_][a-z0-9_]{0,62}$"
-"""`core/naming.py`'s identifier rule, as a PostgreSQL regular expression."""
-
 FUNCTIONS = (
     ("create_data_table", "text, text, text[], text[], text[]"),
     ("add_data_column", "text, text, text, text"),
     ("create_staging_index", "text"),
     ("add_rpt_primary_key", "text, text[]"),
     ("summarize_staging_index", "text"),
+    *HISTORY_FUNCTIONS,
 )
 """(name, argument types) of each function in `indici_staging`, in the order they are made."""
 
@@ -71,38 +75,6 @@ def type_pattern() -> str:
     return "^(?:" + "|".join(parts) + ")$"
 
 
-def _array(values: object) -> str:
-    """`ARRAY['a', 'b']` of constants of this package (never input: they hold no quote)."""
-    items = list(values)  # type: ignore[call-overload]
-    if any("'" in item for item in items):
-        raise ValueError("a constant of the owner's functions holds a quote")
-    return "ARRAY[" + ", ".join(f"'{item}'" for item in items) + "]::text[]"
-
-
-def _refuse(what: str) -> str:
-    if "'" in what or "%" in what:
-        raise ValueError("a refusal message holds a quote or a percent sign")
-    return f"RAISE EXCEPTION 'indici: {what}' USING ERRCODE = 'insufficient_privilege';"
-
-
-def _check_table(schema: str | None) -> str:
-    """Statements refusing a schema other than the pipeline's and a table name that is not a
-    plain identifier or is one of the pipeline's own relations."""
-    check_schema = (
-        f"""
-    IF target_schema IS NULL OR target_schema NOT IN ('{STAGING_SCHEMA}', '{RPT_SCHEMA}') THEN
-        {_refuse("the schema must be indici_staging or rpt")}
-    END IF;"""
-        if schema is None
-        else ""
-    )
-    return f"""{check_schema}
-    IF target_table IS NULL OR target_table COLLATE "C" !~ '{IDENTIFIER_PATTERN}'
-       OR target_table = ANY ({_array(sorted(PIPELINE_RELATIONS))}) THEN
-        {_refuse("the table name is not the identifier of a data table")}
-    END IF;"""
-
-
 def _check_column(name: str, type_name: str) -> str:
     metadata = sorted({n for n, _ in STAGING_METADATA})
     return f"""
@@ -117,16 +89,6 @@ def _check_column(name: str, type_name: str) -> str:
 
 def _metadata(columns: tuple[tuple[str, str], ...]) -> str:
     return _array(f"{name} {definition}" for name, definition in columns)
-
-
-def _check_keys(array: str) -> str:
-    return f"""
-    FOREACH key_column IN ARRAY {array} LOOP
-        IF key_column IS NULL OR key_column COLLATE "C" !~ '{IDENTIFIER_PATTERN}' THEN
-            {_refuse("a primary-key column is not an identifier")}
-        END IF;
-        keys := keys || pg_catalog.format('%I', key_column);
-    END LOOP;"""
 
 
 def _bodies() -> dict[str, tuple[str, str, str]]:
@@ -224,6 +186,7 @@ END
         "create_staging_index": ("target_table text", "void", index),
         "add_rpt_primary_key": ("target_table text, primary_key text[]", "void", primary),
         "summarize_staging_index": ("target_table text", "integer", summarize),
+        **history_bodies(),
     }
 
 
