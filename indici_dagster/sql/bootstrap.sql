@@ -721,11 +721,13 @@ BEGIN
     EXECUTE format(
         'ALTER DEFAULT PRIVILEGES FOR ROLE %I IN SCHEMA rpt GRANT SELECT ON TABLES TO %I',
         owner_role, reader);
-    -- the only functions in rpt are the histories' _as_of (refused otherwise, above)
-    EXECUTE format('GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA rpt TO %I', reader);
+    -- the only functions in rpt are the histories' _as_of (refused otherwise, above); the
+    -- writer may call them too (indici as-of runs as it)
+    EXECUTE format('GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA rpt TO %I, %I', reader,
+                   current_setting('indici.writer'));
     EXECUTE format(
-        'ALTER DEFAULT PRIVILEGES FOR ROLE %I IN SCHEMA rpt GRANT EXECUTE ON FUNCTIONS TO %I',
-        owner_role, reader);
+        'ALTER DEFAULT PRIVILEGES FOR ROLE %I IN SCHEMA rpt GRANT EXECUTE ON FUNCTIONS TO %I, %I',
+        owner_role, reader, current_setting('indici.writer'));
 END $$;
 
 COMMIT;

@@ -284,14 +284,18 @@ def ensure_table_privileges(cursor: Cursor, owner: str, writer: str, reader: str
         cursor, owner, "IN SCHEMA {} GRANT SELECT ON TABLES TO {}", RPT_SCHEMA, reader
     )
     # the only functions in rpt are the histories' `_as_of` (`foreign_objects` refuses others)
-    cursor.execute(
-        sql.SQL("GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA {} TO {}").format(rpt, reader_id)
-    )
-    _default_privileges(
-        cursor, owner, "IN SCHEMA {} GRANT EXECUTE ON FUNCTIONS TO {}", RPT_SCHEMA, reader
-    )
+    for role in (reader, writer):  # the writer too: `indici as-of` runs as it
+        cursor.execute(
+            sql.SQL("GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA {} TO {}").format(
+                rpt, sql.Identifier(role)
+            )
+        )
+        _default_privileges(
+            cursor, owner, "IN SCHEMA {} GRANT EXECUTE ON FUNCTIONS TO {}", RPT_SCHEMA, role
+        )
     actions.append(
         f"granted {reader} USAGE on schema {RPT_SCHEMA}, SELECT (only) on its tables and views "
-        f"and EXECUTE on its `_as_of` functions, including those created later"
+        f"and EXECUTE on its `_as_of` functions (as {writer} has), including those created "
+        "later"
     )
     return actions

@@ -309,6 +309,7 @@ def test_bootstrap_run_twice_creates_roles_and_schemas_once_and_changes_nothing_
             ("WRITER", "PUBLIC", "f", "WRITER", "WRITER", "EXECUTE", False),
             ("OWNER", "rpt", "r", "OWNER", "READER", "SELECT", False),
             ("OWNER", "rpt", "f", "OWNER", "READER", "EXECUTE", False),  # the `_as_of` functions
+            ("OWNER", "rpt", "f", "OWNER", "WRITER", "EXECUTE", False),
             *[
                 ("OWNER", schema, "r", "OWNER", "WRITER", privilege, False)
                 for schema, privileges in (
