@@ -16,6 +16,7 @@ def array_literal(values: object) -> str:
 
 
 def refuse(what: str) -> str:
+    """The statement raising 42501 with `what` (a constant holding no quote or percent sign)."""
     if "'" in what or "%" in what:
         raise ValueError("a refusal message holds a quote or a percent sign")
     return f"RAISE EXCEPTION 'indici: {what}' USING ERRCODE = 'insufficient_privilege';"
@@ -40,6 +41,8 @@ def check_table(schema: str | None) -> str:
 
 
 def check_keys(array: str) -> str:
+    """Statements refusing a primary-key column of `array` that is not an identifier, and
+    collecting each, quoted, into `keys`."""
     return f"""
     FOREACH key_column IN ARRAY {array} LOOP
         IF key_column IS NULL OR key_column COLLATE "C" !~ '{IDENTIFIER_PATTERN}' THEN

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from indici_dagster.core.filenames import parse_file_name
+from indici_dagster.core.quality.queries import WarehouseQueries
 from indici_dagster.core.rules.model import parse_rule
 from indici_dagster.core.steps.ingest import partition_key_of_file
 from indici_dagster.core.warehouse.catalog import DEFAULT_LOCK_TIMEOUT
@@ -112,6 +113,7 @@ def test_every_version_is_kept_and_as_of_returns_the_table_as_it_stood(warehouse
     assert as_of(database, ts(A)) == {(1, "a1"), (2, "b1")}
     assert as_of(database, ts(B) - timedelta(seconds=1)) == {(1, "a1"), (2, "b1")}
     assert as_of(database, datetime.now(UTC)) == current(database)
+    assert WarehouseQueries(warehouse).data_tables() == ["visits"]  # `visits_past` is history's
 
 
 def test_a_late_version_goes_into_history_and_rpt_does_not_change(warehouse, database):
