@@ -47,6 +47,30 @@ def kept_off_note(cursor: Cursor, rule: Rule) -> str | None:
     )
 
 
+def state_before_upsert(cursor: Cursor, rule: Rule) -> tuple[bool, bool]:
+    """(rpt table exists, its history exists), before an upsert (for `note_after_upsert`)."""
+    return (
+        table_exists(cursor, pipeline_names.RPT_SCHEMA, rule.table),
+        has_history(cursor, rule.table),
+    )
+
+
+def note_after_upsert(cursor: Cursor, rule: Rule, before: tuple[bool, bool]) -> str | None:
+    """The line an upsert's audit rows carry about history, if any: `kept_off_note`, or, when
+    this upsert started the history of an rpt table that already existed (loaded before history
+    existed, or while it was off), that the versions before are not in it yet."""
+    off = kept_off_note(cursor, rule)
+    if off is not None or not rule.history:
+        return off
+    rpt_existed, history_existed = before
+    if rpt_existed and not history_existed:
+        return (
+            f"rpt.{rule.table}_history started with this upsert: the versions loaded before are "
+            f"not in it yet (run `indici history rebuild {rule.table}`)"
+        )
+    return None
+
+
 def sync(cursor: Cursor, rule: Rule) -> None:
     """Create the history of the rule's rpt table, or widen it to rpt's columns, through the
     owner's function; nothing when it is up to date."""

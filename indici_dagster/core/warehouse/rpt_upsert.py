@@ -173,9 +173,10 @@ class RptUpserter:
                 results = _replace_static(cursor, rule, start, end)
                 status = Status.STATIC
             else:
+                before = history.state_before_upsert(cursor, rule)
                 results = _upsert_keyed(cursor, rule, start, end, self._work_mem)
                 status = Status.SUCCESS
-                note = history.kept_off_note(cursor, rule)
+                note = history.note_after_upsert(cursor, rule, before)
             write_audit_entries(
                 cursor,
                 [

@@ -208,6 +208,24 @@ def test_rebuild_from_staging_restores_every_version(warehouse, database):
     load(warehouse, B, [(1, "a2"), (2, "b2")], rule_off)
     upsert(warehouse, rule_off)
 
+    (message,) = query(
+        database,
+        "SELECT message FROM indici_staging.auditlog WHERE step = 'rpt' AND source_file = %s",
+        (B,),
+    )[0]
+    assert message is None  # no history, none asked for
+    load(warehouse, "Visits_20260304_020000.parquet", [(3, "c1")])
+    upsert(warehouse)  # history on again: started now, and says so
+    (message,) = query(
+        database,
+        "SELECT message FROM indici_staging.auditlog WHERE step = 'rpt' AND source_file = %s",
+        ("Visits_20260304_020000.parquet",),
+    )[0]
+    assert message == (
+        "rpt.visits_history started with this upsert: the versions loaded before are not in it "
+        "yet (run `indici history rebuild visits`)"
+    )
+
     rebuilt = rebuild_history(
         Connections(database, TIMEZONE), RULE, lock_timeout=DEFAULT_LOCK_TIMEOUT
     )
@@ -219,10 +237,11 @@ def test_rebuild_from_staging_restores_every_version(warehouse, database):
         (1, "a3", ts(C), None, C),
         (2, "b1", ts(A), ts(B), A),
         (2, "b2", ts(B), None, B),
+        (3, "c1", ts("Visits_20260304_020000.parquet"), None, "Visits_20260304_020000.parquet"),
     ]
     again = rebuild_history(Connections(database, TIMEZONE), RULE, DEFAULT_LOCK_TIMEOUT)
     assert again.past_versions == 3
-    assert len(versions(database)) == 5
+    assert len(versions(database)) == 6
 
 
 def test_new_columns_reach_history_and_as_of(warehouse, database):
