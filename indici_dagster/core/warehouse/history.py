@@ -5,6 +5,7 @@ history never disagree; rebuilt from staging on demand (`rebuild_history`). The 
 created and widened only by the owner's `sync_history` (`owner_history_ddl.py`).
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -89,14 +90,26 @@ def before_upsert(cursor: Cursor, rule: Rule, window: Window) -> None:
     cursor.execute(history_sql.archive_displaced(rule.table, rpt_columns, rule.primary_key), window)
 
 
-def after_upsert(cursor: Cursor, rule: Rule, window: Window) -> None:
+def after_upsert(
+    cursor: Cursor, rule: Rule, window: Window, applied: Sequence[tuple[str, int]]
+) -> None:
     """Inside the upsert's transaction, after it: add the window's versions rpt does not hold
-    as current (late ones, superseded ones), then set `valid_to` of every key that got one."""
-    names = [c.name for c in rule.columns]
-    as_text = [c.name for c in rule.columns if c.type == "json"]
-    cursor.execute(
-        history_sql.insert_past_versions(rule.table, names, rule.primary_key, as_text), window
-    )
+    as current (late ones, superseded ones), then set `valid_to` of every key that got one.
+
+    `applied`: (file, rows it inserted or updated in rpt) per file of the window. When the
+    window is one file and it made every one of its keys current, it has no other version, and
+    the search for them (a look-up in rpt per staged row) is skipped."""
+    if len(applied) == 1:
+        cursor.execute(history_sql.window_keys(rule.table, rule.primary_key), window)
+        every_key_current = cursor.fetchone()[0] == applied[0][1]
+    else:
+        every_key_current = False
+    if not every_key_current:
+        names = [c.name for c in rule.columns]
+        as_text = [c.name for c in rule.columns if c.type == "json"]
+        cursor.execute(
+            history_sql.insert_past_versions(rule.table, names, rule.primary_key, as_text), window
+        )
     cursor.execute(history_sql.set_valid_to(rule.table, rule.primary_key))
 
 

@@ -52,12 +52,15 @@ def archive_displaced(
 ) -> sql.Composed:
     """Before the window's upsert: copy into `_past` each rpt row the upsert will replace by a
     newer version of another file (the newest version of its key in the window is newer than
-    it and is not the same file's). A same-file newer row replaces it in place (same version)."""
+    it and is not the same file's). A same-file newer row replaces it in place (same version).
+    Its `valid_to` is that newest version's `valid_from`: no version lies between them unless the
+    window holds another, which `insert_past_versions` adds with no `valid_to`, so that
+    `set_valid_to` computes the key again."""
     key = identifiers(primary_key)
     return sql.SQL(
         """
-        INSERT INTO {past} ({columns}, valid_from)
-        SELECT {r_columns}, r._source_ts
+        INSERT INTO {past} ({columns}, valid_from, valid_to)
+        SELECT {r_columns}, r._source_ts, n._source_ts
         FROM {rpt} r JOIN (
             SELECT DISTINCT ON ({key}) {key}, {version}
             FROM {staging}
@@ -188,6 +191,21 @@ def set_valid_to(table: str, primary_key: Sequence[str]) -> sql.Composed:
         p_match=_keys_match("p", "o", primary_key),
         r_match=_keys_match("r", "o", primary_key),
         ordered_match=_keys_match("p", "ordered", primary_key),
+    )
+
+
+def window_keys(table: str, primary_key: Sequence[str]) -> sql.Composed:
+    """One row, one column: the distinct complete keys staged in the window."""
+    key_present = sql.SQL(" AND ").join(
+        sql.SQL("{} IS NOT NULL").format(sql.Identifier(k)) for k in primary_key
+    )
+    return sql.SQL(
+        "SELECT count(*) FROM (SELECT DISTINCT {key} FROM {staging} "
+        "WHERE _source_ts >= %(start)s AND _source_ts < %(end)s AND {key_present}) keys"
+    ).format(
+        key=identifiers(primary_key),
+        staging=qualified(STAGING_SCHEMA, table),
+        key_present=key_present,
     )
 
 

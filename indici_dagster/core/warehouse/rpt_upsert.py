@@ -239,7 +239,8 @@ def _upsert_keyed(
             history.sync(cursor, rule)
     # into an empty rpt, one file's versions are all current: its history has nothing more
     if rule.history and (not is_empty or len(results) > 1):
-        history.after_upsert(cursor, rule, window)
+        applied = [(r.source_file, r.rows_inserted + r.rows_updated) for r in results]
+        history.after_upsert(cursor, rule, window, applied)
     inserted = sum(r.rows_inserted for r in results)
     add_to_row_count(cursor, pipeline_names.RPT_SCHEMA, rule.table, inserted)
     return results
