@@ -7,7 +7,7 @@ date's window is upserted as the rpt step does, timed. On the history database,
 two files) are each streamed out by `COPY (...) TO STDOUT` into a null sink, so the figure is the
 server producing and sending every row, not Python parsing them. Targets: history adds at most
 30 % to the upsert; `_as_of` takes under 2x `SELECT *`. Medians of `--repeats` rounds; the
-figures are merged into the results file (`summary.history`), which the table in
+figures are merged into the results file (`history`), which the table in
 docs/performance.md is rendered from. Not part of the test suite:
 
     .venv/bin/python -m benchmarks.history [--rows 1000000] [--delta-rows 200000] [--repeats 3]
@@ -141,10 +141,10 @@ def measure(rows: int, delta_rows: int, repeats: int) -> dict[str, Any]:
 
 
 def merge(results_file: Path, figures: dict[str, Any]) -> None:
-    """Put `figures` into the results file's `summary.history`."""
+    """Put `figures` into the results file's `history`."""
     report = json.loads(results_file.read_text())
-    report.setdefault("summary", {})["history"] = figures
-    results_file.write_text(json.dumps(report, indent=1) + "\n")
+    report["history"] = figures
+    results_file.write_text(json.dumps(report, indent=2, default=str))
 
 
 def main(argv: list[str] | None = None) -> int:

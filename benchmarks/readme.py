@@ -186,15 +186,22 @@ class Figures:
             f"({own['seconds'] / theirs['seconds']:.2f}x the time)"
         )
 
+    def history(self) -> dict[str, Any]:
+        """`python -m benchmarks.history`'s figures (the results file's `history`)."""
+        figures = self.report.get("history")
+        if not figures:
+            raise MissingFigureError("history")
+        return figures
+
     def _history_sizes(self) -> str:
-        rows = self.entry("history")["rows"]
+        rows = self.history()["rows"]
         if (rows["initial"], rows["delta"]) == (1_000_000, 200_000):
             return ""
         size = f"{short(rows['initial'])} + {short(rows['delta'])}"
         return f" [targets are for 1M + 200k; this run {size}]"
 
     def history_upsert(self) -> str:
-        history = self.entry("history")
+        history = self.history()
         seconds = history["seconds"]
         return (
             f"{seconds['history']:.2f} s vs {seconds['plain']:.2f} s with `history: false` "
@@ -202,7 +209,7 @@ class Figures:
         )
 
     def history_as_of(self) -> str:
-        history = self.entry("history")
+        history = self.history()
         seconds, rows = history["seconds"], history["returned"]
         return (
             f"{seconds['as_of']:.2f} s vs {seconds['select']:.2f} s "
@@ -212,7 +219,7 @@ class Figures:
         )
 
     def history_status(self, ratio: str, bound: str) -> str:
-        history = self.summary.get("history")
+        history = self.report.get("history")
         if not history:
             return MISSING
         limit = history["targets"]["upsert" if ratio == "upsert_ratio" else "as_of"]
