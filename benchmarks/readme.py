@@ -110,6 +110,16 @@ class Figures:
             ),
             ("rpt upsert", self.upsert, self.status("rpt upsert")),
             (
+                "rpt upsert with history (`python -m benchmarks.history`)",
+                self.history_upsert,
+                self.history_status("upsert_ratio", "≤ 1.3x without"),
+            ),
+            (
+                "`rpt.<table>_as_of(now())` vs `SELECT *`",
+                self.history_as_of,
+                self.history_status("as_of_ratio", "< 2x"),
+            ),
+            (
                 "end to end (both loads, then both upserts)",
                 self.end_to_end,
                 self.status("end to end >= 0.75x", "≥ 0.75x"),
@@ -175,6 +185,46 @@ class Figures:
             f"{own['seconds']:.2f} s vs {theirs['seconds']:.2f} s hand-written "
             f"({own['seconds'] / theirs['seconds']:.2f}x the time)"
         )
+
+    def history(self) -> dict[str, Any]:
+        """`python -m benchmarks.history`'s figures (the results file's `history`)."""
+        figures = self.report.get("history")
+        if not figures:
+            raise MissingFigureError("history")
+        return figures
+
+    def _history_sizes(self) -> str:
+        rows = self.history()["rows"]
+        if (rows["initial"], rows["delta"]) == (1_000_000, 200_000):
+            return ""
+        size = f"{short(rows['initial'])} + {short(rows['delta'])}"
+        return f" [targets are for 1M + 200k; this run {size}]"
+
+    def history_upsert(self) -> str:
+        history = self.history()
+        seconds = history["seconds"]
+        return (
+            f"{seconds['history']:.2f} s vs {seconds['plain']:.2f} s with `history: false` "
+            f"({history['upsert_ratio']:.2f}x), both loads' windows" + self._history_sizes()
+        )
+
+    def history_as_of(self) -> str:
+        history = self.history()
+        seconds, rows = history["seconds"], history["returned"]
+        return (
+            f"{seconds['as_of']:.2f} s vs {seconds['select']:.2f} s "
+            f"({history['as_of_ratio']:.2f}x) "
+            f"for {rows['select']:,} rows, streamed by COPY; between the two files "
+            f"{seconds['mid']:.2f} s for {rows['mid']:,}" + self._history_sizes()
+        )
+
+    def history_status(self, ratio: str, bound: str) -> str:
+        history = self.report.get("history")
+        if not history:
+            return MISSING
+        limit = history["targets"]["upsert" if ratio == "upsert_ratio" else "as_of"]
+        passed = history[ratio] <= limit if ratio == "upsert_ratio" else history[ratio] < limit
+        return f"**{'PASS' if passed else 'FAIL'}** ({bound})"
 
     def end_to_end(self) -> str:
         own, limit = self.line("pipeline end to end"), self.line("limit end to end")

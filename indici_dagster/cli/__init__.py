@@ -11,6 +11,7 @@ from indici_dagster.cli.db import add_db_commands
 from indici_dagster.cli.docs import add_docs_command
 from indici_dagster.cli.doctor import doctor
 from indici_dagster.cli.errors import CliError, OneLineArgumentParser, one_line
+from indici_dagster.cli.history import add_history_commands
 from indici_dagster.cli.rules import add_rules_commands
 from indici_dagster.core.admin.bootstrap import DEFAULT_READER, DEFAULT_WRITER
 from indici_dagster.core.admin.session_limits import (
@@ -153,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("doctor", help="check every setting and connection")
     check.set_defaults(handler=doctor, needs_settings=False)
     add_db_commands(commands)
+    add_history_commands(commands)
 
     add_rules_commands(commands)
     add_docs_command(commands)

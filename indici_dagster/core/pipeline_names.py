@@ -41,7 +41,33 @@ def staging_brin_index(table: str) -> str:
     return validate_identifier(f"{table[:45]}__source_ts_brin")
 
 
+def history_view(table: str) -> str:
+    """`<table>_history`: the view of every version of a keyed rpt table's rows."""
+    return validate_identifier(f"{table}_history")
+
+
+def history_past(table: str) -> str:
+    """`<table>_past`: the table of the versions of rpt's rows that are no longer current."""
+    return validate_identifier(f"{table}_past")
+
+
+def as_of_function(table: str) -> str:
+    """`<table>_as_of`: the function returning rpt's business columns as they stood at a time."""
+    return validate_identifier(f"{table}_as_of")
+
+
+def history_relations(table: str) -> frozenset[str]:
+    """The relations of a keyed dataset's history (view, table of past versions, its indexes);
+    the owner's `sync_history` names the indexes the same way."""
+    past = history_past(table)
+    return frozenset({history_view(table), past, f"{past[:58]}_pkey", f"{past[:54]}_open_idx"})
+
+
 def dataset_relations(table: str) -> frozenset[str]:
-    """The relations a dataset's tables bring besides themselves: the staging table's BRIN index
-    and the name Postgres gives rpt's primary key index (a 63-byte name at most)."""
-    return frozenset({staging_brin_index(table), f"{table[: 63 - len('_pkey')]}_pkey"})
+    """The relations a dataset's tables bring besides themselves: the staging table's BRIN index,
+    the name Postgres gives rpt's primary key index (a 63-byte name at most) and, for a table
+    name short enough to have one, its history's relations."""
+    names = {staging_brin_index(table), f"{table[: 63 - len('_pkey')]}_pkey"}
+    if len(table) <= 63 - len("_history"):
+        names |= history_relations(table)
+    return frozenset(names)

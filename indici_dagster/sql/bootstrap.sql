@@ -15,12 +15,13 @@
 -- pipeline's own and the data tables alike. The writer owns nothing and creates nothing: it
 -- creates and widens data tables only through the owner's SECURITY DEFINER functions
 -- (indici_staging.create_data_table, add_data_column, create_staging_index,
--- add_rpt_primary_key, summarize_staging_index; core/warehouse/owner_ddl.py renders the same text), may
+-- add_rpt_primary_key, summarize_staging_index, sync_history; core/warehouse/owner_ddl.py renders the same text), may
 -- SELECT/INSERT/DELETE staging data tables and SELECT/INSERT/UPDATE/DELETE rpt tables, only
 -- INSERT and SELECT the audit log, SELECT/INSERT/UPDATE the ledger, row counts and locks, and
 -- may run no DDL at all (event trigger indici_writer_ddl_guard). Every function pins
 -- search_path = pg_catalog, pg_temp; PUBLIC may execute none of them. The reader has CONNECT,
--- USAGE on rpt and SELECT on every rpt table, now and later (default privileges), and nothing
+-- USAGE on rpt, SELECT on every rpt table and view and EXECUTE on the histories' _as_of
+-- functions, now and later (default privileges), and nothing
 -- on indici_staging. Nobody but the owner creates in public. The reader's sessions have an
 -- idle-in-transaction timeout, a statement timeout and a connection limit (psql variables
 -- reader_idle_timeout, reader_statement_timeout, reader_connection_limit).
@@ -152,11 +153,31 @@ BEGIN
         FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
         WHERE n.nspname IN ('indici_staging', 'rpt')
           AND c.relkind NOT IN ('r', 'p', 'i', 'I', 'S', 't')
+          -- a history's view is the pipeline's if it reads only rpt.<t> and rpt.<t>_past
+          AND NOT (n.nspname = 'rpt' AND c.relkind = 'v' AND c.relname LIKE '%\_history' AND NOT EXISTS (
+              SELECT FROM pg_catalog.pg_rewrite w JOIN pg_catalog.pg_depend d ON d.objid = w.oid
+              WHERE w.ev_class = c.oid AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                AND d.refobjid <> c.oid AND d.refobjid NOT IN (
+                    SELECT t.oid FROM pg_catalog.pg_class t WHERE t.relnamespace = n.oid
+                      AND t.relkind = 'r' AND t.relname IN (pg_catalog.left(c.relname, -8),
+                                                            pg_catalog.left(c.relname, -8) || '_past'))))
         UNION ALL
         SELECT 'function ' || n.nspname || '.' || p.proname FROM pg_catalog.pg_proc p
         JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
         WHERE n.nspname IN ('indici_staging', 'rpt') AND NOT (n.nspname = 'indici_staging'
-          AND p.proname IN ('create_data_table', 'add_data_column', 'create_staging_index', 'add_rpt_primary_key', 'summarize_staging_index', 'comment_data_table', 'ensure_analyst_view', 'writer_ddl_guard'))
+          AND p.proname IN ('create_data_table', 'add_data_column', 'create_staging_index', 'add_rpt_primary_key', 'summarize_staging_index', 'comment_data_table', 'ensure_analyst_view', 'sync_history', 'writer_ddl_guard'))
+          -- a history's _as_of: plain SQL bound at creation, reading only rpt.<t> and rpt.<t>_past
+          AND NOT (n.nspname = 'rpt' AND p.proname LIKE '%\_as\_of' AND p.prosqlbody IS NOT NULL
+              AND NOT p.prosecdef AND p.proconfig IS NULL AND p.prokind = 'f' AND NOT EXISTS (
+              SELECT FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+                AND d.objid = p.oid AND d.deptype = 'n' AND (
+                  (d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid NOT IN (
+                      SELECT t.oid FROM pg_catalog.pg_class t WHERE t.relnamespace = n.oid
+                        AND t.relkind = 'r' AND t.relname IN (pg_catalog.left(p.proname, -6),
+                                                              pg_catalog.left(p.proname, -6) || '_past')))
+                  OR (d.refclassid IN ('pg_catalog.pg_proc'::pg_catalog.regclass,
+                                       'pg_catalog.pg_operator'::pg_catalog.regclass)
+                      AND d.refobjid >= 16384))))
         UNION ALL
         SELECT 'trigger ' || t.tgname || ' on ' || n.nspname || '.' || c.relname
         FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
@@ -213,6 +234,20 @@ BEGIN
               AND c.relowner <> owner_role::regrole
         LOOP
             EXECUTE format('ALTER TABLE %I.%I OWNER TO %I', schema_name, table_name, owner_role);
+        END LOOP;
+        -- the histories' views and _as_of functions another role made (checked above)
+        FOR table_name IN
+            SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = schema_name AND c.relkind = 'v' AND c.relowner <> owner_role::regrole
+        LOOP
+            EXECUTE format('ALTER VIEW %I.%I OWNER TO %I', schema_name, table_name, owner_role);
+        END LOOP;
+        FOR table_name IN
+            SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+            WHERE n.nspname = schema_name AND n.nspname = 'rpt' AND p.proowner <> owner_role::regrole
+        LOOP
+            EXECUTE format('ALTER FUNCTION %I.%I(timestamptz) OWNER TO %I', schema_name, table_name,
+                           owner_role);
         END LOOP;
         EXECUTE format('REVOKE ALL ON SCHEMA %I FROM PUBLIC', schema_name);
         EXECUTE format('REVOKE CREATE ON SCHEMA %I FROM %I', schema_name, writer);
@@ -457,6 +492,120 @@ BEGIN
         pg_catalog.format('indici_staging.%I', pg_catalog.left(target_table, 45) || '__source_ts_brin'))), 0);
 END
 $fn$;
+CREATE OR REPLACE FUNCTION indici_staging.sync_history(target_table text, primary_key text[])
+RETURNS boolean LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    keys text[] := ARRAY[]::text[];
+    key_column text;
+    rpt_table oid;
+    past text := target_table || '_past';
+    view_name text := target_table || '_history';
+    function_name text := target_table || '_as_of';
+    column_name text;
+    column_type text;
+    columns text[] := ARRAY[]::text[];
+    results text[] := ARRAY[]::text[];
+    business text[] := ARRAY[]::text[];
+    changed boolean := false;
+BEGIN
+    IF target_table IS NULL OR target_table COLLATE "C" !~ '^[a-z_][a-z0-9_]{0,62}$'
+       OR target_table = ANY (ARRAY['auditlog', 'auditlog_id_seq', 'auditlog_pkey', 'auditlog_run_idx', 'auditlog_source_file_idx', 'landing_ledger', 'landing_ledger_outcome_idx', 'landing_ledger_pkey', 'pipeline_locks', 'pipeline_locks_pkey', 'table_row_counts', 'table_row_counts_pkey']::text[]) THEN
+        RAISE EXCEPTION 'indici: the table name is not the identifier of a data table' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF pg_catalog.length(target_table) > 55 THEN
+        RAISE EXCEPTION 'indici: the table name is too long to have a history' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF primary_key IS NULL OR pg_catalog.cardinality(primary_key) = 0 THEN
+        RAISE EXCEPTION 'indici: a history needs the primary key of its table' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    FOREACH key_column IN ARRAY primary_key LOOP
+        IF key_column IS NULL OR key_column COLLATE "C" !~ '^[a-z_][a-z0-9_]{0,62}$' THEN
+            RAISE EXCEPTION 'indici: a primary-key column is not an identifier' USING ERRCODE = 'insufficient_privilege';
+        END IF;
+        keys := keys || pg_catalog.format('%I', key_column);
+    END LOOP;
+    rpt_table := pg_catalog.to_regclass(pg_catalog.format('rpt.%I', target_table));
+    IF rpt_table IS NULL OR NOT EXISTS (
+        SELECT FROM pg_catalog.pg_constraint k WHERE k.conrelid = rpt_table AND k.contype = 'p'
+          AND ARRAY(SELECT pg_catalog.format('%I', a.attname)
+                    FROM pg_catalog.unnest(k.conkey) WITH ORDINALITY AS u (attnum, position)
+                    JOIN pg_catalog.pg_attribute a
+                      ON a.attrelid = rpt_table AND a.attnum = u.attnum
+                    ORDER BY u.position) = keys) THEN
+        RAISE EXCEPTION 'indici: the rpt table does not exist or has another primary key' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF EXISTS (SELECT FROM pg_catalog.pg_class c
+        WHERE c.oid = pg_catalog.to_regclass(pg_catalog.format('rpt.%I', past))
+          AND (c.relkind <> 'r' OR c.relowner <> (
+              SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = CURRENT_USER))) OR EXISTS (SELECT FROM pg_catalog.pg_class c
+        WHERE c.oid = pg_catalog.to_regclass(pg_catalog.format('rpt.%I', view_name))
+          AND (c.relkind <> 'v' OR c.relowner <> (
+              SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = CURRENT_USER))) OR EXISTS (
+        SELECT FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+        WHERE n.nspname = 'rpt' AND p.proname = function_name
+          AND p.proowner <> (SELECT r.oid FROM pg_catalog.pg_roles r
+                             WHERE r.rolname = CURRENT_USER)) THEN
+        RAISE EXCEPTION 'indici: a history name is taken by an object of another kind or owner' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF pg_catalog.to_regclass(pg_catalog.format('rpt.%I', past)) IS NULL THEN
+        EXECUTE pg_catalog.format('CREATE TABLE rpt.%I (LIKE rpt.%I, '
+            'valid_from timestamptz NOT NULL, valid_to timestamptz, '
+            'CONSTRAINT %I PRIMARY KEY (%s, valid_from, _source_file))', past, target_table,
+            pg_catalog.left(past, 58) || '_pkey', pg_catalog.array_to_string(keys, ', '));
+        EXECUTE pg_catalog.format('CREATE INDEX %I ON rpt.%I (%s) WHERE valid_to IS NULL',
+            pg_catalog.left(past, 54) || '_open_idx', past,
+            pg_catalog.array_to_string(keys, ', '));
+        changed := true;
+    END IF;
+    FOR column_name, column_type IN
+        SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod)
+        FROM pg_catalog.pg_attribute a
+        WHERE a.attrelid = rpt_table AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum
+    LOOP
+        IF column_name COLLATE "C" !~ '^[a-z_][a-z0-9_]{0,62}$'
+           OR column_name IN ('valid_from', 'valid_to') THEN
+            RAISE EXCEPTION 'indici: an rpt column name cannot be placed in its history' USING ERRCODE = 'insufficient_privilege';
+        END IF;
+        IF NOT EXISTS (SELECT FROM pg_catalog.pg_attribute b
+            WHERE b.attrelid = pg_catalog.to_regclass(pg_catalog.format('rpt.%I', past))
+              AND b.attname = column_name AND b.attnum > 0 AND NOT b.attisdropped) THEN
+            EXECUTE pg_catalog.format('ALTER TABLE rpt.%I ADD COLUMN %I %s', past,
+                column_name, column_type);
+            changed := true;
+        END IF;
+        columns := columns || pg_catalog.format('%I', column_name);
+        IF NOT column_name = ANY (ARRAY['_source_file', '_source_ts', '_row_number', '_loaded_at', '_run_id']::text[]) THEN
+            business := business || pg_catalog.format('%I', column_name);
+            results := results || pg_catalog.format('%I %s', column_name, column_type);
+        END IF;
+    END LOOP;
+    IF changed OR pg_catalog.to_regclass(pg_catalog.format('rpt.%I', view_name)) IS NULL
+       OR pg_catalog.to_regprocedure(
+           pg_catalog.format('rpt.%I(timestamptz)', function_name)) IS NULL
+       OR ARRAY(SELECT pg_catalog.format('%I', a.attname) FROM pg_catalog.pg_attribute a
+                WHERE a.attrelid = pg_catalog.to_regclass(
+                          pg_catalog.format('rpt.%I', view_name))
+                  AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum)
+          IS DISTINCT FROM ARRAY['valid_from', 'valid_to'] || columns THEN
+        EXECUTE pg_catalog.format('CREATE OR REPLACE VIEW rpt.%I AS '
+            'SELECT r._source_ts AS valid_from, NULL::timestamptz AS valid_to, %s FROM rpt.%I r '
+            'UNION ALL SELECT p.valid_from, p.valid_to, %s FROM rpt.%I p', view_name,
+            'r.' || pg_catalog.array_to_string(columns, ', r.'), target_table,
+            'p.' || pg_catalog.array_to_string(columns, ', p.'), past);
+        EXECUTE pg_catalog.format('DROP FUNCTION IF EXISTS rpt.%I(timestamptz)', function_name);
+        EXECUTE pg_catalog.format('CREATE FUNCTION rpt.%I(timestamptz) RETURNS TABLE (%s) '
+            'LANGUAGE sql STABLE BEGIN ATOMIC '
+            'SELECT %s FROM rpt.%I r WHERE r._source_ts <= $1 UNION ALL '
+            'SELECT %s FROM rpt.%I p WHERE p.valid_from <= $1 AND p.valid_to > $1; END',
+            function_name, pg_catalog.array_to_string(results, ', '),
+            'r.' || pg_catalog.array_to_string(business, ', r.'), target_table,
+            'p.' || pg_catalog.array_to_string(business, ', p.'), past);
+        changed := true;
+    END IF;
+    RETURN changed;
+END
+$fn$;
 CREATE OR REPLACE FUNCTION indici_staging.comment_data_table(target_schema text, target_table text, table_comment text, column_names text[], column_comments text[])
 RETURNS void LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $fn$
@@ -578,6 +727,9 @@ BEGIN
     EXECUTE format('ALTER FUNCTION indici_staging.ensure_analyst_view(text, text[], text[]) OWNER TO %I', owner_role);
     REVOKE ALL ON FUNCTION indici_staging.ensure_analyst_view(text, text[], text[]) FROM PUBLIC;
     EXECUTE format('GRANT EXECUTE ON FUNCTION indici_staging.ensure_analyst_view(text, text[], text[]) TO %I', writer);
+    EXECUTE format('ALTER FUNCTION indici_staging.sync_history(text, text[]) OWNER TO %I', owner_role);
+    REVOKE ALL ON FUNCTION indici_staging.sync_history(text, text[]) FROM PUBLIC;
+    EXECUTE format('GRANT EXECUTE ON FUNCTION indici_staging.sync_history(text, text[]) TO %I', writer);
 END $$;
 
 -- the writer may run no DDL of its own: no CREATE, ALTER, GRANT, REVOKE, ALTER DEFAULT
@@ -670,6 +822,13 @@ BEGIN
     EXECUTE format(
         'ALTER DEFAULT PRIVILEGES FOR ROLE %I IN SCHEMA rpt GRANT SELECT ON TABLES TO %I',
         owner_role, reader);
+    -- the only functions in rpt are the histories' _as_of (refused otherwise, above); the
+    -- writer may call them too (indici as-of runs as it)
+    EXECUTE format('GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA rpt TO %I, %I', reader,
+                   current_setting('indici.writer'));
+    EXECUTE format(
+        'ALTER DEFAULT PRIVILEGES FOR ROLE %I IN SCHEMA rpt GRANT EXECUTE ON FUNCTIONS TO %I, %I',
+        owner_role, reader, current_setting('indici.writer'));
 END $$;
 
 COMMIT;

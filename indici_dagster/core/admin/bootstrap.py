@@ -140,6 +140,7 @@ def _ensure_schema(cursor: Cursor, schema: str, owner: str, writer: str) -> list
             )
         )
         actions.append(f"table {schema}.{table} was owned by {current}; now owned by {owner}")
+    actions += _hand_over_histories(cursor, schema, owner)
     cursor.execute(sql.SQL("REVOKE ALL ON SCHEMA {} FROM PUBLIC").format(schema_id))
     cursor.execute(sql.SQL("REVOKE CREATE ON SCHEMA {} FROM {}").format(schema_id, writer_id))
     cursor.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema_id, writer_id))
@@ -147,6 +148,30 @@ def _ensure_schema(cursor: Cursor, schema: str, owner: str, writer: str) -> list
         f"revoked every privilege on schema {schema} from PUBLIC; {writer} may use it but "
         "create nothing in it"
     )
+    return actions
+
+
+def _hand_over_histories(cursor: Cursor, schema: str, owner: str) -> list[str]:
+    """Hand the owner role the histories' views and `_as_of` functions another role made (the
+    writer, before bootstrap); `foreign_objects` has checked they are the pipeline's."""
+    cursor.execute(
+        "SELECT 'VIEW', c.relname, pg_get_userbyid(c.relowner) FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %(schema)s AND c.relkind = 'v' AND c.relowner <> %(owner)s::regrole "
+        "UNION ALL SELECT 'FUNCTION', p.proname, pg_get_userbyid(p.proowner) FROM pg_proc p "
+        "JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = %(schema)s "
+        "AND n.nspname = 'rpt' AND p.proowner <> %(owner)s::regrole ORDER BY 1, 2",
+        {"schema": schema, "owner": owner},
+    )
+    actions = []
+    for kind, name, current in cursor.fetchall():
+        target = sql.Identifier(schema, name)
+        if kind == "FUNCTION":
+            target = sql.SQL("{}(timestamptz)").format(target)
+        cursor.execute(
+            sql.SQL("ALTER " + kind + " {} OWNER TO {}").format(target, sql.Identifier(owner))
+        )
+        actions.append(f"{kind.lower()} {schema}.{name} was owned by {current}; now {owner}")
     return actions
 
 

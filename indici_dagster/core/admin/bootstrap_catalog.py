@@ -62,15 +62,33 @@ Every name is qualified and the function's search_path is pinned, so nothing a c
 (a table `rpt.pg_namespace`, a search_path of its own) changes what it reads."""
 
 
-FOREIGN_OBJECTS = """
+FOREIGN_OBJECTS = r"""
 SELECT 'view or other relation ' || n.nspname || '.' || c.relname FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname IN ('indici_staging', 'rpt') AND c.relkind NOT IN ('r', 'p', 'i', 'I', 'S', 't')
+  AND NOT (n.nspname = 'rpt' AND c.relkind = 'v' AND c.relname LIKE '%%\_history' AND NOT EXISTS (
+      SELECT FROM pg_catalog.pg_rewrite w JOIN pg_catalog.pg_depend d ON d.objid = w.oid
+      WHERE w.ev_class = c.oid AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+        AND d.refobjid <> c.oid AND d.refobjid NOT IN (
+            SELECT t.oid FROM pg_catalog.pg_class t WHERE t.relnamespace = n.oid
+              AND t.relkind = 'r' AND t.relname IN (pg_catalog.left(c.relname, -8),
+                                                    pg_catalog.left(c.relname, -8) || '_past'))))
 UNION ALL
 SELECT 'function ' || n.nspname || '.' || p.proname FROM pg_catalog.pg_proc p
 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
 WHERE n.nspname IN ('indici_staging', 'rpt') AND NOT (n.nspname = 'indici_staging'
   AND p.proname = ANY (%(functions)s))
+  AND NOT (n.nspname = 'rpt' AND p.proname LIKE '%%\_as\_of' AND p.prosqlbody IS NOT NULL
+      AND NOT p.prosecdef AND p.proconfig IS NULL AND p.prokind = 'f' AND NOT EXISTS (
+      SELECT FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+        AND d.objid = p.oid AND d.deptype = 'n' AND (
+          (d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid NOT IN (
+              SELECT t.oid FROM pg_catalog.pg_class t WHERE t.relnamespace = n.oid
+                AND t.relkind = 'r' AND t.relname IN (pg_catalog.left(p.proname, -6),
+                                                      pg_catalog.left(p.proname, -6) || '_past')))
+          OR (d.refclassid IN ('pg_catalog.pg_proc'::pg_catalog.regclass,
+                               'pg_catalog.pg_operator'::pg_catalog.regclass)
+              AND d.refobjid >= 16384))))
 UNION ALL
 SELECT 'trigger ' || t.tgname || ' on ' || n.nspname || '.' || c.relname
 FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
@@ -85,7 +103,10 @@ ORDER BY 1
 """
 """Objects the pipeline never makes in its schemas (views, functions other than its own,
 triggers, row-level security policies): a writer could have planted them before its DDL guard
-held, e.g. a view or a SECURITY DEFINER function that hands the reader the audit log."""
+held, e.g. a view or a SECURITY DEFINER function that hands the reader the audit log. A
+history's view `rpt.<t>_history` and function `rpt.<t>_as_of` are the pipeline's when they read
+nothing but `rpt.<t>` and `rpt.<t>_past` (and the function is plain SQL with a body bound at
+creation, SECURITY INVOKER, no SET, calling only built-in functions and operators)."""
 
 
 def foreign_objects(cursor: Cursor) -> list[str]:
@@ -262,8 +283,19 @@ def ensure_table_privileges(cursor: Cursor, owner: str, writer: str, reader: str
     default_privileges(
         cursor, owner, "IN SCHEMA {} GRANT SELECT ON TABLES TO {}", RPT_SCHEMA, reader
     )
+    # the only functions in rpt are the histories' `_as_of` (`foreign_objects` refuses others)
+    for role in (reader, writer):  # the writer too: `indici as-of` runs as it
+        cursor.execute(
+            sql.SQL("GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA {} TO {}").format(
+                rpt, sql.Identifier(role)
+            )
+        )
+        default_privileges(
+            cursor, owner, "IN SCHEMA {} GRANT EXECUTE ON FUNCTIONS TO {}", RPT_SCHEMA, role
+        )
     actions.append(
-        f"granted {reader} USAGE on schema {RPT_SCHEMA} and SELECT (only) on its tables, "
-        f"including those created later"
+        f"granted {reader} USAGE on schema {RPT_SCHEMA}, SELECT (only) on its tables and views "
+        f"and EXECUTE on its `_as_of` functions (as {writer} has), including those created "
+        "later"
     )
     return actions

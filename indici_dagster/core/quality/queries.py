@@ -74,12 +74,15 @@ class WarehouseQueries:
             return list(existing_columns(cursor, schema, table).items())
 
     def data_tables(self) -> list[str]:
-        """Names of the dataset tables in staging or rpt (not the pipeline's own), sorted."""
+        """Names of the dataset tables in staging or rpt (not the pipeline's own, nor a
+        history's table of past versions), sorted."""
         rows = self._all(
             "SELECT DISTINCT c.relname FROM pg_class c "
             "JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE n.nspname IN (%s, %s) AND c.relkind IN ('r', 'p') "
-            "AND NOT c.relname = ANY(%s) ORDER BY 1",
+            "AND NOT c.relname = ANY(%s) AND NOT (c.relname LIKE '%%\\_past' AND EXISTS ("
+            "SELECT FROM pg_class v WHERE v.relnamespace = n.oid AND v.relkind = 'v' "
+            "AND v.relname = left(c.relname, -5) || '_history')) ORDER BY 1",
             (pipeline_names.STAGING_SCHEMA, pipeline_names.RPT_SCHEMA, sorted(PIPELINE_TABLES)),
         )
         return [name for (name,) in rows]

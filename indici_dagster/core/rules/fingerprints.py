@@ -38,8 +38,16 @@ def rule_fingerprint(rule: Rule) -> str:
 
 
 def rule_set_fingerprint(rules: Mapping[str, Rule]) -> str:
-    """One short fingerprint of a whole rule set (equal rule sets give equal fingerprints)."""
-    return _hash({dataset: rule_fingerprint(rules[dataset]) for dataset in sorted(rules)})
+    """One short fingerprint of a whole rule set (equal rule sets give equal fingerprints).
+
+    A rule's `history: false` counts too (so a snapshot is saved again when only it changes),
+    marked only when set, so rule sets without it keep the fingerprints they had."""
+    return _hash(
+        {
+            dataset: rule_fingerprint(rule) + ("" if rule.history else "/history:false")
+            for dataset, rule in sorted(rules.items())
+        }
+    )
 
 
 def fingerprints(rules: Mapping[str, Rule], datasets: Iterable[str]) -> dict[str, str]:

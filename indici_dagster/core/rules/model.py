@@ -29,8 +29,10 @@ MAX_RULE_COLUMNS = 1600 - len(METADATA_NAMES)
 
 
 RULE_FIELDS = frozenset(
-    {"dataset", "table", "description", "primary_key", "columns", "nhi_columns"}
+    {"dataset", "table", "description", "primary_key", "columns", "nhi_columns", "history"}
 )
+MAX_HISTORY_TABLE = 63 - len("_history")
+"""The longest table name a keyed dataset with history may have (`rpt.<table>_history`)."""
 
 
 class RuleError(ValueError):
@@ -74,6 +76,8 @@ class Rule:
     column_docs: tuple[tuple[str, ColumnDoc], ...] = ()
     """(Postgres name, what the rule says of it) for each column the rule describes or marks,
     in the rule's order; a static rule may describe columns it gives no type."""
+    history: bool = True
+    """Whether a keyed dataset keeps `rpt.<table>_history` (`history: false` turns it off)."""
 
     @property
     def is_static(self) -> bool:
@@ -111,6 +115,8 @@ class Rule:
             }
         elif docs:
             data["columns"] = {doc.source: column_entry(None, doc) for doc in docs.values()}
+        if not self.history:
+            data["history"] = False
         return data
 
 
@@ -174,7 +180,24 @@ def parse_rule(data: Mapping[str, Any]) -> Rule:
         raise RuleError(f"rule {dataset}: a rule with a primary_key needs columns")
     docs = _mark_listed_nhi(dataset, docs, listed_nhi, typed)
     nhi_columns = tuple(name for name, doc in docs if doc.pii == NHI_MARK and name in typed)
-    return Rule(dataset, table, key, tuple(columns), nhi_columns, description, tuple(docs))
+    history = data.get("history", True)
+    if not isinstance(history, bool):
+        raise RuleError(f"rule {dataset}: history must be true or false")
+    if columns and history and len(table) > MAX_HISTORY_TABLE:
+        raise RuleError(
+            f"rule {dataset}: table {table!r} is too long for its history "
+            f"({table}_history): at most {MAX_HISTORY_TABLE} characters, or history: false"
+        )
+    return Rule(
+        dataset,
+        table,
+        key,
+        tuple(columns),
+        nhi_columns,
+        description=description,
+        column_docs=tuple(docs),
+        history=history,
+    )
 
 
 def _parse_columns(

@@ -23,24 +23,19 @@ from psycopg2 import sql
 from psycopg2.extensions import cursor as Cursor  # noqa: N812 - the class, named as a type
 
 from indici_dagster.core.db_errors import CleanError, ErrorKind
-from indici_dagster.core.pipeline_names import (
-    ANALYST_SCHEMA,
-    KEYS_SCHEMA,
-    PIPELINE_RELATIONS,
-    PSEUDONYM_KEY_TABLE,
-    RPT_SCHEMA,
-    STAGING_SCHEMA,
-)
+from indici_dagster.core.pipeline_names import RPT_SCHEMA, STAGING_SCHEMA
 from indici_dagster.core.types import registry as types
+from indici_dagster.core.warehouse.owner_analyst_ddl import ANALYST_FUNCTIONS, analyst_bodies
+from indici_dagster.core.warehouse.owner_ddl_checks import IDENTIFIER_PATTERN, SEARCH_PATH
+from indici_dagster.core.warehouse.owner_ddl_checks import array_literal as _array
+from indici_dagster.core.warehouse.owner_ddl_checks import check_keys as _check_keys
+from indici_dagster.core.warehouse.owner_ddl_checks import check_table as _check_table
+from indici_dagster.core.warehouse.owner_ddl_checks import refuse as _refuse
+from indici_dagster.core.warehouse.owner_history_ddl import HISTORY_FUNCTIONS, history_bodies
 from indici_dagster.core.warehouse.sql import RPT_METADATA, STAGING_METADATA
 
 MAX_COLUMNS = 1000
 """Data columns one call may define (the staging plan's own ceiling, `MAX_TABLE_COLUMNS`)."""
-SEARCH_PATH = "pg_catalog, pg_temp"
-"""The search_path every function of the pipeline runs with."""
-IDENTIFIER_PATTERN = "^[a-z_][a-z0-9_]{0,62}$"
-"""`core/naming.py`'s identifier rule, as a PostgreSQL regular expression."""
-
 FUNCTIONS = (
     ("create_data_table", "text, text, text[], text[], text[]"),
     ("add_data_column", "text, text, text, text"),
@@ -48,7 +43,8 @@ FUNCTIONS = (
     ("add_rpt_primary_key", "text, text[]"),
     ("summarize_staging_index", "text"),
     ("comment_data_table", "text, text, text, text[], text[]"),
-    ("ensure_analyst_view", "text, text[], text[]"),
+    *ANALYST_FUNCTIONS,
+    *HISTORY_FUNCTIONS,
 )
 """(name, argument types) of each function in `indici_staging`, in the order they are made."""
 
@@ -80,38 +76,6 @@ def type_pattern() -> str:
     return "^(?:" + "|".join(parts) + ")$"
 
 
-def _array(values: object) -> str:
-    """`ARRAY['a', 'b']` of constants of this package (never input: they hold no quote)."""
-    items = list(values)  # type: ignore[call-overload]
-    if any("'" in item for item in items):
-        raise ValueError("a constant of the owner's functions holds a quote")
-    return "ARRAY[" + ", ".join(f"'{item}'" for item in items) + "]::text[]"
-
-
-def _refuse(what: str) -> str:
-    if "'" in what or "%" in what:
-        raise ValueError("a refusal message holds a quote or a percent sign")
-    return f"RAISE EXCEPTION 'indici: {what}' USING ERRCODE = 'insufficient_privilege';"
-
-
-def _check_table(schema: str | None) -> str:
-    """Statements refusing a schema other than the pipeline's and a table name that is not a
-    plain identifier or is one of the pipeline's own relations."""
-    check_schema = (
-        f"""
-    IF target_schema IS NULL OR target_schema NOT IN ('{STAGING_SCHEMA}', '{RPT_SCHEMA}') THEN
-        {_refuse("the schema must be indici_staging or rpt")}
-    END IF;"""
-        if schema is None
-        else ""
-    )
-    return f"""{check_schema}
-    IF target_table IS NULL OR target_table COLLATE "C" !~ '{IDENTIFIER_PATTERN}'
-       OR target_table = ANY ({_array(sorted(PIPELINE_RELATIONS))}) THEN
-        {_refuse("the table name is not the identifier of a data table")}
-    END IF;"""
-
-
 def _check_column(name: str, type_name: str) -> str:
     metadata = sorted({n for n, _ in STAGING_METADATA})
     return f"""
@@ -126,16 +90,6 @@ def _check_column(name: str, type_name: str) -> str:
 
 def _metadata(columns: tuple[tuple[str, str], ...]) -> str:
     return _array(f"{name} {definition}" for name, definition in columns)
-
-
-def _check_keys(array: str) -> str:
-    return f"""
-    FOREACH key_column IN ARRAY {array} LOOP
-        IF key_column IS NULL OR key_column COLLATE "C" !~ '{IDENTIFIER_PATTERN}' THEN
-            {_refuse("a primary-key column is not an identifier")}
-        END IF;
-        keys := keys || pg_catalog.format('%I', key_column);
-    END LOOP;"""
 
 
 def _bodies() -> dict[str, tuple[str, str, str]]:
@@ -255,11 +209,6 @@ END
 """
     table = "target_schema text, target_table text"
     return {
-        "ensure_analyst_view": (
-            "target_table text, view_columns text[], nhi_columns text[]",
-            "boolean",
-            _analyst_view_body(),
-        ),
         "create_data_table": (
             f"{table}, column_names text[], column_types text[], primary_key text[]",
             "boolean",
@@ -274,75 +223,9 @@ END
             "void",
             comment,
         ),
+        **history_bodies(),
+        **analyst_bodies(),
     }
-
-
-PSEUDONYM_SQL = (
-    "pg_catalog.encode(pg_catalog.sha256(k.outer_key || pg_catalog.sha256(k.inner_key || "
-    "pg_catalog.convert_to(pg_catalog.upper(pg_catalog.btrim(t.%1$I::text)), 'UTF8'))), 'hex')"
-)
-"""HMAC-SHA256 of a column's normalised text (trimmed, upper-cased) under the deployment's key,
-as hex: `k` is the key row (its HMAC inner and outer pads), `t` the rpt row. NULL stays NULL.
-Built from PostgreSQL's own `sha256`, since the embedded server ships no pgcrypto."""
-
-
-def _analyst_view_body() -> str:
-    """`ensure_analyst_view`: (re)create `rpt_analyst.<table>` over `rpt.<table>` with just
-    `view_columns` (data columns of the table), each of `nhi_columns` as its pseudonym, and
-    `rpt_analyst.<table>_as_of(timestamptz)` over `rpt.<table>_as_of` where that exists.
-    Returns false, doing nothing, where bootstrap made no analyst schema."""
-    rpt, analyst, keys = RPT_SCHEMA, ANALYST_SCHEMA, f"{KEYS_SCHEMA}.{PSEUDONYM_KEY_TABLE}"
-    metadata = sorted({n for n, _ in STAGING_METADATA})
-    pseudonym = PSEUDONYM_SQL.replace("'", "''")
-    return f"""
-DECLARE
-    relation regclass;
-    select_list text[] := ARRAY[]::text[];
-    column_name text;
-    as_of regprocedure;
-BEGIN{_check_table(rpt)}
-    IF pg_catalog.to_regnamespace('{analyst}') IS NULL THEN
-        RETURN false;
-    END IF;
-    relation := pg_catalog.to_regclass(pg_catalog.format('{rpt}.%I', target_table));
-    IF relation IS NULL THEN
-        {_refuse("the table does not exist")}
-    END IF;
-    IF view_columns IS NULL OR nhi_columns IS NULL OR pg_catalog.cardinality(view_columns) = 0
-       OR NOT nhi_columns <@ view_columns THEN
-        {_refuse("the view needs columns, and its NHI columns must be among them")}
-    END IF;
-    FOREACH column_name IN ARRAY view_columns LOOP
-        IF column_name IS NULL OR column_name COLLATE "C" !~ '{IDENTIFIER_PATTERN}'
-           OR column_name = ANY ({_array(metadata)})
-           OR NOT EXISTS (SELECT FROM pg_catalog.pg_attribute a WHERE a.attrelid = relation
-                          AND a.attname = column_name AND a.attnum > 0 AND NOT a.attisdropped) THEN
-            {_refuse("a view column is not a data column of the table")}
-        END IF;
-        IF column_name = ANY (nhi_columns) THEN
-            select_list := select_list || pg_catalog.format('{pseudonym} AS %1$I', column_name);
-        ELSE
-            select_list := select_list || pg_catalog.format('t.%I', column_name);
-        END IF;
-    END LOOP;
-    EXECUTE pg_catalog.format('DROP VIEW IF EXISTS {analyst}.%I CASCADE', target_table);
-    EXECUTE pg_catalog.format('CREATE VIEW {analyst}.%I WITH (security_barrier) AS SELECT %s '
-        'FROM {rpt}.%I AS t CROSS JOIN {keys} AS k', target_table,
-        pg_catalog.array_to_string(select_list, ', '), target_table);
-    EXECUTE pg_catalog.format('COMMENT ON VIEW {analyst}.%I IS %L', target_table,
-        'indici analyst view; nhi: ' || pg_catalog.array_to_string(nhi_columns, ','));
-    as_of := pg_catalog.to_regprocedure(
-        pg_catalog.format('{rpt}.%I(timestamptz)', target_table || '_as_of'));
-    IF as_of IS NOT NULL THEN
-        EXECUTE pg_catalog.format('CREATE FUNCTION {analyst}.%I(at_time timestamptz) '
-            'RETURNS SETOF {analyst}.%I LANGUAGE sql STABLE SECURITY DEFINER '
-            'SET search_path = {SEARCH_PATH} AS %L', target_table || '_as_of', target_table,
-            pg_catalog.format('SELECT %s FROM {rpt}.%I(at_time) AS t CROSS JOIN {keys} AS k',
-                pg_catalog.array_to_string(select_list, ', '), target_table || '_as_of'));
-    END IF;
-    RETURN true;
-END
-"""
 
 
 def function_sources() -> dict[str, str]:

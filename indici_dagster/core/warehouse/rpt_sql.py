@@ -114,8 +114,8 @@ def upsert_into_rpt(
         updates=updates,
         current_version=identifiers(RPT_ROW_VERSION, "current"),
         excluded_version=identifiers(RPT_ROW_VERSION, "excluded"),
-        current_compared=_compared(compared, "current", compared_as_text),
-        excluded_compared=_compared(compared, "excluded", compared_as_text),
+        current_compared=compared_values(compared, "current", compared_as_text),
+        excluded_compared=compared_values(compared, "excluded", compared_as_text),
     )
 
 
@@ -205,7 +205,7 @@ def current_static_snapshot(table: str) -> sql.Composed:
     ).format(qualified(RPT_SCHEMA, table))
 
 
-def _compared(names: Sequence[str], prefix: str, as_text: Collection[str]) -> sql.Composed:
+def compared_values(names: Sequence[str], prefix: str, as_text: Collection[str]) -> sql.Composed:
     """`prefix.a, prefix.b::text, ...`: the values a changed row differs in."""
     return sql.SQL(", ").join(
         sql.SQL("{}::text" if name in as_text else "{}").format(

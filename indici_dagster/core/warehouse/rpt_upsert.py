@@ -23,7 +23,7 @@ from indici_dagster.core.db_errors import (
 )
 from indici_dagster.core.rules.model import Rule, canonical_type
 from indici_dagster.core.types.registry import METADATA_NAMES
-from indici_dagster.core.warehouse import ledger, rpt_sql
+from indici_dagster.core.warehouse import history, ledger, rpt_sql
 from indici_dagster.core.warehouse import sql as statements
 from indici_dagster.core.warehouse.analyst_views import ensure_analyst_view
 from indici_dagster.core.warehouse.audit import AuditEntry, Status, Step, write_audit_entries
@@ -170,12 +170,15 @@ class RptUpserter:
                     connection.commit()
                 return []
             check_rpt_types(cursor, rule.table)
+            note = None
             if rule.is_static:
                 results = _replace_static(cursor, rule, start, end)
                 status = Status.STATIC
             else:
+                before = history.state_before_upsert(cursor, rule)
                 results = _upsert_keyed(cursor, rule, start, end, self._work_mem)
                 status = Status.SUCCESS
+                note = history.note_after_upsert(cursor, rule, before)
             ensure_analyst_view(cursor, rule)
             write_audit_entries(
                 cursor,
@@ -193,7 +196,7 @@ class RptUpserter:
                         rows_updated=r.rows_updated,
                         rows_unchanged=r.rows_unchanged,
                         rows_rejected=r.rows_rejected,
-                        message=_upsert_message(r, status),
+                        message=_upsert_message(r, status, note),
                     )
                     for r in results
                 ],
@@ -228,12 +231,20 @@ def _upsert_keyed(
     (is_empty,) = cursor.fetchone()
     cursor.execute(statements.READ_STAGING_THROUGH_BRIN)
     if not is_empty:
+        if rule.history:  # the rows the upsert replaces go into history first
+            history.before_upsert(cursor, rule, window)
         without_equality = [c.name for c in rule.columns if c.type == "json"]
         upsert = rpt_sql.upsert_into_rpt(rule.table, names, rule.primary_key, without_equality)
         cursor.execute(upsert, window)
         results = [FileUpsert(*row) for row in cursor.fetchall()]
     else:
         results = _insert_into_empty_rpt(cursor, rule, names, window, work_mem, created=created)
+        if rule.history:
+            history.sync(cursor, rule)
+    # into an empty rpt, one file's versions are all current: its history has nothing more
+    if rule.history and (not is_empty or len(results) > 1):
+        applied = [(r.source_file, r.rows_inserted + r.rows_updated) for r in results]
+        history.after_upsert(cursor, rule, window, applied)
     inserted = sum(r.rows_inserted for r in results)
     add_to_row_count(cursor, pipeline_names.RPT_SCHEMA, rule.table, inserted)
     return results
@@ -302,9 +313,12 @@ def _replace_static(cursor: Cursor, rule: Rule, start: datetime, end: datetime) 
     return results
 
 
-def _upsert_message(result: FileUpsert, status: Status) -> str | None:
+def _upsert_message(result: FileUpsert, status: Status, note: str | None = None) -> str | None:
     if status is Status.STATIC:
         return "newest snapshot applied" if result.rows_inserted else "older snapshot, not applied"
+    parts = [note] if note else []
     if result.rows_rejected:
-        return f"{result.rows_rejected} rows with a NULL primary-key column kept out of rpt"
-    return None
+        parts.insert(
+            0, f"{result.rows_rejected} rows with a NULL primary-key column kept out of rpt"
+        )
+    return "; ".join(parts) or None

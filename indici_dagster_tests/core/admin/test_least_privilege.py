@@ -308,6 +308,8 @@ def test_bootstrap_run_twice_creates_roles_and_schemas_once_and_changes_nothing_
             ("OWNER", "PUBLIC", "f", "OWNER", "OWNER", "EXECUTE", False),
             ("WRITER", "PUBLIC", "f", "WRITER", "WRITER", "EXECUTE", False),
             ("OWNER", "rpt", "r", "OWNER", "READER", "SELECT", False),
+            ("OWNER", "rpt", "f", "OWNER", "READER", "EXECUTE", False),  # the `_as_of` functions
+            ("OWNER", "rpt", "f", "OWNER", "WRITER", "EXECUTE", False),
             *[
                 ("OWNER", schema, "r", "OWNER", "WRITER", privilege, False)
                 for schema, privileges in (
@@ -409,6 +411,7 @@ def test_pipeline_runs_end_to_end_as_the_writer_and_the_reader_sees_only_rpt(
         ("indici_staging", "table_row_counts", owner),
         ("rpt", "ethnicity_code", owner),
         ("rpt", "patients", owner),
+        ("rpt", "patients_past", owner),
     ]
     granted = query(
         b.admin,
@@ -429,6 +432,16 @@ def test_pipeline_runs_end_to_end_as_the_writer_and_the_reader_sees_only_rpt(
         (3, "C1"),
     ]
     assert query(b.reader_dsn, "SELECT count(*) FROM rpt.ethnicity_code") == [(1,)]
+    # the history: the reader reads it and rpt as of any time; bootstrap again accepts it
+    as_of = "SELECT patient_id, family_name FROM rpt.patients_as_of(now()) ORDER BY 1"
+    assert query(b.reader_dsn, as_of) == [
+        (1, "A1"),
+        (2, "B2"),
+        (3, "C1"),
+    ]
+    assert query(b.reader_dsn, "SELECT count(*) FROM rpt.patients_history") == [(4,)]
+    bootstrap_database(b.admin, writer=b.writer, reader=b.reader)
+    assert query(b.reader_dsn, "SELECT count(*) FROM rpt.patients_as_of(now())") == [(3,)]
     for statement in (
         "INSERT INTO rpt.patients SELECT * FROM rpt.patients",
         "UPDATE rpt.patients SET family_name = 'X'",
@@ -809,3 +822,20 @@ def test_bootstrap_by_an_administrator_who_is_not_a_superuser_fails_and_changes_
             == []
         )
         assert query(dsn, "SELECT count(*) FROM pg_event_trigger") == [(0,)]
+
+
+@pytest.mark.parametrize(
+    "planted",
+    [
+        "CREATE VIEW rpt.x_history AS SELECT * FROM indici_staging.auditlog",
+        "CREATE FUNCTION rpt.x_as_of(timestamptz) RETURNS bigint LANGUAGE sql STABLE "
+        "SECURITY DEFINER BEGIN ATOMIC SELECT count(*) FROM indici_staging.auditlog; END",
+    ],
+)
+def test_bootstrap_refuses_a_planted_history_view_or_as_of_function(
+    bootstrapped: Bootstrapped, planted: str
+):
+    b = bootstrapped
+    _execute(b.admin, planted)
+    with pytest.raises(BootstrapError, match="objects it never creates"):
+        bootstrap_database(b.admin, writer=b.writer, reader=b.reader)

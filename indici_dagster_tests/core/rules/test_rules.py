@@ -199,6 +199,7 @@ def test_unknown_rule_field_is_rejected():
     [
         keyed(),
         keyed(table="med_lines", nhi_columns=["NHINumber"]),
+        keyed(history=False),
         {"dataset": "Providers"},
         {"dataset": "Practices", "table": "practice_snapshot"},
     ],
@@ -244,3 +245,31 @@ def test_shipped_rules_cover_the_core_datasets():
     } <= set(keyed_rules)
     assert len(keyed_rules["InvoiceLines"].primary_key) >= 2
     assert any(rule.is_static for rule in rules.values())
+
+
+def test_history_is_on_unless_a_rule_turns_it_off():
+    assert parse_rule(keyed()).history is True
+    assert parse_rule(keyed(history=False)).history is False
+    assert "history" not in parse_rule(keyed()).to_dict()
+
+
+@pytest.mark.parametrize("value", ["no", 0, None, "false"])
+def test_history_that_is_not_true_or_false_is_rejected_naming_the_rule(value):
+    with pytest.raises(
+        RuleError, match=r"^rule AppointmentMedications: history must be true or false$"
+    ):
+        parse_rule(keyed(history=value))
+
+
+def test_a_table_name_too_long_for_its_history_is_rejected_unless_history_is_off():
+    table = "t" * 56
+    with pytest.raises(RuleError, match="too long for its history"):
+        parse_rule(keyed(table=table))
+    assert parse_rule(keyed(table=table, history=False)).table == table
+
+
+def test_turning_history_off_changes_the_rule_sets_fingerprint():
+    from indici_dagster.core.rules.fingerprints import rule_set_fingerprint
+
+    on, off = parse_rules([keyed()]), parse_rules([keyed(history=False)])
+    assert rule_set_fingerprint(on) != rule_set_fingerprint(off)

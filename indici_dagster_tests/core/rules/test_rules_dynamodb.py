@@ -87,3 +87,13 @@ def test_an_invalid_rule_is_rejected_by_validate_and_never_pushed(table, tmp_pat
     assert "money" in capsys.readouterr().err
     assert main(["rules", "push", str(bad), "--table", table]) == 2
     assert datasets_in(table) == []
+
+
+def test_history_false_round_trips_through_dynamodb(table, tmp_path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "- dataset: Rooms\n  primary_key: [RoomID]\n  columns: {RoomID: bigint}\n  history: false\n"
+    )
+    assert main(["rules", "push", str(rules), "--table", table]) == 0
+
+    assert load_rules(f"dynamodb://{table}")["Rooms"].history is False
