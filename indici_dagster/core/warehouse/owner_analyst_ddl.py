@@ -95,7 +95,6 @@ END
 """
 
 
-
 def analyst_bodies() -> dict[str, tuple[str, str, str]]:
     """name -> (parameters, return type, body) of each analyst owner function."""
     return {
