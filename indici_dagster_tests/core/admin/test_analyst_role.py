@@ -288,3 +288,11 @@ def test_an_analyst_that_could_read_every_table_is_refused(admin_dsn):
         _execute(dsn, f'GRANT pg_read_all_stats TO "{analyst}"')
         with pytest.raises(BootstrapError, match="pg_read_all_stats"):
             bootstrap_database(dsn, writer=roles[0], reader=roles[1], analyst=analyst)
+
+
+def test_the_analyst_reads_history_as_of_a_time_with_pseudonyms_too(loaded):
+    now = as_analyst(loaded, "SELECT * FROM rpt_analyst.patients_as_of(now()) ORDER BY patient_id")
+    assert now == as_analyst(loaded, "SELECT * FROM rpt_analyst.patients ORDER BY patient_id")
+    assert as_analyst(loaded, "SELECT * FROM rpt_analyst.patients_as_of('2000-01-01')") == []
+    assert refused(loaded, "SELECT * FROM rpt.patients_as_of(now())")
+    assert refused(loaded, "SELECT * FROM rpt.patients_history")
