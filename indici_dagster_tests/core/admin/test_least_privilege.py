@@ -408,21 +408,30 @@ def test_pipeline_runs_end_to_end_as_the_writer_and_the_reader_sees_only_rpt(
         ("indici_staging", "pipeline_locks", owner),
         ("indici_staging", "table_row_counts", owner),
         ("rpt", "ethnicity_code", owner),
+        ("rpt", "indici_audit_daily", owner),
         ("rpt", "patients", owner),
     ]
     granted = query(
         b.admin,
         "SELECT table_schema, table_name, string_agg(privilege_type, ',' ORDER BY privilege_type) "
         "FROM information_schema.role_table_grants WHERE grantee = %s "
-        "AND table_name IN ('patients', 'ethnicity_code') GROUP BY 1, 2 ORDER BY 1, 2",
+        "AND table_name IN ('patients', 'ethnicity_code', 'indici_audit_daily') "
+        "GROUP BY 1, 2 ORDER BY 1, 2",
         (b.writer,),
     )
     assert granted == [
         ("indici_staging", "ethnicity_code", "DELETE,INSERT,SELECT"),
         ("indici_staging", "patients", "DELETE,INSERT,SELECT"),
         ("rpt", "ethnicity_code", "DELETE,INSERT,SELECT,UPDATE"),
+        ("rpt", "indici_audit_daily", "DELETE,INSERT,SELECT"),
         ("rpt", "patients", "DELETE,INSERT,SELECT,UPDATE"),
     ]
+    # the daily audit summary, written by the writer's run, is the reader's to read
+    assert query(
+        b.reader_dsn,
+        "SELECT partition_key::text, dataset, files_received, files_loaded, rows_read "
+        "FROM rpt.indici_audit_daily ORDER BY 2",
+    ) == [("2026-11-24", "EthnicityCode", 1, 1, 1), ("2026-11-24", "Patients", 2, 2, 4)]
     assert query(b.reader_dsn, "SELECT patient_id, family_name FROM rpt.patients ORDER BY 1") == [
         (1, "A1"),
         (2, "B2"),
@@ -434,6 +443,7 @@ def test_pipeline_runs_end_to_end_as_the_writer_and_the_reader_sees_only_rpt(
         "UPDATE rpt.patients SET family_name = 'X'",
         "DELETE FROM rpt.patients",
         "TRUNCATE rpt.patients",
+        "DELETE FROM rpt.indici_audit_daily",
         "CREATE TABLE rpt.reader_table (id int)",
         "SELECT * FROM indici_staging.auditlog",
         "SELECT * FROM indici_staging.landing_ledger",
