@@ -263,6 +263,7 @@ def test_bootstrap_run_twice_creates_roles_and_schemas_once_and_changes_nothing_
     assert f"created schema indici_staging owned by {owner}" in b.first_actions
     assert f"created schema rpt owned by {owner}" in b.first_actions
     assert "created table indici_staging.auditlog" in b.first_actions
+    assert "created table rpt.indici_audit_daily" in b.first_actions
     assert not [a for a in b.second_actions if a.startswith("created")]
     assert f"schema rpt already owned by {owner}" in b.second_actions
     state = privileges(b.admin, b.writer, b.reader)
@@ -346,6 +347,12 @@ def test_bootstrap_run_twice_creates_roles_and_schemas_once_and_changes_nothing_
             for table in ("landing_ledger", "pipeline_locks", "table_row_counts")
             for privilege in ("INSERT", "SELECT", "UPDATE")
         },
+        # the daily audit summary: the writer replaces a date's rows, the reader reads them
+        *{
+            ("indici_audit_daily", "r", "OWNER", "WRITER", privilege)
+            for privilege in ("DELETE", "INSERT", "SELECT")
+        },
+        ("indici_audit_daily", "r", "OWNER", "READER", "SELECT"),
     }
     assert state["event_triggers"] == [
         (
