@@ -79,6 +79,13 @@ def _populate(warehouse: Warehouse) -> None:
         _audit(Step.STAGING, Status.SUCCESS, broke, rows_read=6, rows_loaded=6),
         _audit(Step.RPT, Status.ERROR, broke, rows_loaded=0, message="rpt upsert failed"),
     ]
+    # loaded once, then staged again by a later run whose rpt step has not run yet: not yet
+    # loaded, with the new attempt's rows and none of the earlier rpt counts
+    restaged = "Patients_20261123_080000.parquet"
+    entries += [
+        *_loaded(restaged, 3, 3),
+        _audit(Step.STAGING, Status.SUCCESS, restaged, rows_read=3, rows_loaded=3),
+    ]
     entries += [
         _audit(Step.PARTITIONED, Status.SUCCESS, "Visits_20261123_010000.parquet", "Visits"),
         _audit(Step.PARTITIONED, Status.NO_RULE, "Visits_20261123_010000.parquet", "Visits"),
@@ -126,7 +133,8 @@ def test_each_file_counts_once_by_its_newest_outcome_with_rows_of_its_newest_att
     rows = _rows(warehouse)
     patients = rows["Patients"]
     # 01 loaded, 02 empty, 03 failed then loaded, 04 loaded then failed, 05 copied only,
-    # 06 only in the ledger: received 6, loaded 2, empty 1, failed 1, 2 not yet loaded
+    # 06 only in the ledger, 08 staged again: received 7, loaded 2, empty 1, failed 1, 3 not
+    # yet loaded
     assert (
         patients.files_received,
         patients.files_loaded,
@@ -134,10 +142,11 @@ def test_each_file_counts_once_by_its_newest_outcome_with_rows_of_its_newest_att
         patients.files_failed,
         patients.files_no_rule,
         patients.files_pending,
-    ) == (6, 2, 1, 1, 0, 2)
+    ) == (7, 2, 1, 1, 0, 3)
     # rows: 01 (5 read, 3+1+1), 03's second attempt (4, 4 inserted), 04's newest staging (6)
-    # with no rpt counts (its rpt attempt failed), never its earlier 9
-    assert (patients.rows_read, patients.rows_loaded) == (5 + 4 + 6, 5 + 4 + 6)
+    # with no rpt counts (its rpt attempt failed), never its earlier 9; 08's new staging (3)
+    # without the rpt counts of its earlier attempt
+    assert (patients.rows_read, patients.rows_loaded) == (5 + 4 + 6 + 3, 5 + 4 + 6 + 3)
     assert (
         patients.rows_inserted,
         patients.rows_updated,
@@ -171,7 +180,7 @@ def test_re_summarising_a_date_replaces_its_rows_and_leaves_other_dates(
         "SELECT partition_key::text, count(*) FROM rpt.indici_audit_daily GROUP BY 1 ORDER BY 1",
     ) == [(DAY, 3), (OTHER_DAY, 1)]
     patients = _rows(warehouse)["Patients"]
-    assert (patients.files_received, patients.files_loaded) == (7, 3)
+    assert (patients.files_received, patients.files_loaded) == (8, 3)
     after = query(
         database,
         "SELECT summarised_at FROM rpt.indici_audit_daily WHERE dataset = %s "
@@ -233,5 +242,6 @@ def test_file_states_name_every_file_needing_attention_with_its_ledger_outcome(
         ("Patients_20261123_040000.parquet", "failed", "run_failed"),
         ("Patients_20261123_050000.parquet", "pending", None),
         ("Patients_20261123_060000.parquet", "pending", "in_run"),
+        ("Patients_20261123_080000.parquet", "pending", None),
         ("Visits_20261123_010000.parquet", "no_rule", "no_rule"),
     }
