@@ -4,11 +4,16 @@ use agrees with it, and catches a summary that no longer matches the audit log."
 
 import datetime as dt
 
+import psycopg2.extensions
+import pytest
+from psycopg2 import sql
+
 from indici_dagster.core.quality.audit_reconcile import reconcile
 from indici_dagster.core.warehouse import audit_summary, ledger
 from indici_dagster.core.warehouse.audit import AuditEntry, Status, Step
 from indici_dagster.core.warehouse.facade import Warehouse
 from indici_dagster.core.warehouse.ledger import LedgerEntry, Outcome
+from indici_dagster.core.warehouse.owner_ddl import OwnerFunctionsMissingError
 from indici_dagster_tests.support.common import query
 
 DAY, OTHER_DAY = "2026-11-23", "2026-11-24"
@@ -245,3 +250,22 @@ def test_file_states_name_every_file_needing_attention_with_its_ledger_outcome(
         ("Patients_20261123_080000.parquet", "pending", None),
         ("Visits_20261123_010000.parquet", "no_rule", "no_rule"),
     }
+
+
+def test_a_database_bootstrapped_before_the_summary_existed_says_to_run_bootstrap(
+    database: str, admin_database_dsn: str
+):
+    # the schemas and tables belong to another role (as after `indici bootstrap`), and the
+    # summary's table is missing: the writer may not create it, and says what to run
+    Warehouse(admin_database_dsn, "Pacific/Auckland").ensure_catalog()
+    with Warehouse(admin_database_dsn, "Pacific/Auckland").transaction() as cursor:
+        cursor.execute("DROP TABLE rpt.indici_audit_daily")
+        writer = psycopg2.extensions.parse_dsn(database)["user"]
+        cursor.execute(
+            sql.SQL("GRANT USAGE ON SCHEMA indici_staging, rpt TO {}").format(
+                sql.Identifier(writer)
+            )
+        )
+    with pytest.raises(OwnerFunctionsMissingError, match="run `indici bootstrap`") as raised:
+        Warehouse(database, "Pacific/Auckland").ensure_catalog()
+    assert "table rpt.indici_audit_daily is missing" in str(raised.value)
