@@ -143,3 +143,21 @@ def test_the_checks_fail_with_error_severity_when_the_summary_no_longer_matches(
     assert results[FILES_COUNTED].metadata["not_counted"].value == {
         f"{DAY} Patients": {"landed": 1, "counted": 0}
     }
+
+
+def test_a_range_backfill_summarises_each_of_its_dates(tmp_path, database, buckets, instance):
+    landing, partitioned = buckets
+    put_s3(landing, "Patients_20261123_020000.parquet", patients([(1, "A")]))
+    put_s3(landing, "Patients_20261124_020000.parquet", patients([(2, "B"), (3, "C")]))
+    defs = build(make_settings(tmp_path, database, landing, partitioned))
+    result = defs.resolve_job_def(INGEST_JOB).execute_in_process(
+        tags={
+            "dagster/asset_partition_range_start": DAY,
+            "dagster/asset_partition_range_end": "2026-11-24",
+        },
+        instance=instance,
+    )
+    assert result.success
+    assert _summary(database) == [("Patients", 1, 1, 0, 0, 0, 1, 1, 1, 0, 0, 0)]
+    assert _summary(database, "2026-11-24") == [("Patients", 1, 1, 0, 0, 0, 2, 2, 2, 0, 0, 0)]
+    assert _checks(result) == {FILES_COUNTED: True, TOTALS_RECONCILE: True}
