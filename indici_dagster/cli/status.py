@@ -52,7 +52,9 @@ def _date(given: str | None, timezone: str) -> tuple[str, str]:
         ) from None
 
 
-def status_lines(rows: list[audit_summary.DailySummary], files: list[audit_summary.FileState]):
+def status_lines(
+    rows: list[audit_summary.DailySummary], files: list[audit_summary.FileState]
+) -> list[str]:
     """The table of `rows` (one line per dataset, then the total) and the files needing
     attention among `files`, as printed lines."""
     width = max([len("dataset"), *(len(r.dataset) for r in rows)])

@@ -199,9 +199,10 @@ def file_states(cursor: Cursor, dates: Sequence[str]) -> list[FileState]:
 
 
 def replace_summary(cursor: Cursor, dates: Sequence[str]) -> int:
-    """Inside the caller's transaction: replace the rows of these dates in
-    `rpt.indici_audit_daily` with their summary now (delete, then one set-based insert);
-    returns the rows written. A date without files keeps no row."""
+    """Inside the caller's transaction (which serialises summaries with the table's pipeline
+    lock): replace the rows of these dates in `rpt.indici_audit_daily` with their summary now
+    (delete, then one set-based insert); returns the rows written. A date without files keeps
+    no row."""
     params = _params(dates)
     cursor.execute(
         sql.SQL("DELETE FROM {} WHERE partition_key = ANY(%(dates)s::date[])").format(SUMMARY),
@@ -209,13 +210,9 @@ def replace_summary(cursor: Cursor, dates: Sequence[str]) -> int:
     )
     cursor.execute(
         sql.SQL(
-            "INSERT INTO {} (partition_key, dataset, {}, summarised_at) SELECT *, {} FROM ({}) AS s"
-        ).format(
-            SUMMARY,
-            sql.SQL(", ").join(sql.Identifier(c) for c in COUNTS),
-            sql.SQL("clock_timestamp()"),
-            SUMMARY_QUERY,
-        ),
+            "INSERT INTO {} (partition_key, dataset, {}, summarised_at) "
+            "SELECT *, clock_timestamp() FROM ({}) AS s"
+        ).format(SUMMARY, sql.SQL(", ").join(sql.Identifier(c) for c in COUNTS), SUMMARY_QUERY),
         params,
     )
     return cursor.rowcount

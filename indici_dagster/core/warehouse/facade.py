@@ -121,8 +121,11 @@ class Warehouse:
 
     def replace_audit_summary(self, dates: Sequence[str]) -> list[audit_summary.DailySummary]:
         """Replace these dates' rows of `rpt.indici_audit_daily` with their summary now, in one
-        transaction (`audit_summary.replace_summary`); returns the rows now stored."""
+        transaction (`audit_summary.replace_summary`); returns the rows now stored. Two runs
+        summarising at once take turns (the table's pipeline lock), so neither fails on the
+        other's rows."""
         with self.transaction() as cursor:
+            catalog.lock(cursor, pipeline_names.AUDIT_DAILY_TABLE, self.lock_timeout)
             audit_summary.replace_summary(cursor, dates)
             return audit_summary.stored_summary(cursor, dates)
 

@@ -11,10 +11,12 @@ from psycopg2 import sql
 from indici_dagster.core.quality.audit_reconcile import reconcile
 from indici_dagster.core.warehouse import audit_summary, ledger
 from indici_dagster.core.warehouse.audit import AuditEntry, Status, Step
+from indici_dagster.core.warehouse.catalog import LockTimeoutError
 from indici_dagster.core.warehouse.facade import Warehouse
 from indici_dagster.core.warehouse.ledger import LedgerEntry, Outcome
 from indici_dagster.core.warehouse.owner_ddl import OwnerFunctionsMissingError
 from indici_dagster_tests.support.common import query
+from indici_dagster_tests.support.sabotage import holding_table_lock
 
 DAY, OTHER_DAY = "2026-11-23", "2026-11-24"
 
@@ -269,3 +271,12 @@ def test_a_database_bootstrapped_before_the_summary_existed_says_to_run_bootstra
     with pytest.raises(OwnerFunctionsMissingError, match="run `indici bootstrap`") as raised:
         Warehouse(database, "Pacific/Auckland").ensure_catalog()
     assert "table rpt.indici_audit_daily is missing" in str(raised.value)
+
+
+def test_summaries_of_the_same_date_take_turns(database: str, warehouse: Warehouse):
+    _populate(warehouse)
+    impatient = Warehouse(database, "Pacific/Auckland", lock_timeout="200ms")
+    with holding_table_lock(database, "indici_audit_daily"):
+        with pytest.raises(LockTimeoutError, match="indici_audit_daily"):
+            impatient.replace_audit_summary([DAY])
+    assert len(impatient.replace_audit_summary([DAY])) == 3
