@@ -13,6 +13,7 @@ from indici_dagster.core.settings import Settings, SettingsError, load_settings
 from indici_dagster.defs.files.assets import build_file_assets
 from indici_dagster.defs.landing.sensor import build_landing_sensor
 from indici_dagster.defs.tables.assets import build_table_assets
+from indici_dagster.defs.tables.audit_summary import AUDIT_GROUP, build_audit_summary_asset
 from indici_dagster.lib.executor import build_executor
 from indici_dagster.lib.outcomes import outcomes_pin
 from indici_dagster.lib.partitions import daily_partitions
@@ -21,9 +22,9 @@ from indici_dagster.lib.resources import resource_pins
 from indici_dagster.lib.rules_resource import load_code_location_rules, rules_pin
 
 INGEST_JOB = "indici_ingest_job"
-INGEST_GROUPS = ("raw", "partitioned", "staging", "rpt")
-"""The layers the ingest job runs, by asset group: an asset in any other group (a later summary,
-say) never joins the sensor's runs or their backfills by accident."""
+INGEST_GROUPS = ("raw", "partitioned", "staging", "rpt", AUDIT_GROUP)
+"""The layers the ingest job runs, by asset group, the daily audit summary last: an asset in any
+other group never joins the sensor's runs or their backfills by accident."""
 
 
 def build_definitions(settings: Settings) -> Definitions:
@@ -41,6 +42,7 @@ def build_definitions(settings: Settings) -> Definitions:
         assets = build_file_assets(partitions, rules, settings.timezone)
         for rule in rules.values():
             assets += build_table_assets(rule, partitions, settings.timezone)
+        assets.append(build_audit_summary_asset(rules, partitions))
     ingest_job = define_asset_job(
         INGEST_JOB,
         selection=AssetSelection.groups(*INGEST_GROUPS),

@@ -4,6 +4,7 @@ from dagster import AssetKey
 
 RAW = AssetKey(["indici", "raw"])
 PARTITIONED = AssetKey(["indici", "partitioned"])
+AUDIT_SUMMARY = AssetKey(["indici", "audit_summary"])
 
 
 def staging_key(dataset: str) -> AssetKey:

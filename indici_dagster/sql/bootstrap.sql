@@ -17,7 +17,8 @@
 -- (indici_staging.create_data_table, add_data_column, create_staging_index,
 -- add_rpt_primary_key, summarize_staging_index, sync_history; core/warehouse/owner_ddl.py renders the same text), may
 -- SELECT/INSERT/DELETE staging data tables and SELECT/INSERT/UPDATE/DELETE rpt tables, only
--- INSERT and SELECT the audit log, SELECT/INSERT/UPDATE the ledger, row counts and locks, and
+-- INSERT and SELECT the audit log, SELECT/INSERT/UPDATE the ledger, row counts and locks,
+-- SELECT/INSERT/DELETE rpt.indici_audit_daily (the daily audit summary), and
 -- may run no DDL at all (event trigger indici_writer_ddl_guard). Every function pins
 -- search_path = pg_catalog, pg_temp; PUBLIC may execute none of them. The reader has CONNECT,
 -- USAGE on rpt, SELECT on every rpt table and view and EXECUTE on the histories' _as_of
@@ -312,6 +313,24 @@ CREATE TABLE IF NOT EXISTS "indici_staging"."pipeline_locks" (
     name text PRIMARY KEY,
     first_locked_at timestamptz NOT NULL DEFAULT now()
 );
+-- the daily audit summary (the indici/audit_summary asset): counts per date and dataset, in rpt
+CREATE TABLE IF NOT EXISTS "rpt"."indici_audit_daily" (
+    partition_key date NOT NULL,
+    dataset text NOT NULL,
+    files_received integer NOT NULL,
+    files_loaded integer NOT NULL,
+    files_empty integer NOT NULL,
+    files_failed integer NOT NULL,
+    files_no_rule integer NOT NULL,
+    rows_read bigint NOT NULL,
+    rows_loaded bigint NOT NULL,
+    rows_inserted bigint NOT NULL,
+    rows_updated bigint NOT NULL,
+    rows_unchanged bigint NOT NULL,
+    rows_rejected bigint NOT NULL,
+    summarised_at timestamptz NOT NULL,
+    PRIMARY KEY (partition_key, dataset)
+);
 
 -- ... owned by the owner role; the writer may append to the audit log and read it, and read,
 -- insert and update the ledger, row counts and locks; nothing more for anyone else
@@ -345,6 +364,11 @@ BEGIN
                            sequence_name, writer);
         END LOOP;
     END LOOP;
+    -- the summary: the writer replaces a date's rows (no UPDATE); the reader reads it
+    EXECUTE format('ALTER TABLE rpt.indici_audit_daily OWNER TO %I', owner_role);
+    EXECUTE format('REVOKE ALL ON rpt.indici_audit_daily FROM PUBLIC, %I, %I', writer, reader);
+    EXECUTE format('GRANT SELECT, INSERT, DELETE ON rpt.indici_audit_daily TO %I', writer);
+    EXECUTE format('GRANT SELECT ON rpt.indici_audit_daily TO %I', reader);
 END $$;
 
 -- the owner's DDL functions (SECURITY DEFINER, search_path pinned, every name qualified): the
@@ -365,7 +389,7 @@ BEGIN
         RAISE EXCEPTION 'indici: the schema must be indici_staging or rpt' USING ERRCODE = 'insufficient_privilege';
     END IF;
     IF target_table IS NULL OR target_table COLLATE "C" !~ '^[a-z_][a-z0-9_]{0,62}$'
-       OR target_table = ANY (ARRAY['auditlog', 'auditlog_id_seq', 'auditlog_pkey', 'auditlog_run_idx', 'auditlog_source_file_idx', 'landing_ledger', 'landing_ledger_outcome_idx', 'landing_ledger_pkey', 'pipeline_locks', 'pipeline_locks_pkey', 'table_row_counts', 'table_row_counts_pkey']::text[]) THEN
+       OR target_table = ANY (ARRAY['auditlog', 'auditlog_id_seq', 'auditlog_pkey', 'auditlog_run_idx', 'auditlog_source_file_idx', 'indici_audit_daily', 'indici_audit_daily_pkey', 'landing_ledger', 'landing_ledger_outcome_idx', 'landing_ledger_pkey', 'pipeline_locks', 'pipeline_locks_pkey', 'table_row_counts', 'table_row_counts_pkey']::text[]) THEN
         RAISE EXCEPTION 'indici: the table name is not the identifier of a data table' USING ERRCODE = 'insufficient_privilege';
     END IF;
     IF column_names IS NULL OR column_types IS NULL OR primary_key IS NULL
@@ -423,7 +447,7 @@ BEGIN
         RAISE EXCEPTION 'indici: the schema must be indici_staging or rpt' USING ERRCODE = 'insufficient_privilege';
     END IF;
     IF target_table IS NULL OR target_table COLLATE "C" !~ '^[a-z_][a-z0-9_]{0,62}$'
-       OR target_table = ANY (ARRAY['auditlog', 'auditlog_id_seq', 'auditlog_pkey', 'auditlog_run_idx', 'auditlog_source_file_idx', 'landing_ledger', 'landing_ledger_outcome_idx', 'landing_ledger_pkey', 'pipeline_locks', 'pipeline_locks_pkey', 'table_row_counts', 'table_row_counts_pkey']::text[]) THEN
+       OR target_table = ANY (ARRAY['auditlog', 'auditlog_id_seq', 'auditlog_pkey', 'auditlog_run_idx', 'auditlog_source_file_idx', 'indici_audit_daily', 'indici_audit_daily_pkey', 'landing_ledger', 'landing_ledger_outcome_idx', 'landing_ledger_pkey', 'pipeline_locks', 'pipeline_locks_pkey', 'table_row_counts', 'table_row_counts_pkey']::text[]) THEN
         RAISE EXCEPTION 'indici: the table name is not the identifier of a data table' USING ERRCODE = 'insufficient_privilege';
     END IF;
         IF column_name IS NULL OR column_name COLLATE "C" !~ '^[a-z_][a-z0-9_]{0,62}$'
@@ -448,7 +472,7 @@ RETURNS void LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $fn$
 BEGIN
     IF target_table IS NULL OR target_table COLLATE "C" !~ '^[a-z_][a-z0-9_]{0,62}$'
-       OR target_table = ANY (ARRAY['auditlog', 'auditlog_id_seq', 'auditlog_pkey', 'auditlog_run_idx', 'auditlog_source_file_idx', 'landing_ledger', 'landing_ledger_outcome_idx', 'landing_ledger_pkey', 'pipeline_locks', 'pipeline_locks_pkey', 'table_row_counts', 'table_row_counts_pkey']::text[]) THEN
+       OR target_table = ANY (ARRAY['auditlog', 'auditlog_id_seq', 'auditlog_pkey', 'auditlog_run_idx', 'auditlog_source_file_idx', 'indici_audit_daily', 'indici_audit_daily_pkey', 'landing_ledger', 'landing_ledger_outcome_idx', 'landing_ledger_pkey', 'pipeline_locks', 'pipeline_locks_pkey', 'table_row_counts', 'table_row_counts_pkey']::text[]) THEN
         RAISE EXCEPTION 'indici: the table name is not the identifier of a data table' USING ERRCODE = 'insufficient_privilege';
     END IF;
     EXECUTE pg_catalog.format(
@@ -464,7 +488,7 @@ DECLARE
     key_column text;
 BEGIN
     IF target_table IS NULL OR target_table COLLATE "C" !~ '^[a-z_][a-z0-9_]{0,62}$'
-       OR target_table = ANY (ARRAY['auditlog', 'auditlog_id_seq', 'auditlog_pkey', 'auditlog_run_idx', 'auditlog_source_file_idx', 'landing_ledger', 'landing_ledger_outcome_idx', 'landing_ledger_pkey', 'pipeline_locks', 'pipeline_locks_pkey', 'table_row_counts', 'table_row_counts_pkey']::text[]) THEN
+       OR target_table = ANY (ARRAY['auditlog', 'auditlog_id_seq', 'auditlog_pkey', 'auditlog_run_idx', 'auditlog_source_file_idx', 'indici_audit_daily', 'indici_audit_daily_pkey', 'landing_ledger', 'landing_ledger_outcome_idx', 'landing_ledger_pkey', 'pipeline_locks', 'pipeline_locks_pkey', 'table_row_counts', 'table_row_counts_pkey']::text[]) THEN
         RAISE EXCEPTION 'indici: the table name is not the identifier of a data table' USING ERRCODE = 'insufficient_privilege';
     END IF;
     IF primary_key IS NULL OR pg_catalog.cardinality(primary_key) = 0 THEN
@@ -485,7 +509,7 @@ RETURNS integer LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $fn$
 BEGIN
     IF target_table IS NULL OR target_table COLLATE "C" !~ '^[a-z_][a-z0-9_]{0,62}$'
-       OR target_table = ANY (ARRAY['auditlog', 'auditlog_id_seq', 'auditlog_pkey', 'auditlog_run_idx', 'auditlog_source_file_idx', 'landing_ledger', 'landing_ledger_outcome_idx', 'landing_ledger_pkey', 'pipeline_locks', 'pipeline_locks_pkey', 'table_row_counts', 'table_row_counts_pkey']::text[]) THEN
+       OR target_table = ANY (ARRAY['auditlog', 'auditlog_id_seq', 'auditlog_pkey', 'auditlog_run_idx', 'auditlog_source_file_idx', 'indici_audit_daily', 'indici_audit_daily_pkey', 'landing_ledger', 'landing_ledger_outcome_idx', 'landing_ledger_pkey', 'pipeline_locks', 'pipeline_locks_pkey', 'table_row_counts', 'table_row_counts_pkey']::text[]) THEN
         RAISE EXCEPTION 'indici: the table name is not the identifier of a data table' USING ERRCODE = 'insufficient_privilege';
     END IF;
     RETURN COALESCE(pg_catalog.brin_summarize_new_values(pg_catalog.to_regclass(
@@ -510,7 +534,7 @@ DECLARE
     changed boolean := false;
 BEGIN
     IF target_table IS NULL OR target_table COLLATE "C" !~ '^[a-z_][a-z0-9_]{0,62}$'
-       OR target_table = ANY (ARRAY['auditlog', 'auditlog_id_seq', 'auditlog_pkey', 'auditlog_run_idx', 'auditlog_source_file_idx', 'landing_ledger', 'landing_ledger_outcome_idx', 'landing_ledger_pkey', 'pipeline_locks', 'pipeline_locks_pkey', 'table_row_counts', 'table_row_counts_pkey']::text[]) THEN
+       OR target_table = ANY (ARRAY['auditlog', 'auditlog_id_seq', 'auditlog_pkey', 'auditlog_run_idx', 'auditlog_source_file_idx', 'indici_audit_daily', 'indici_audit_daily_pkey', 'landing_ledger', 'landing_ledger_outcome_idx', 'landing_ledger_pkey', 'pipeline_locks', 'pipeline_locks_pkey', 'table_row_counts', 'table_row_counts_pkey']::text[]) THEN
         RAISE EXCEPTION 'indici: the table name is not the identifier of a data table' USING ERRCODE = 'insufficient_privilege';
     END IF;
     IF pg_catalog.length(target_table) > 55 THEN
@@ -618,7 +642,7 @@ BEGIN
         RAISE EXCEPTION 'indici: the schema must be indici_staging or rpt' USING ERRCODE = 'insufficient_privilege';
     END IF;
     IF target_table IS NULL OR target_table COLLATE "C" !~ '^[a-z_][a-z0-9_]{0,62}$'
-       OR target_table = ANY (ARRAY['auditlog', 'auditlog_id_seq', 'auditlog_pkey', 'auditlog_run_idx', 'auditlog_source_file_idx', 'landing_ledger', 'landing_ledger_outcome_idx', 'landing_ledger_pkey', 'pipeline_locks', 'pipeline_locks_pkey', 'table_row_counts', 'table_row_counts_pkey']::text[]) THEN
+       OR target_table = ANY (ARRAY['auditlog', 'auditlog_id_seq', 'auditlog_pkey', 'auditlog_run_idx', 'auditlog_source_file_idx', 'indici_audit_daily', 'indici_audit_daily_pkey', 'landing_ledger', 'landing_ledger_outcome_idx', 'landing_ledger_pkey', 'pipeline_locks', 'pipeline_locks_pkey', 'table_row_counts', 'table_row_counts_pkey']::text[]) THEN
         RAISE EXCEPTION 'indici: the table name is not the identifier of a data table' USING ERRCODE = 'insufficient_privilege';
     END IF;
     relation := pg_catalog.to_regclass(pg_catalog.format('%I.%I', target_schema, target_table));
@@ -656,7 +680,7 @@ DECLARE
     as_of regprocedure;
 BEGIN
     IF target_table IS NULL OR target_table COLLATE "C" !~ '^[a-z_][a-z0-9_]{0,62}$'
-       OR target_table = ANY (ARRAY['auditlog', 'auditlog_id_seq', 'auditlog_pkey', 'auditlog_run_idx', 'auditlog_source_file_idx', 'landing_ledger', 'landing_ledger_outcome_idx', 'landing_ledger_pkey', 'pipeline_locks', 'pipeline_locks_pkey', 'table_row_counts', 'table_row_counts_pkey']::text[]) THEN
+       OR target_table = ANY (ARRAY['auditlog', 'auditlog_id_seq', 'auditlog_pkey', 'auditlog_run_idx', 'auditlog_source_file_idx', 'indici_audit_daily', 'indici_audit_daily_pkey', 'landing_ledger', 'landing_ledger_outcome_idx', 'landing_ledger_pkey', 'pipeline_locks', 'pipeline_locks_pkey', 'table_row_counts', 'table_row_counts_pkey']::text[]) THEN
         RAISE EXCEPTION 'indici: the table name is not the identifier of a data table' USING ERRCODE = 'insufficient_privilege';
     END IF;
     IF pg_catalog.to_regnamespace('rpt_analyst') IS NULL THEN
@@ -787,6 +811,7 @@ BEGIN
             WHERE n.nspname = schema_name AND c.relkind IN ('r', 'p')
               AND NOT (schema_name = 'indici_staging' AND c.relname IN
                        ('auditlog', 'landing_ledger', 'pipeline_locks', 'table_row_counts'))
+              AND NOT (schema_name = 'rpt' AND c.relname IN ('indici_audit_daily'))
         LOOP
             EXECUTE format('REVOKE ALL ON %I.%I FROM %I', schema_name, table_name, writer);
             EXECUTE format('GRANT %s ON %I.%I TO %I', privileges, schema_name, table_name, writer);

@@ -12,7 +12,7 @@ from indici_dagster.core.rules.store import load_rules
 from indici_dagster.core.settings import Settings
 from indici_dagster.definitions import INGEST_JOB, build_definitions
 from indici_dagster.defs.landing.sensor import SENSOR_NAME
-from indici_dagster.lib.keys import PARTITIONED, RAW, rpt_key, staging_key
+from indici_dagster.lib.keys import AUDIT_SUMMARY, PARTITIONED, RAW, rpt_key, staging_key
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def test_every_layer_has_its_assets_in_its_group(laptop_defs, shipped_rules):
     graph = laptop_defs.resolve_asset_graph()
     groups = {key: graph.get(key).group_name for key in graph.get_all_asset_keys()}
 
-    expected = {RAW: "raw", PARTITIONED: "partitioned"}
+    expected = {RAW: "raw", PARTITIONED: "partitioned", AUDIT_SUMMARY: "audit"}
     for dataset in shipped_rules:
         expected[staging_key(dataset)] = "staging"
         expected[rpt_key(dataset)] = "rpt"
@@ -54,13 +54,16 @@ def test_the_layers_are_chained(laptop_defs, shipped_rules):
     for dataset in shipped_rules:
         assert graph.get(staging_key(dataset)).parent_keys == {PARTITIONED}
         assert graph.get(rpt_key(dataset)).parent_keys == {staging_key(dataset)}
+    # the daily audit summary comes after every rpt asset
+    assert graph.get(AUDIT_SUMMARY).parent_keys == {rpt_key(d) for d in shipped_rules}
 
 
-def test_the_ingest_job_takes_the_four_layers_and_nothing_else(laptop_defs, shipped_rules):
+def test_the_ingest_job_takes_its_layers_and_nothing_else(laptop_defs, shipped_rules):
     job = laptop_defs.resolve_job_def(INGEST_JOB)
     selected = {key for key in job.asset_layer.selected_asset_keys}
 
-    layers = {RAW, PARTITIONED} | {key(d) for d in shipped_rules for key in (staging_key, rpt_key)}
+    layers = {RAW, PARTITIONED, AUDIT_SUMMARY}
+    layers |= {key(d) for d in shipped_rules for key in (staging_key, rpt_key)}
     assert selected == layers
 
 
@@ -90,6 +93,8 @@ def test_each_layer_has_its_checks(laptop_defs, shipped_rules):
 
     assert (RAW, "files_readable_and_not_empty") in checks
     assert (PARTITIONED, "no_file_name_clashes") in checks
+    assert (AUDIT_SUMMARY, "every_landed_file_counted") in checks
+    assert (AUDIT_SUMMARY, "totals_reconcile_with_audit_log") in checks
     for dataset, rule in shipped_rules.items():
         assert (staging_key(dataset), "rows_loaded_match_files") in checks
         assert (rpt_key(dataset), "row_counts_reconcile") in checks

@@ -8,16 +8,18 @@ from psycopg2 import sql
 from psycopg2.extensions import cursor as Cursor  # noqa: N812 - the class, named as a type
 
 from indici_dagster.core.pipeline_names import (
+    AUDIT_DAILY_TABLE,
     AUDIT_TABLE,
     LEDGER_TABLE,
     LOCKS_TABLE,
     PIPELINE_TABLES,
     ROW_COUNTS_TABLE,
+    RPT_PIPELINE_TABLES,
     RPT_SCHEMA,
     STAGING_SCHEMA,
 )
 from indici_dagster.core.warehouse import owner_ddl
-from indici_dagster.core.warehouse.catalog import catalog_statements
+from indici_dagster.core.warehouse.catalog import catalog_statements, rpt_catalog_statements
 
 WRITER_CATALOG_PRIVILEGES = {
     AUDIT_TABLE: "SELECT, INSERT",
@@ -26,6 +28,10 @@ WRITER_CATALOG_PRIVILEGES = {
     LOCKS_TABLE: "SELECT, INSERT, UPDATE",
 }
 """What the writer may do with each of the pipeline's own tables (constants, never input)."""
+
+WRITER_RPT_CATALOG_PRIVILEGES = {AUDIT_DAILY_TABLE: "SELECT, INSERT, DELETE"}
+"""What the writer may do with the pipeline's own tables in rpt: the summary replaces a date's
+rows (delete, insert); the reader may SELECT them like every rpt table."""
 
 WRITER_DATA_PRIVILEGES = {
     STAGING_SCHEMA: "SELECT, INSERT, DELETE",
@@ -165,6 +171,32 @@ def ensure_catalog_tables(cursor: Cursor, owner: str, writer: str, reader: str) 
                 )
             )
         actions.append(f"{writer} may {privileges} on {STAGING_SCHEMA}.{table}, nothing more")
+    for table, statement in rpt_catalog_statements():
+        qualified = sql.SQL("{}.{}").format(sql.Identifier(RPT_SCHEMA), sql.Identifier(table))
+        existed = fetch_one(cursor, "SELECT to_regclass(%s)", (f'"{RPT_SCHEMA}"."{table}"',))[0]
+        cursor.execute(statement)
+        if existed is None:
+            actions.append(f"created table {RPT_SCHEMA}.{table}")
+        current = fetch_one(
+            cursor,
+            "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = to_regclass(%s)",
+            (f'"{RPT_SCHEMA}"."{table}"',),
+        )
+        if current != (owner,):
+            cursor.execute(
+                sql.SQL("ALTER TABLE {} OWNER TO {}").format(qualified, sql.Identifier(owner))
+            )
+        cursor.execute(sql.SQL("REVOKE ALL ON {} FROM {}").format(qualified, roles))
+        privileges = WRITER_RPT_CATALOG_PRIVILEGES[table]
+        cursor.execute(
+            sql.SQL("GRANT " + privileges + " ON {} TO {}").format(
+                qualified, sql.Identifier(writer)
+            )
+        )
+        cursor.execute(
+            sql.SQL("GRANT SELECT ON {} TO {}").format(qualified, sql.Identifier(reader))
+        )
+        actions.append(f"{writer} may {privileges} on {RPT_SCHEMA}.{table}, {reader} SELECT")
     return actions
 
 
@@ -237,7 +269,10 @@ def ensure_table_privileges(cursor: Cursor, owner: str, writer: str, reader: str
             "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND NOT c.relname = ANY(%s) "
             "ORDER BY 1",
-            (schema, sorted(PIPELINE_TABLES) if schema == STAGING_SCHEMA else []),
+            (
+                schema,
+                sorted(PIPELINE_TABLES if schema == STAGING_SCHEMA else RPT_PIPELINE_TABLES),
+            ),
         )
         for (table,) in cursor.fetchall():
             qualified = sql.SQL("{}.{}").format(schema_id, sql.Identifier(table))

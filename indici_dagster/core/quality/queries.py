@@ -11,7 +11,7 @@ from psycopg2.extensions import cursor as Cursor  # noqa: N812 - the class, name
 from indici_dagster.core import pipeline_names
 from indici_dagster.core.db_errors import CleanError, classify, describe_database_error
 from indici_dagster.core.filenames import parse_file_name
-from indici_dagster.core.pipeline_names import PIPELINE_TABLES
+from indici_dagster.core.pipeline_names import PIPELINE_TABLES, RPT_PIPELINE_TABLES
 from indici_dagster.core.quality.nhi import NhiCounts, NhiStatus, nhi_normalised_sql, nhi_status_sql
 from indici_dagster.core.rules.model import Rule
 from indici_dagster.core.types.registry import METADATA_NAMES
@@ -83,7 +83,11 @@ class WarehouseQueries:
             "AND NOT c.relname = ANY(%s) AND NOT (c.relname LIKE '%%\\_past' AND EXISTS ("
             "SELECT FROM pg_class v WHERE v.relnamespace = n.oid AND v.relkind = 'v' "
             "AND v.relname = left(c.relname, -5) || '_history')) ORDER BY 1",
-            (pipeline_names.STAGING_SCHEMA, pipeline_names.RPT_SCHEMA, sorted(PIPELINE_TABLES)),
+            (
+                pipeline_names.STAGING_SCHEMA,
+                pipeline_names.RPT_SCHEMA,
+                sorted(PIPELINE_TABLES | RPT_PIPELINE_TABLES),
+            ),
         )
         return [name for (name,) in rows]
 

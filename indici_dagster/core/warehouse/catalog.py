@@ -19,7 +19,10 @@ from indici_dagster.core.warehouse import sql as statements
 from indici_dagster.core.warehouse.audit import CREATE_AUDIT_TABLE, AuditEntry, write_audit_entries
 from indici_dagster.core.warehouse.connections import Connections
 from indici_dagster.core.warehouse.ddl_locks import run_ddl
-from indici_dagster.core.warehouse.owner_ddl import ensure_owner_functions
+from indici_dagster.core.warehouse.owner_ddl import (
+    OwnerFunctionsMissingError,
+    ensure_owner_functions,
+)
 
 DEFAULT_LOCK_TIMEOUT = "10min"
 """How long a load or upsert waits for its table's lock (and its rows) before it fails (and is
@@ -37,7 +40,8 @@ class LockTimeoutError(NamedOperationalError):
 
 def ensure_catalog(connections: Connections, lock_timeout: str) -> None:
     """Create the schemas and the pipeline's own tables (audit log, ledger, row counts,
-    locks) where they are missing; leave alone those another role owns.
+    locks; the daily audit summary in rpt) where they are missing; leave alone those another
+    role owns.
 
     After `indici bootstrap` every one exists, owned by the owner role, and nothing is
     done. Without it (a database of the connecting role's own) that role creates them itself.
@@ -86,6 +90,13 @@ def catalog_statements() -> list[tuple[str, sql.Composable]]:
     ]
 
 
+def rpt_catalog_statements() -> list[tuple[str, sql.Composable]]:
+    """(table, CREATE ... IF NOT EXISTS) for each of the pipeline's own tables in rpt."""
+    from indici_dagster.core.warehouse.pipeline_tables import CREATE_AUDIT_DAILY_TABLE
+
+    return [(pipeline_names.AUDIT_DAILY_TABLE, CREATE_AUDIT_DAILY_TABLE)]
+
+
 def _create_catalog(cursor: Cursor) -> None:
     """Create the schemas and each pipeline table that is missing, or that this role owns (its
     statements are idempotent); skip a table another role owns (bootstrap's owner role)."""
@@ -93,14 +104,29 @@ def _create_catalog(cursor: Cursor) -> None:
         cursor.execute(statements.SCHEMA_EXISTS, (schema,))
         if cursor.fetchone() is None:
             cursor.execute(statements.create_schema(schema))
-    for table, statement in catalog_statements():
-        cursor.execute(
-            statements.OWNS_RELATION,
-            (statements.regclass_name(pipeline_names.STAGING_SCHEMA, table),),
-        )
+    owned = [(pipeline_names.STAGING_SCHEMA, t, s) for t, s in catalog_statements()]
+    owned += [(pipeline_names.RPT_SCHEMA, t, s) for t, s in rpt_catalog_statements()]
+    for schema, table, statement in owned:
+        cursor.execute(statements.OWNS_RELATION, (statements.regclass_name(schema, table),))
         row = cursor.fetchone()
+        if row is None and schema == pipeline_names.RPT_SCHEMA and not _owns_schema(cursor, schema):
+            # a table added after the database was bootstrapped: only the owner may create it
+            raise OwnerFunctionsMissingError(
+                f"table {schema}.{table} is missing and this role may not create it: run "
+                "`indici bootstrap` as an administrator"
+            )
         if row is None or row[0]:
-            run_ddl(cursor, statement, table=f"{pipeline_names.STAGING_SCHEMA}.{table}")
+            run_ddl(cursor, statement, table=f"{schema}.{table}")
+
+
+def _owns_schema(cursor: Cursor, schema: str) -> bool:
+    cursor.execute(
+        "SELECT pg_catalog.pg_has_role(nspowner, 'USAGE') FROM pg_catalog.pg_namespace "
+        "WHERE nspname = %s",
+        (schema,),
+    )
+    row = cursor.fetchone()
+    return bool(row and row[0])
 
 
 def write_audit(connections: Connections, entries: Sequence[AuditEntry]) -> None:

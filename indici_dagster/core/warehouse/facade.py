@@ -22,7 +22,7 @@ from psycopg2.extensions import cursor as Cursor  # noqa: N812 - the class, name
 from indici_dagster.core import pipeline_names
 from indici_dagster.core.filenames import LandedFileName
 from indici_dagster.core.rules.model import Rule
-from indici_dagster.core.warehouse import catalog
+from indici_dagster.core.warehouse import audit_summary, catalog
 from indici_dagster.core.warehouse.audit import AuditEntry
 from indici_dagster.core.warehouse.connections import Connection, Connections
 from indici_dagster.core.warehouse.row_counts import recount
@@ -118,6 +118,31 @@ class Warehouse:
         """Create the schemas and the pipeline's own tables where they are missing
         (`catalog.ensure_catalog`)."""
         catalog.ensure_catalog(self._connections, self.lock_timeout)
+
+    def replace_audit_summary(self, dates: Sequence[str]) -> list[audit_summary.DailySummary]:
+        """Replace these dates' rows of `rpt.indici_audit_daily` with their summary now, in one
+        transaction (`audit_summary.replace_summary`); returns the rows now stored. Two runs
+        summarising at once take turns (the table's pipeline lock), so neither fails on the
+        other's rows."""
+        with self.transaction() as cursor:
+            catalog.lock(cursor, pipeline_names.AUDIT_DAILY_TABLE, self.lock_timeout)
+            audit_summary.replace_summary(cursor, dates)
+            return audit_summary.stored_summary(cursor, dates)
+
+    def audit_summary_sources(
+        self, dates: Sequence[str]
+    ) -> tuple[list[audit_summary.DailySummary], list[tuple], list[tuple[str, str, str]]]:
+        """What the summary's checks compare, read in one snapshot: the stored rows of these
+        dates, their files' raw audit rows and the ledger's files of the dates."""
+        with self.connection() as connection, connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            sources = (
+                audit_summary.stored_summary(cursor, dates),
+                audit_summary.audit_rows(cursor, dates),
+                audit_summary.landed_files(cursor, dates),
+            )
+            connection.rollback()
+            return sources
 
     def write_audit(self, entries: Sequence[AuditEntry]) -> None:
         """Write audit rows in their own transaction."""

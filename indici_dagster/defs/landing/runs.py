@@ -18,7 +18,7 @@ from psycopg2.extensions import cursor as Cursor  # noqa: N812 - the class, name
 from indici_dagster.core.landing import plan as landing_plan
 from indici_dagster.core.warehouse import ledger_settle
 from indici_dagster.core.warehouse.ledger_settle import RunEnd
-from indici_dagster.lib.keys import PARTITIONED, RAW, rpt_key, staging_key
+from indici_dagster.lib.keys import AUDIT_SUMMARY, PARTITIONED, RAW, rpt_key, staging_key
 
 SENSOR_NAME = "indici_landing_sensor"
 RUN_KEY_TAG = "dagster/run_key"
@@ -86,11 +86,13 @@ def settle(instance: DagsterInstance, cursor: Cursor) -> list[str]:
 
 
 def selection_of(request: landing_plan.DateRequest) -> list:
-    """The assets a request's run materializes."""
+    """The assets a request's run materializes, the date's audit summary last (so a late file,
+    or an rpt-only run, refreshes it)."""
     datasets = sorted(request.datasets)
     if request.rpt_only:
-        return [rpt_key(d) for d in datasets]
-    return [RAW, PARTITIONED] + [key(d) for d in datasets for key in (staging_key, rpt_key)]
+        return [rpt_key(d) for d in datasets] + [AUDIT_SUMMARY]
+    layers = [key(d) for d in datasets for key in (staging_key, rpt_key)]
+    return [RAW, PARTITIONED, *layers, AUDIT_SUMMARY]
 
 
 def _run_for_key(instance: DagsterInstance, run_key: str) -> tuple[DagsterRun, bool] | None:
@@ -108,10 +110,11 @@ def _run_for_key(instance: DagsterInstance, run_key: str) -> tuple[DagsterRun, b
 
 
 def _could_process(run: DagsterRun, request: landing_plan.DateRequest) -> bool:
-    """True when the run was of the request's date and selected all its assets."""
+    """True when the run was of the request's date and selected all its assets (the audit
+    summary aside: it processes no file, and runs made before it existed lack it)."""
     selected = run.asset_selection
     return run.tags.get(PARTITION_TAG) == request.partition_key and (
-        selected is None or set(selection_of(request)) <= set(selected)
+        selected is None or set(selection_of(request)) - {AUDIT_SUMMARY} <= set(selected)
     )
 
 

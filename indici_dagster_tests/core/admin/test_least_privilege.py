@@ -263,6 +263,7 @@ def test_bootstrap_run_twice_creates_roles_and_schemas_once_and_changes_nothing_
     assert f"created schema indici_staging owned by {owner}" in b.first_actions
     assert f"created schema rpt owned by {owner}" in b.first_actions
     assert "created table indici_staging.auditlog" in b.first_actions
+    assert "created table rpt.indici_audit_daily" in b.first_actions
     assert not [a for a in b.second_actions if a.startswith("created")]
     assert f"schema rpt already owned by {owner}" in b.second_actions
     state = privileges(b.admin, b.writer, b.reader)
@@ -348,6 +349,12 @@ def test_bootstrap_run_twice_creates_roles_and_schemas_once_and_changes_nothing_
             for table in ("landing_ledger", "pipeline_locks", "table_row_counts")
             for privilege in ("INSERT", "SELECT", "UPDATE")
         },
+        # the daily audit summary: the writer replaces a date's rows, the reader reads them
+        *{
+            ("indici_audit_daily", "r", "OWNER", "WRITER", privilege)
+            for privilege in ("DELETE", "INSERT", "SELECT")
+        },
+        ("indici_audit_daily", "r", "OWNER", "READER", "SELECT"),
     }
     assert state["event_triggers"] == [
         (
@@ -410,6 +417,7 @@ def test_pipeline_runs_end_to_end_as_the_writer_and_the_reader_sees_only_rpt(
         ("indici_staging", "pipeline_locks", owner),
         ("indici_staging", "table_row_counts", owner),
         ("rpt", "ethnicity_code", owner),
+        ("rpt", "indici_audit_daily", owner),
         ("rpt", "patients", owner),
         ("rpt", "patients_past", owner),
     ]
@@ -417,15 +425,23 @@ def test_pipeline_runs_end_to_end_as_the_writer_and_the_reader_sees_only_rpt(
         b.admin,
         "SELECT table_schema, table_name, string_agg(privilege_type, ',' ORDER BY privilege_type) "
         "FROM information_schema.role_table_grants WHERE grantee = %s "
-        "AND table_name IN ('patients', 'ethnicity_code') GROUP BY 1, 2 ORDER BY 1, 2",
+        "AND table_name IN ('patients', 'ethnicity_code', 'indici_audit_daily') "
+        "GROUP BY 1, 2 ORDER BY 1, 2",
         (b.writer,),
     )
     assert granted == [
         ("indici_staging", "ethnicity_code", "DELETE,INSERT,SELECT"),
         ("indici_staging", "patients", "DELETE,INSERT,SELECT"),
         ("rpt", "ethnicity_code", "DELETE,INSERT,SELECT,UPDATE"),
+        ("rpt", "indici_audit_daily", "DELETE,INSERT,SELECT"),
         ("rpt", "patients", "DELETE,INSERT,SELECT,UPDATE"),
     ]
+    # the daily audit summary, written by the writer's run, is the reader's to read
+    assert query(
+        b.reader_dsn,
+        "SELECT partition_key::text, dataset, files_received, files_loaded, rows_read "
+        "FROM rpt.indici_audit_daily ORDER BY 2",
+    ) == [("2026-11-24", "EthnicityCode", 1, 1, 1), ("2026-11-24", "Patients", 2, 2, 4)]
     assert query(b.reader_dsn, "SELECT patient_id, family_name FROM rpt.patients ORDER BY 1") == [
         (1, "A1"),
         (2, "B2"),
@@ -447,6 +463,7 @@ def test_pipeline_runs_end_to_end_as_the_writer_and_the_reader_sees_only_rpt(
         "UPDATE rpt.patients SET family_name = 'X'",
         "DELETE FROM rpt.patients",
         "TRUNCATE rpt.patients",
+        "DELETE FROM rpt.indici_audit_daily",
         "CREATE TABLE rpt.reader_table (id int)",
         "SELECT * FROM indici_staging.auditlog",
         "SELECT * FROM indici_staging.landing_ledger",

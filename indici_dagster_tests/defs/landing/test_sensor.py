@@ -5,7 +5,7 @@ from datetime import date
 import pyarrow as pa
 import pytest
 
-from indici_dagster.lib.keys import PARTITIONED, RAW, rpt_key, staging_key
+from indici_dagster.lib.keys import AUDIT_SUMMARY, PARTITIONED, RAW, rpt_key, staging_key
 from indici_dagster_tests.support.common import (
     TEST_RULES,
     build,
@@ -130,7 +130,7 @@ def test_a_dataset_without_a_rule_waits_and_loads_once_a_rule_exists(
 
     first = tick(defs, instance)
     (request,) = first.run_requests
-    assert set(request.asset_selection) == {RAW, PARTITIONED}
+    assert set(request.asset_selection) == {RAW, PARTITIONED, AUDIT_SUMMARY}
     assert all(r.success for r in execute_requests(defs, instance, first))
     assert s3_keys(partitioned) == [f"dataset=Vaccinations/date=2026-11-24/{name}"]
     assert [(step, status) for step, status, _ in audit(database, name)] == [
@@ -177,11 +177,18 @@ def test_a_request_selects_raw_partitioned_and_the_tables_of_datasets_with_rules
 
     selections = {r.partition_key: set(r.asset_selection) for r in result.run_requests}
     assert selections == {
-        "2026-11-22": {RAW, PARTITIONED},
-        "2026-11-23": {RAW, PARTITIONED, staging_key("EthnicityCode"), rpt_key("EthnicityCode")},
+        "2026-11-22": {RAW, PARTITIONED, AUDIT_SUMMARY},
+        "2026-11-23": {
+            RAW,
+            PARTITIONED,
+            staging_key("EthnicityCode"),
+            rpt_key("EthnicityCode"),
+            AUDIT_SUMMARY,
+        },
         "2026-11-24": {
             RAW,
             PARTITIONED,
+            AUDIT_SUMMARY,
             staging_key("Patients"),
             rpt_key("Patients"),
             staging_key("InvoiceLines"),

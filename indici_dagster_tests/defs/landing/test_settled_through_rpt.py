@@ -26,7 +26,7 @@ from indici_dagster.core.settings import Settings
 from indici_dagster.core.warehouse.ledger_settle import RunEnd, UnsettledGroup, decide
 from indici_dagster.definitions import INGEST_JOB
 from indici_dagster.defs.landing import runs as landing_runs
-from indici_dagster.lib.keys import PARTITIONED, RAW, rpt_key, staging_key
+from indici_dagster.lib.keys import AUDIT_SUMMARY, PARTITIONED, RAW, rpt_key, staging_key
 from indici_dagster_tests.support.common import (
     build,
     execute_requests,
@@ -149,7 +149,7 @@ def test_a_ui_run_of_staging_without_rpt_leaves_files_needing_rpt_and_the_sensor
     assert ledger(database) == [(FIRST, "needs_rpt"), (EMPTY, "needs_rpt")]
     (request,) = first.run_requests
     assert request.partition_key == "2026-11-23"
-    assert list(request.asset_selection) == [rpt_key("Patients")]
+    assert list(request.asset_selection) == [rpt_key("Patients"), AUDIT_SUMMARY]
     assert request.run_key.startswith("2026-11-23:rpt:")
     assert request.tags["indici/trigger"] == "rpt"
     assert ui_run.run_id in request.tags["indici/reason"]
