@@ -6,7 +6,12 @@ import json
 
 import pytest
 
-from indici_dagster_tests.support.cfn import EXAMPLE_PARAMETERS, Stack, load_template
+from indici_dagster_tests.support.cfn import (
+    EXAMPLE_PARAMETERS,
+    FULL_ARN_SUFFIX,
+    Stack,
+    load_template,
+)
 from indici_dagster_tests.support.deploy import DEPLOY, load_yaml
 
 PLACEHOLDERS = {
@@ -87,7 +92,7 @@ def test_only_the_code_location_role_may_write_the_rules_snapshot():
 @pytest.mark.parametrize(
     "database",
     [
-        {},  # the stack's own RDS database, its password in RDS's own secret
+        {},  # the stack's own RDS database, its password in a secret the stack generates
         {"DagsterDbHost": "db.internal", "DagsterDbPasswordSecretName": "team/dagster-db"},
     ],
 )
@@ -108,13 +113,11 @@ def test_the_execution_roles_read_exactly_the_secrets_the_tasks_reference(databa
             references |= {environment[s["valueFrom"]["env"]] for s in launcher["secrets"]}
         allowed = readable[definition["ExecutionRoleArn"]]
         for reference in references:
-            # a JSON key of a secret (`:password::`) is read with the secret
-            arn = reference.removesuffix(":password::")
-            if ":secretsmanager:" in arn and "rds!" not in arn:
+            if ":secretsmanager:" in reference and not reference.endswith(FULL_ARN_SUFFIX):
                 # named, not the full ARN: the real ARN ends in a suffix Secrets Manager adds
-                assert f"{arn}-*" in allowed, reference
+                assert f"{reference}-*" in allowed, reference
             else:
-                assert arn in allowed, reference
+                assert reference in allowed, reference
     # and nothing else
     everything = set().union(*readable.values())
     assert (

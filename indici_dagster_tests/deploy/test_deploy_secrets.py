@@ -72,9 +72,16 @@ def test_shipped_file_holds_no_secret_only_references(path):
     for pattern in SECRET_TEXT:
         assert not pattern.search(text), f"{pattern.pattern} in {path.name}"
     for trail, key, value in _walk(_load(path)):
-        # a password setting is an environment reference (a flag about one is no password)
+        # a password setting is an environment reference or, in the CloudFormation template, a
+        # dynamic reference to a Secrets Manager secret (a flag or a length is no password)
         if isinstance(key, str) and re.search("password", key, re.IGNORECASE):
-            assert isinstance(value, bool) or value == {"env": "DAGSTER_PG_PASSWORD"}, (trail, key)
+            assert (
+                isinstance(value, bool | int)
+                or value == {"env": "DAGSTER_PG_PASSWORD"}
+                or re.fullmatch(
+                    r"\{\{resolve:secretsmanager:arn:aws:[^{}]+:SecretString\}\}", value
+                )
+            ), (trail, key)
         # name/value environment entries (ECS `environment`, Kubernetes `env`) carry no secret
         if (
             key == "name"

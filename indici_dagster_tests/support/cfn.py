@@ -28,6 +28,8 @@ EXAMPLE_PARAMETERS = {
     "ImageTag": "1.0.0",
 }
 """What an engineer passes (deploy/README.md), with deploy/iam/'s placeholder names."""
+FULL_ARN_SUFFIX = "AbCdEf"
+"""The suffix Secrets Manager adds to a secret's name in its full ARN (here, for every secret)."""
 
 _FUNCTIONS = ("Sub", "If", "Select", "Split", "Join", "Equals", "Not", "And", "Or", "GetAZs")
 
@@ -148,6 +150,8 @@ class Stack:
         }
         if kind in named:
             return properties[named[kind]]
+        if kind == "AWS::SecretsManager::Secret":  # its full ARN, with the random suffix
+            return f"arn:aws:secretsmanager:{self.region}:{ACCOUNT}:secret:{name}-{FULL_ARN_SUFFIX}"
         return f"{name}-id"  # security groups, namespace, target group, listener, ...
 
     def _getatt(self, value: list[str]) -> str:
@@ -163,9 +167,6 @@ class Stack:
             ),
             ("AWS::RDS::DBInstance", "Endpoint.Address"): lambda: (
                 f"{name.lower()}.abcdefghijkl.{self.region}.rds.amazonaws.com"
-            ),
-            ("AWS::RDS::DBInstance", "MasterUserSecret.SecretArn"): lambda: (
-                f"arn:aws:secretsmanager:{self.region}:{ACCOUNT}:secret:rds!db-0123-AbCdEf"
             ),
             ("AWS::ServiceDiscovery::Service", "Arn"): lambda: (
                 f"arn:aws:servicediscovery:{self.region}:{ACCOUNT}:service/srv-0123"
