@@ -37,6 +37,7 @@ setup(
             "dagster-k8s==0.29.27",  # the image's dependency closure is checked against the pins
             "ruff",
             "import-linter",  # the import contracts in .importlinter (layers, no cycles)
+            "cfn-lint",  # validates deploy/ecs/indici-ecs.yaml offline
         ],
     },
     entry_points={"console_scripts": ["indici=indici_dagster.cli:main"]},

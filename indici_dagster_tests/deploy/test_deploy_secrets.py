@@ -8,6 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from indici_dagster_tests.support.cfn import (
+    EXAMPLE_PARAMETERS,
+    TEMPLATE,
+    Stack,
+    ecs_request,
+    load_template,
+)
 from indici_dagster_tests.support.deploy import DEPLOY, REPO, load_yaml
 
 SHIPPED = sorted(
@@ -31,7 +38,22 @@ SECRET_TEXT = [
 def _load(path: Path):
     if path.suffix == ".json":
         return json.loads(path.read_text(encoding="utf-8"))
+    if path == TEMPLATE:
+        # what the stack creates, with the template's intrinsics resolved; the task definitions
+        # in ECS's own (request) names, like the JSON and YAML files
+        stack = Stack(load_template(), EXAMPLE_PARAMETERS)
+        return {
+            name: ecs_request(properties) if name.endswith("TaskDefinition") else properties
+            for name, properties in stack.resources().items()
+        }
     return load_yaml(path)
+
+
+def _is_reference(value) -> bool:
+    """An ARN for ECS to resolve when the task starts, or the variable that holds one."""
+    if isinstance(value, dict):
+        return set(value) == {"env"} and value["env"].endswith("_ARN")
+    return bool(re.match(r"arn:aws:(secretsmanager|ssm):", value))
 
 
 def _walk(node, trail=()) -> Iterator[tuple[tuple, object, object]]:
@@ -50,9 +72,16 @@ def test_shipped_file_holds_no_secret_only_references(path):
     for pattern in SECRET_TEXT:
         assert not pattern.search(text), f"{pattern.pattern} in {path.name}"
     for trail, key, value in _walk(_load(path)):
-        # a password setting is an environment reference (a flag about one is no password)
+        # a password setting is an environment reference or, in the CloudFormation template, a
+        # dynamic reference to a Secrets Manager secret (a flag or a length is no password)
         if isinstance(key, str) and re.search("password", key, re.IGNORECASE):
-            assert isinstance(value, bool) or value == {"env": "DAGSTER_PG_PASSWORD"}, (trail, key)
+            assert (
+                isinstance(value, bool | int)
+                or value == {"env": "DAGSTER_PG_PASSWORD"}
+                or re.fullmatch(
+                    r"\{\{resolve:secretsmanager:arn:aws:[^{}]+:SecretString\}\}", value
+                )
+            ), (trail, key)
         # name/value environment entries (ECS `environment`, Kubernetes `env`) carry no secret
         if (
             key == "name"
@@ -64,10 +93,15 @@ def test_shipped_file_holds_no_secret_only_references(path):
                 ("env",),
             }
         ):
-            assert not SECRET_NAME.search(value), (path.name, value)
+            # ...except the ARN of one, for the run launcher (DAGSTER_ECS_*_ARN)
+            assert not SECRET_NAME.search(value) or value.endswith("_ARN"), (path.name, value)
         # a secret is a reference: an ARN for ECS to resolve when the task starts
         if key == "valueFrom":
-            assert re.match(r"arn:aws:(secretsmanager|ssm):", value), (path.name, value)
+            assert _is_reference(value), (path.name, value)
+        # and a variable named like a secret holds only such a reference
+        for entry in value if isinstance(value, list) else ():
+            if isinstance(entry, dict) and SECRET_NAME.search(str(entry.get("name", ""))):
+                assert "value" not in entry or _is_reference(entry["value"]), (path.name, entry)
 
 
 def test_the_image_defines_no_secret_variable():

@@ -33,6 +33,7 @@ from dagster import DagsterInstance
 
 from indici_dagster.core.rules.model import parse_rules
 from indici_dagster.core.settings import Settings
+from indici_dagster_tests.support.cfn import EXAMPLE_PARAMETERS, Stack, load_template
 from indici_dagster_tests.support.common import (
     TEST_RULES,
     TIMEZONE,
@@ -136,12 +137,16 @@ def test_only_the_code_location_policy_lets_a_role_write_the_rules_snapshot(snap
         if allowed_here and not denied_here:
             writers.add(path.name)
     assert writers == {"indici-code-location-policy.json"}
-    # and the code server's ECS task runs as a role of its own, not the runs' role
-    code_location = json.loads((DEPLOY_DIR / "ecs" / "task-code-location.json").read_text())
+    # and the code server's ECS task runs as a role of its own, not the runs' role (the ECS
+    # template; test_deploy_ecs_roles.py checks its roles grant what these files grant)
+    stack = Stack(load_template(), EXAMPLE_PARAMETERS)
+    code_location = stack.resources()["CodeLocationTaskDefinition"]
+    (daemon,) = stack.resources()["DaemonTaskDefinition"]["ContainerDefinitions"]
     runs = yaml.safe_load((DEPLOY_DIR / "ecs" / "dagster.yaml").read_text())
     run_role = runs["run_launcher"]["config"]["task_definition"]["task_role_arn"]
-    assert code_location["taskRoleArn"].endswith(":role/indici-dagster-code-location")
-    assert run_role.endswith(":role/indici-dagster-task")
+    daemon_env = {e["Name"]: e["Value"] for e in daemon["Environment"]}
+    assert code_location["TaskRoleArn"].endswith(":role/indici-dagster-code-location")
+    assert daemon_env[run_role["env"]].endswith(":role/indici-dagster-task")
 
 
 COPY = "indici/dataset=Patients/date=2026-11-24/b.parquet"
