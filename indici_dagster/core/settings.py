@@ -18,6 +18,8 @@ from zoneinfo import ZoneInfo
 
 import psycopg2.extensions
 
+from indici_dagster.core import alert_settings
+
 LANDING = "INDICI_LANDING"
 PARTITIONED = "INDICI_PARTITIONED"
 RULES = "INDICI_RULES"
@@ -167,6 +169,16 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(PG_DIR, "pg_dir", "./.indici/pg", _folder, "a local folder"),
     Variable(MAX_CONCURRENT, "max_concurrent", "1", _positive_int, "a whole number, 1 or more"),
     Variable(MAX_NEW_COLUMNS, "max_new_columns", "50", _positive_int, "a whole number, 1 or more"),
+    Variable(
+        alert_settings.ALERT_SNS_TOPIC,
+        "alert_sns_topic",
+        None,
+        alert_settings.sns_topic_arn,
+        alert_settings.SNS_TOPIC_EXPECTED,
+    ),
+    Variable(
+        alert_settings.UI_URL, "ui_url", None, alert_settings.ui_url, alert_settings.UI_URL_EXPECTED
+    ),
 )
 
 
@@ -231,6 +243,10 @@ class Settings:
     """Steps of one run executed at once; above 1, datasets load in parallel processes."""
     max_new_columns: int = 50
     """Columns the rule does not name that one file may add to its staging table."""
+    alert_sns_topic: str | None = None
+    """SNS topic ARN alerts are published to (failed runs, quiet feeds); None: none published."""
+    ui_url: str | None = None
+    """The Dagster UI's address, for links in alerts; None: alerts carry no link."""
     aws_region: str | None = None
     """From AWS_DEFAULT_REGION or AWS_REGION; None: boto3's own configuration (profile)."""
     from_environment: frozenset[str] = frozenset()

@@ -4,6 +4,7 @@ A rule with neither `primary_key` nor `columns` is *static*: its files load with
 taken from the Parquet schema and its reporting table holds the newest snapshot.
 """
 
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ DATASET_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 """Columns the pipeline adds to every staging table; a source column may not map onto them."""
 MAX_RULE_COLUMNS = 1600 - len(METADATA_NAMES)
 """Postgres's limit of 1,600 columns a table, less the metadata columns."""
+DEFAULT_MAX_FILE_AGE_HOURS = 36
+"""How old the newest landed file of a dataset may be before its feed counts as quiet."""
 
 
 class RuleError(ValueError):
@@ -56,6 +59,8 @@ class Rule:
     columns: tuple[Column, ...] = ()
     nhi_columns: tuple[str, ...] = field(default=())
     """Postgres names of columns holding NHI numbers."""
+    max_file_age_hours: float = DEFAULT_MAX_FILE_AGE_HOURS
+    """How old the newest landed file may be before a freshness warning; 0: never warned."""
 
     @property
     def is_static(self) -> bool:
@@ -79,6 +84,9 @@ class Rule:
         if self.nhi_columns:
             by_name = {c.name: c.source for c in self.columns}
             data["nhi_columns"] = [by_name[k] for k in self.nhi_columns]
+        if self.max_file_age_hours != DEFAULT_MAX_FILE_AGE_HOURS:
+            # written only when set, so rule sets (and their fingerprints) without it read as before
+            data["max_file_age_hours"] = self.max_file_age_hours
         return data
 
 
@@ -92,6 +100,19 @@ def _as_list(value: Any, what: str, dataset: str) -> list[str]:
     raise RuleError(f"rule {dataset}: {what} must be a list of column names")
 
 
+def _max_file_age_hours(value: Any, dataset: str) -> float:
+    """A non-negative, finite number of hours (`int` when whole); 0 turns the check off."""
+    if value is None:
+        return DEFAULT_MAX_FILE_AGE_HOURS
+    number = value if isinstance(value, int | float) and not isinstance(value, bool) else None
+    if number is None or not math.isfinite(number) or number < 0:
+        raise RuleError(
+            f"rule {dataset}: max_file_age_hours must be a number of hours, 0 or more "
+            "(0 turns the freshness warning off)"
+        )
+    return int(number) if float(number).is_integer() else float(number)
+
+
 def parse_rule(data: Mapping[str, Any]) -> Rule:
     """Validate one rule as written in YAML or stored in DynamoDB and return it.
 
@@ -101,7 +122,14 @@ def parse_rule(data: Mapping[str, Any]) -> Rule:
     """
     if not isinstance(data, Mapping):
         raise RuleError(f"a rule must be a mapping, got {type(data).__name__}")
-    unknown = set(data) - {"dataset", "table", "primary_key", "columns", "nhi_columns"}
+    unknown = set(data) - {
+        "dataset",
+        "table",
+        "primary_key",
+        "columns",
+        "nhi_columns",
+        "max_file_age_hours",
+    }
     dataset = str(data.get("dataset", "")).strip()
     if not DATASET_PATTERN.fullmatch(dataset):
         raise RuleError(
@@ -157,7 +185,8 @@ def parse_rule(data: Mapping[str, Any]) -> Rule:
         raise RuleError(f"rule {dataset}: a rule with columns needs a primary_key")
     if primary_key and not columns:
         raise RuleError(f"rule {dataset}: a rule with a primary_key needs columns")
-    return Rule(dataset, table, primary_key, tuple(columns), nhi_columns)
+    max_age = _max_file_age_hours(data.get("max_file_age_hours"), dataset)
+    return Rule(dataset, table, primary_key, tuple(columns), nhi_columns, max_age)
 
 
 def parse_rules(items: Iterable[Mapping[str, Any]]) -> dict[str, Rule]:
