@@ -67,3 +67,18 @@ def test_doctor_reports_a_malformed_topic_and_url(monkeypatch, capsys, tmp_path)
     lines = [line for line in out.splitlines() if "INDICI_ALERT_SNS_TOPIC" in line]
     assert lines and "FAIL" in lines[0] and "not-an-arn" not in out
     assert any("FAIL" in line and "INDICI_UI_URL" in line for line in out.splitlines())
+
+
+def test_doctor_says_when_the_topic_does_not_exist(moto_endpoint, monkeypatch, capsys, tmp_path):
+    from indici_dagster_tests.support.sns import missing_topic_arn, subscribed_topic
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("INDICI_ALERT_SNS_TOPIC", missing_topic_arn())
+    main(["doctor"])
+    (line,) = [line for line in capsys.readouterr().out.splitlines() if " alerts " in line]
+    assert line.startswith("FAIL") and "INDICI_ALERT_SNS_TOPIC names an SNS topic that does" in line
+
+    monkeypatch.setenv("INDICI_ALERT_SNS_TOPIC", subscribed_topic().topic_arn)
+    main(["doctor"])
+    (line,) = [line for line in capsys.readouterr().out.splitlines() if " alerts " in line]
+    assert line.startswith("ok") and "topic exists" in line
