@@ -9,6 +9,7 @@ and sends nothing again.
 """
 
 from collections.abc import Iterable
+from typing import Any
 
 from dagster import (
     DefaultSensorStatus,
@@ -16,7 +17,6 @@ from dagster import (
     SensorDefinition,
     run_failure_sensor,
 )
-from dagster._utils.error import SerializableErrorInfo
 
 from indici_dagster.core.alerts import failed_runs
 from indici_dagster.core.alerts.sns import publish_alert
@@ -25,13 +25,15 @@ from indici_dagster.lib.resources import WarehouseResource
 RUN_FAILURE_SENSOR = "indici_run_failure_sensor"
 
 
-def _error_classes(error: SerializableErrorInfo | None) -> Iterable[str]:
-    """The class names of an error and of its causes and contexts; never its message."""
+def _error_classes(error: Any) -> Iterable[str]:
+    """The class names of a Dagster `SerializableErrorInfo` and of its causes and contexts;
+    never its message."""
     seen = 0
     while error is not None and seen < 10:
-        if error.cls_name:
-            yield error.cls_name
-        error = error.cause or error.context
+        name = getattr(error, "cls_name", None)
+        if name:
+            yield str(name)
+        error = getattr(error, "cause", None) or getattr(error, "context", None)
         seen += 1
 
 
