@@ -10,7 +10,11 @@ from dagster import (
 )
 
 from indici_dagster.core.settings import Settings, SettingsError, load_settings
-from indici_dagster.defs.alerts.freshness import build_freshness_checks, build_freshness_sensor
+from indici_dagster.defs.alerts.freshness import (
+    build_freshness_checks,
+    build_freshness_sensor,
+    build_landing_assets,
+)
 from indici_dagster.defs.alerts.run_failures import build_run_failure_sensor
 from indici_dagster.defs.files.assets import build_file_assets
 from indici_dagster.defs.landing.sensor import build_landing_sensor
@@ -42,18 +46,16 @@ def build_definitions(settings: Settings) -> Definitions:
         assets = build_file_assets(partitions, rules, settings.timezone)
         for rule in rules.values():
             assets += build_table_assets(rule, partitions, settings.timezone)
-    freshness_checks = build_freshness_checks(rules, settings.timezone)
     ingest_job = define_asset_job(
         INGEST_JOB,
-        # the freshness checks are evaluated by their sensor, never in a run of the feed
-        selection=AssetSelection.groups(*INGEST_GROUPS) - AssetSelection.checks(*freshness_checks),
+        selection=AssetSelection.groups(*INGEST_GROUPS),
         partitions_def=partitions,
         description="Landed files of a date through every layer (launched by the landing sensor)."
         + (f"\n\nRules: {loaded.summary()}" if loaded.from_snapshot is not None else ""),
     )
     return Definitions(
-        assets=assets,
-        asset_checks=freshness_checks,
+        assets=[*assets, *build_landing_assets(rules)],
+        asset_checks=build_freshness_checks(rules, settings.timezone),
         jobs=[ingest_job],
         sensors=[
             build_landing_sensor(ingest_job, partitions, rules, settings.timezone),

@@ -119,7 +119,7 @@ def newly_stale(results: Iterable[Freshness], alerted: Iterable[str]) -> list[Fr
 
 def alert_text(result: Freshness, ui_url: str | None, asset_path: str) -> tuple[str, str]:
     """(subject, body) of the alert for a dataset whose feed went quiet; `asset_path` is the
-    checked asset's key as the UI spells it (`indici/staging/<dataset>`)."""
+    checked asset's key as the UI spells it (`indici/landing/<dataset>`)."""
     if result.newest_landing is None:
         subject = f"indici: no file has landed for {result.dataset}"
         newest = "Newest file landed: none yet"

@@ -1,8 +1,13 @@
-"""Landing freshness per dataset: the `landing_freshness` check on each `indici/staging/<D>`
+"""Landing freshness per dataset: the `landing_freshness` check on each `indici/landing/<D>`
 asset, and `indici_freshness_sensor`, which evaluates it every half hour without a run.
 
-The check is declared once, as an executable `@multi_asset_check` (it can be run from the UI),
-and left out of the ingest job (`definitions.py`): the sensor records its results as runless
+`indici/landing/<D>` is an external asset (an `AssetSpec`: the dataset's files in the landing
+location, which Valentia writes and the pipeline never materializes), in the group `landing`.
+Its check is declared once, as an executable `@multi_asset_check` (it can be run by hand from
+the UI). It is on the external asset, not on `indici/staging/<D>`, because Dagster adds every
+check of the selected assets to a run that selects assets (a sensor's request, a backfill): on
+the staging asset it would list the whole landing location in every run. No run selects an
+external asset, so no ingest run ever executes it. The sensor records its results as runless
 `AssetCheckEvaluation`s (`SensorResult(asset_events=...)`, stored by the daemon), so it is
 evaluated even when nothing lands. Judged on landing times, never on materializations
 (`core/alerts/freshness.py`). A dataset that turns stale gets one SNS message; the sensor's
@@ -19,6 +24,8 @@ from dagster import (
     AssetChecksDefinition,
     AssetCheckSeverity,
     AssetCheckSpec,
+    AssetKey,
+    AssetSpec,
     DefaultSensorStatus,
     MetadataValue,
     SensorDefinition,
@@ -31,13 +38,18 @@ from dagster import (
 from indici_dagster.core.alerts import freshness
 from indici_dagster.core.alerts.sns import publish_alert
 from indici_dagster.core.rules.model import Rule
-from indici_dagster.lib.keys import staging_key
 from indici_dagster.lib.resources import FileStorageResource
 
 CHECK_NAME = "landing_freshness"
+LANDING_GROUP = "landing"
 FRESHNESS_SENSOR = "indici_freshness_sensor"
 INTERVAL_SECONDS = 1800
 """Half an hour: evaluated at least hourly, however late a daemon loop is."""
+
+
+def landing_key(dataset: str) -> AssetKey:
+    """`indici/landing/<dataset>`: the dataset's files in the landing location."""
+    return AssetKey(["indici", "landing", dataset])
 
 
 def checked_rules(rules: Mapping[str, Rule]) -> dict[str, Rule]:
@@ -61,7 +73,7 @@ def _metadata(result: freshness.Freshness) -> dict[str, MetadataValue]:
 def evaluation(result: freshness.Freshness) -> AssetCheckEvaluation:
     """The runless check evaluation of one dataset's freshness (severity WARN)."""
     return AssetCheckEvaluation(
-        asset_key=staging_key(result.dataset),
+        asset_key=landing_key(result.dataset),
         check_name=CHECK_NAME,
         passed=not result.stale,
         metadata=_metadata(result),
@@ -79,16 +91,32 @@ def evaluate(
     return freshness.judge(rules, newest)
 
 
+def build_landing_assets(rules: Mapping[str, Rule]) -> list[AssetSpec]:
+    """The external asset `indici/landing/<D>` of every checked dataset."""
+    return [
+        AssetSpec(
+            landing_key(dataset),
+            group_name=LANDING_GROUP,
+            description=(
+                f"The {dataset} files in the landing location (INDICI_LANDING), written by the "
+                "sender; never materialized. Its landing_freshness check says whether they "
+                "keep arriving."
+            ),
+        )
+        for dataset in sorted(checked_rules(rules))
+    ]
+
+
 def build_freshness_checks(rules: Mapping[str, Rule], timezone: str) -> list[AssetChecksDefinition]:
     """The `landing_freshness` check of every checked dataset, as one executable definition
-    (none when no dataset is checked)."""
+    (none when no dataset is checked), on the assets of `build_landing_assets`."""
     checked = checked_rules(rules)
     if not checked:
         return []
     specs = [
         AssetCheckSpec(
             CHECK_NAME,
-            asset=staging_key(dataset),
+            asset=landing_key(dataset),
             description=(
                 f"WARN when no {dataset} file has landed for {rule.max_file_age_hours:g} h (the "
                 "rule's max_file_age_hours), judged on landing times; evaluated by "
@@ -156,7 +184,7 @@ def build_freshness_sensor(
             if alert_sns_topic is None:
                 alerted.add(result.dataset)
                 continue
-            path = "/".join(staging_key(result.dataset).path)
+            path = "/".join(landing_key(result.dataset).path)
             problem = publish_alert(alert_sns_topic, *freshness.alert_text(result, ui_url, path))
             if problem is None:
                 alerted.add(result.dataset)

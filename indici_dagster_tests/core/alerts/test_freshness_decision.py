@@ -51,8 +51,8 @@ def test_an_alert_goes_out_once_per_dataset_that_turns_stale():
 
 def test_the_alert_text_names_dataset_times_and_limit_and_links_to_the_check():
     result = freshness.Freshness("Patients", 36, NOW - timedelta(hours=40), NOW)
-    subject, body = freshness.alert_text(result, "https://ui.example", "indici/staging/Patients")
+    subject, body = freshness.alert_text(result, "https://ui.example", "indici/landing/Patients")
     assert subject == "indici: Patients feed quiet for 40 h"
     assert "Newest file landed: 2026-11-23 20:00:00Z (40.0 h ago)" in body
     assert "Limit: 36 h" in body
-    assert "https://ui.example/assets/indici/staging/Patients?view=checks" in body
+    assert "https://ui.example/assets/indici/landing/Patients?view=checks" in body

@@ -10,8 +10,7 @@ import pyarrow as pa
 from dagster import AssetCheckKey, AssetCheckSeverity, build_sensor_context
 
 from indici_dagster.definitions import INGEST_JOB
-from indici_dagster.defs.alerts.freshness import CHECK_NAME, FRESHNESS_SENSOR
-from indici_dagster.lib.keys import staging_key
+from indici_dagster.defs.alerts.freshness import CHECK_NAME, FRESHNESS_SENSOR, landing_key
 from indici_dagster_tests.support.common import (
     TEST_RULES,
     build,
@@ -74,10 +73,14 @@ def test_a_quiet_feed_warns_once_and_a_backfill_does_not_make_it_fresh(
     )
     assert backfill.success
 
+    # no run evaluated the check: neither the sensor's run nor the backfill of the date
+    key = AssetCheckKey(landing_key("Patients"), CHECK_NAME)
+    assert instance.event_log_storage.get_latest_asset_check_execution_by_key([key]) == {}
+
     first = freshness_tick(defs, instance)
     evaluations = {e.asset_key: e for e in first.asset_events}
-    assert set(evaluations) == {staging_key("Patients"), staging_key("InvoiceLines")}
-    quiet = evaluations[staging_key("Patients")]
+    assert set(evaluations) == {landing_key("Patients"), landing_key("InvoiceLines")}
+    quiet = evaluations[landing_key("Patients")]
     assert (quiet.check_name, quiet.passed, quiet.severity) == (
         CHECK_NAME,
         False,
@@ -86,39 +89,43 @@ def test_a_quiet_feed_warns_once_and_a_backfill_does_not_make_it_fresh(
     assert quiet.metadata["max_file_age_hours"].value == 0.001
     assert quiet.metadata["age_hours"].value >= 0.001
     assert "newest_landing" in quiet.metadata
-    assert evaluations[staging_key("InvoiceLines")].passed
+    assert evaluations[landing_key("InvoiceLines")].passed
 
     ((subject, body),) = received(topic.queue_url)
     assert subject.startswith("indici: Patients feed quiet for")
     assert "Limit: 0.001 h" in body
-    assert "http://127.0.0.1:3000/assets/indici/staging/Patients?view=checks" in body
+    assert "http://127.0.0.1:3000/assets/indici/landing/Patients?view=checks" in body
 
     # evaluated again (every half hour): recorded again, never sent again while still quiet
     again = freshness_tick(defs, instance, first.cursor)
-    assert [e.passed for e in again.asset_events if e.asset_key == staging_key("Patients")] == [
+    assert [e.passed for e in again.asset_events if e.asset_key == landing_key("Patients")] == [
         False
     ]
     assert received(topic.queue_url) == []
 
     # the check shows per dataset in the UI: its latest result is stored on the asset
-    key = AssetCheckKey(staging_key("Patients"), CHECK_NAME)
     latest = instance.event_log_storage.get_latest_asset_check_execution_by_key([key])
     assert key in latest
 
     # a new file lands: fresh again, and a later silence would be announced again
     put_s3(landing, "Patients_20261125_020000.parquet", patients([(2, "B")]))
     fresh = freshness_tick(defs, instance, again.cursor)
-    assert [e.passed for e in fresh.asset_events if e.asset_key == staging_key("Patients")] == [
+    assert [e.passed for e in fresh.asset_events if e.asset_key == landing_key("Patients")] == [
         True
     ]
     assert '"alerted": []' in (fresh.cursor or "")
 
 
-def test_the_freshness_check_never_runs_with_the_feed(tmp_path, database, buckets):
+def test_the_check_is_on_an_external_landing_asset_outside_the_ingest_job(
+    tmp_path, database, buckets
+):
     landing, partitioned = buckets
-    defs = build(make_settings(tmp_path, database, landing, partitioned))
+    defs = build(make_settings(tmp_path, database, landing, partitioned, RULES))
+    graph = defs.resolve_asset_graph()
     job = defs.resolve_job_def(INGEST_JOB)
-    assert "indici_landing_freshness" not in job.graph.node_names()
-    assert "indici_landing_freshness" in {
-        node.name for definition in defs.asset_checks or [] for node in [definition.node_def]
-    }
+    for dataset in ("Patients", "InvoiceLines"):
+        node = graph.get(landing_key(dataset))
+        assert not node.is_materializable and node.group_name == "landing"
+        assert AssetCheckKey(landing_key(dataset), CHECK_NAME) in graph.asset_check_keys
+        assert landing_key(dataset) not in job.asset_layer.selected_asset_keys
+    assert not graph.has(landing_key("EthnicityCode"))  # max_file_age_hours: 0
