@@ -10,6 +10,12 @@ from dagster import (
 )
 
 from indici_dagster.core.settings import Settings, SettingsError, load_settings
+from indici_dagster.defs.alerts.freshness import (
+    build_freshness_checks,
+    build_freshness_sensor,
+    build_landing_assets,
+)
+from indici_dagster.defs.alerts.run_failures import build_run_failure_sensor
 from indici_dagster.defs.files.assets import build_file_assets
 from indici_dagster.defs.landing.sensor import build_landing_sensor
 from indici_dagster.defs.tables.assets import build_table_assets
@@ -51,9 +57,16 @@ def build_definitions(settings: Settings) -> Definitions:
         + (f"\n\nRules: {loaded.summary()}" if loaded.from_snapshot is not None else ""),
     )
     return Definitions(
-        assets=assets,
+        assets=[*assets, *build_landing_assets(rules)],
+        asset_checks=build_freshness_checks(rules, settings.timezone),
         jobs=[ingest_job],
-        sensors=[build_landing_sensor(ingest_job, partitions, rules, settings.timezone)],
+        sensors=[
+            build_landing_sensor(ingest_job, partitions, rules, settings.timezone),
+            build_run_failure_sensor(settings.alert_sns_topic, settings.ui_url),
+            build_freshness_sensor(
+                rules, settings.timezone, settings.alert_sns_topic, settings.ui_url
+            ),
+        ],
         resources=pin_resources(
             {
                 **resource_pins(settings),

@@ -153,6 +153,15 @@ def _warehouse(settings: Settings) -> Finding:
     )
 
 
+def _alert_topic(settings: Settings) -> Finding:
+    from indici_dagster.core.alerts.sns import topic_problem
+
+    if settings.alert_sns_topic is None:
+        return Finding(OK, "alerts", "no SNS topic set: failed runs and quiet feeds are audited")
+    problem = topic_problem(settings.alert_sns_topic)
+    return Finding(FAIL, "alerts", problem) if problem else Finding(OK, "alerts", "topic exists")
+
+
 def _safely(item: str, check: Callable[[], Finding]) -> Finding:
     try:
         return check()
@@ -197,6 +206,7 @@ def diagnose(project_env: ProjectEnv | None = None) -> list[Finding]:
         ),
         _safely("rules", lambda: _rules(settings)),
         _safely("warehouse", lambda: _warehouse(settings)),
+        _safely("alerts", lambda: _alert_topic(settings)),
     ]
 
 

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg2.extensions
 
+from indici_dagster.core import alert_settings
 from indici_dagster.core.outcome_groups import parse_prefix
 
 LANDING = "INDICI_LANDING"
@@ -177,6 +178,16 @@ VARIABLES: tuple[Variable, ...] = (
         parse_prefix,
         "a CloudWatch log group prefix such as /indici ('/' first, none last)",
     ),
+    Variable(
+        alert_settings.ALERT_SNS_TOPIC,
+        "alert_sns_topic",
+        None,
+        alert_settings.sns_topic_arn,
+        alert_settings.SNS_TOPIC_EXPECTED,
+    ),
+    Variable(
+        alert_settings.UI_URL, "ui_url", None, alert_settings.ui_url, alert_settings.UI_URL_EXPECTED
+    ),
 )
 
 
@@ -243,6 +254,10 @@ class Settings:
     """Columns the rule does not name that one file may add to its staging table."""
     cloudwatch_prefix: str | None = None
     """None: no CloudWatch outcome events; else audit rows also go to `<prefix>/<outcome>`."""
+    alert_sns_topic: str | None = None
+    """SNS topic ARN alerts are published to (failed runs, quiet feeds); None: none published."""
+    ui_url: str | None = None
+    """The Dagster UI's address, for links in alerts; None: alerts carry no link."""
     aws_region: str | None = None
     """From AWS_DEFAULT_REGION or AWS_REGION; None: boto3's own configuration (profile)."""
     from_environment: frozenset[str] = frozenset()

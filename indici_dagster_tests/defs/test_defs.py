@@ -44,6 +44,8 @@ def test_every_layer_has_its_assets_in_its_group(laptop_defs, shipped_rules):
     for dataset in shipped_rules:
         expected[staging_key(dataset)] = "staging"
         expected[rpt_key(dataset)] = "rpt"
+        if shipped_rules[dataset].max_file_age_hours > 0:  # external, for the freshness check
+            expected[AssetKey(["indici", "landing", dataset])] = "landing"
     assert groups == expected
 
 

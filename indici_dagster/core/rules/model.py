@@ -4,6 +4,7 @@ A rule with neither `primary_key` nor `columns` is *static*: its files load with
 taken from the Parquet schema and its reporting table holds the newest snapshot.
 """
 
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -26,10 +27,21 @@ DATASET_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 """Columns the pipeline adds to every staging table; a source column may not map onto them."""
 MAX_RULE_COLUMNS = 1600 - len(METADATA_NAMES)
 """Postgres's limit of 1,600 columns a table, less the metadata columns."""
+DEFAULT_MAX_FILE_AGE_HOURS = 36
+"""How old the newest landed file of a dataset may be before its feed counts as quiet."""
 
 
 RULE_FIELDS = frozenset(
-    {"dataset", "table", "description", "primary_key", "columns", "nhi_columns", "history"}
+    {
+        "dataset",
+        "table",
+        "description",
+        "primary_key",
+        "columns",
+        "nhi_columns",
+        "history",
+        "max_file_age_hours",
+    }
 )
 MAX_HISTORY_TABLE = 63 - len("_history")
 """The longest table name a keyed dataset with history may have (`rpt.<table>_history`)."""
@@ -78,6 +90,8 @@ class Rule:
     in the rule's order; a static rule may describe columns it gives no type."""
     history: bool = True
     """Whether a keyed dataset keeps `rpt.<table>_history` (`history: false` turns it off)."""
+    max_file_age_hours: float = DEFAULT_MAX_FILE_AGE_HOURS
+    """How old the newest landed file may be before a freshness warning; 0: never warned."""
 
     @property
     def is_static(self) -> bool:
@@ -117,6 +131,9 @@ class Rule:
             data["columns"] = {doc.source: column_entry(None, doc) for doc in docs.values()}
         if not self.history:
             data["history"] = False
+        if self.max_file_age_hours != DEFAULT_MAX_FILE_AGE_HOURS:
+            # written only when set, so rule sets (and their fingerprints) without it read as before
+            data["max_file_age_hours"] = self.max_file_age_hours
         return data
 
 
@@ -128,6 +145,19 @@ def _as_list(value: Any, what: str, dataset: str) -> list[str]:
     if isinstance(value, Iterable) and not isinstance(value, Mapping):
         return [str(v) for v in value]
     raise RuleError(f"rule {dataset}: {what} must be a list of column names")
+
+
+def _max_file_age_hours(value: Any, dataset: str) -> float:
+    """A non-negative, finite number of hours (`int` when whole); 0 turns the check off."""
+    if value is None:
+        return DEFAULT_MAX_FILE_AGE_HOURS
+    number = value if isinstance(value, int | float) and not isinstance(value, bool) else None
+    if number is None or not math.isfinite(number) or number < 0:
+        raise RuleError(
+            f"rule {dataset}: max_file_age_hours must be a number of hours, 0 or more "
+            "(0 turns the freshness warning off)"
+        )
+    return int(number) if float(number).is_integer() else float(number)
 
 
 def parse_rule(data: Mapping[str, Any]) -> Rule:
@@ -197,6 +227,7 @@ def parse_rule(data: Mapping[str, Any]) -> Rule:
         description=description,
         column_docs=tuple(docs),
         history=history,
+        max_file_age_hours=_max_file_age_hours(data.get("max_file_age_hours"), dataset),
     )
 
 

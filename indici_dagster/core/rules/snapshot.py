@@ -95,7 +95,8 @@ def save_snapshot(place: SnapshotPlace, loaded: LoadedRules) -> bool:
     fingerprint = rule_set_fingerprint(loaded.rules)
     with contextlib.suppress(RuleError):
         current = read_snapshot(place, loaded.source)
-        if current is not None and rule_set_fingerprint(current.rules) == fingerprint:
+        # compared whole: the fingerprint leaves out settings such as `max_file_age_hours`
+        if current is not None and current.rules == loaded.rules:
             return False
     document = {
         "source": loaded.source,

@@ -117,6 +117,17 @@ def read_dynamodb_rules(table: str, dynamodb: Any = None) -> list[dict[str, Any]
         raise _unavailable(table, error) from None
 
 
+def _dynamodb_value(value: Any) -> Any:
+    """`value` as boto3 stores it: DynamoDB numbers take `Decimal`, never `float`."""
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, Mapping):
+        return {k: _dynamodb_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_dynamodb_value(v) for v in value]
+    return value
+
+
 def write_dynamodb_rules(rules: Mapping[str, Rule], table: str, *, replace: bool = False) -> int:
     """Put every rule into a DynamoDB table (partition key `dataset`); returns how many.
 
@@ -126,7 +137,7 @@ def write_dynamodb_rules(rules: Mapping[str, Rule], table: str, *, replace: bool
     table_resource = boto3.resource("dynamodb").Table(table)
     with table_resource.batch_writer(overwrite_by_pkeys=["dataset"]) as batch:
         for rule in rules.values():
-            batch.put_item(Item=rule.to_dict())
+            batch.put_item(Item=_dynamodb_value(rule.to_dict()))
         if replace:
             for item in read_dynamodb_rules(table):
                 if item.get("dataset") not in rules:

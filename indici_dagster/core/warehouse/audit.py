@@ -19,6 +19,8 @@ class Step(StrEnum):
     PARTITIONED = "partitioned"
     STAGING = "staging"
     RPT = "rpt"
+    RUN = "run"
+    """A whole run, written when it failed (`run_audit`): no file, the failed steps named."""
 
 
 class Status(StrEnum):

@@ -27,6 +27,7 @@ from indici_dagster.core.warehouse.audit import AuditEntry
 from indici_dagster.core.warehouse.connections import Connection, Connections
 from indici_dagster.core.warehouse.row_counts import recount
 from indici_dagster.core.warehouse.rpt_upsert import FileUpsert, PartitionKeyOf, RptUpserter
+from indici_dagster.core.warehouse.run_audit import record_failed_run
 from indici_dagster.core.warehouse.staging_load import StagingLoader, StagingResult
 
 
@@ -147,6 +148,12 @@ class Warehouse:
     def write_audit(self, entries: Sequence[AuditEntry]) -> None:
         """Write audit rows in their own transaction."""
         catalog.write_audit(self._connections, entries)
+
+    def record_failed_run(self, entry: AuditEntry) -> bool:
+        """Write a failed run's audit row in its own transaction, once per run id
+        (`run_audit.record_failed_run`); True when written, False when it was already there."""
+        with self.transaction() as cursor:
+            return record_failed_run(cursor, entry)
 
     def recount_rows(self, table: str) -> dict[str, int]:
         """Count `indici_staging.<table>` and `rpt.<table>` in full and reset their counters.
