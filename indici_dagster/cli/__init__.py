@@ -9,6 +9,7 @@ from indici_dagster.cli.context import load_project_env, require_catalog, wareho
 from indici_dagster.cli.db import add_db_commands
 from indici_dagster.cli.doctor import doctor
 from indici_dagster.cli.errors import CliError, OneLineArgumentParser, one_line
+from indici_dagster.cli.restore import add_restore_command
 from indici_dagster.core.admin.bootstrap import DEFAULT_READER, DEFAULT_WRITER
 from indici_dagster.core.admin.session_limits import (
     DEFAULT_READER_LIMITS,
@@ -221,6 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     history = commands.add_parser("audit", help="what happened to a file, step by step")
     history.add_argument("file", help="file name, e.g. Patients_20261124_021503.parquet")
     history.set_defaults(handler=audit)
+
+    add_restore_command(commands)
 
     counting = commands.add_parser(
         "recount", help="count tables in full after rows were changed by hand"
