@@ -27,6 +27,7 @@ START_DATE = "INDICI_START_DATE"
 PG_DIR = "INDICI_PG_DIR"
 MAX_CONCURRENT = "INDICI_MAX_CONCURRENT"
 MAX_NEW_COLUMNS = "INDICI_MAX_NEW_COLUMNS"
+RULES_SNAPSHOT_DIR = "INDICI_RULES_SNAPSHOT_DIR"
 AWS_DEFAULT_REGION = "AWS_DEFAULT_REGION"
 AWS_REGION = "AWS_REGION"
 
@@ -167,6 +168,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(PG_DIR, "pg_dir", "./.indici/pg", _folder, "a local folder"),
     Variable(MAX_CONCURRENT, "max_concurrent", "1", _positive_int, "a whole number, 1 or more"),
     Variable(MAX_NEW_COLUMNS, "max_new_columns", "50", _positive_int, "a whole number, 1 or more"),
+    Variable(RULES_SNAPSHOT_DIR, "rules_snapshot_dir", None, _folder, "a local folder"),
 )
 
 
@@ -231,6 +233,8 @@ class Settings:
     """Steps of one run executed at once; above 1, datasets load in parallel processes."""
     max_new_columns: int = 50
     """Columns the rule does not name that one file may add to its staging table."""
+    rules_snapshot_dir: str | None = None
+    """The local rules snapshot folder; None: `core.rules.snapshot_dir.local_snapshot_dir`."""
     aws_region: str | None = None
     """From AWS_DEFAULT_REGION or AWS_REGION; None: boto3's own configuration (profile)."""
     from_environment: frozenset[str] = frozenset()
