@@ -5,6 +5,7 @@ import sys
 from collections.abc import Sequence
 from datetime import date
 
+from indici_dagster.cli.audit import add_audit_command
 from indici_dagster.cli.context import load_project_env, require_catalog, warehouse_dsn
 from indici_dagster.cli.db import add_db_commands
 from indici_dagster.cli.doctor import doctor
@@ -90,25 +91,6 @@ def sample_data(args: argparse.Namespace, settings: Settings) -> int:
         end_date=date.fromisoformat(args.end_date) if args.end_date else None,
     )
     print(f"wrote {len(keys)} files to {printable(storage.url)}")
-    return 0
-
-
-def audit(args: argparse.Namespace, settings: Settings) -> int:
-    """Print every audit row for a file, step by step, and whether it still needs attention
-    (read-only)."""
-    dsn = warehouse_dsn(settings)
-    require_catalog(dsn)
-    warehouse = Warehouse(dsn, settings.timezone)
-    rows = WarehouseQueries(warehouse).file_history(args.file)
-    with warehouse.connection() as connection, connection.cursor() as cursor:
-        states = file_states(cursor, args.file)  # what the ledger holds, attention included
-    if not rows and not states:
-        print(f"no audit rows for {printable(args.file)} in {describe_dsn(dsn)}")
-        return 1
-    for row in rows:
-        print(" | ".join("" if value is None else printable(str(value)) for value in row))
-    for line in states:
-        print(line)
     return 0
 
 
@@ -219,9 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--end-date", help="last day, YYYY-MM-DD (default: yesterday)")
     sample.set_defaults(handler=sample_data)
 
-    history = commands.add_parser("audit", help="what happened to a file, step by step")
-    history.add_argument("file", help="file name, e.g. Patients_20261124_021503.parquet")
-    history.set_defaults(handler=audit)
+    add_audit_command(commands)
 
     add_restore_command(commands)
 
