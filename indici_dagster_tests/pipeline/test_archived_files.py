@@ -44,7 +44,8 @@ def test_an_archived_landed_file_fails_alone_and_loads_after_restore_and_replay(
     settings = make_settings(tmp_path, database, landing, partitioned)
     defs = build(settings)
 
-    (outcome,) = execute_requests(defs, instance, tick(defs, instance))
+    first = tick(defs, instance)
+    (outcome,) = execute_requests(defs, instance, first)
 
     assert query(database, "SELECT patient_id FROM rpt.patients ORDER BY 1") == [(1,), (2,)]
     errors = query(
@@ -65,6 +66,11 @@ def test_an_archived_landed_file_fails_alone_and_loads_after_restore_and_replay(
         if e.dagster_event_type == DagsterEventType.ASSET_CHECK_EVALUATION
     }
     assert checks["no_archived_files"].passed is False
+    tick(defs, instance, first.cursor)  # settles the run's files: the archived one needs attention
+    outcomes = query(
+        database, "SELECT file_name, outcome FROM indici_staging.landing_ledger ORDER BY 1"
+    )
+    assert outcomes == [(GOOD, "done"), (COLD, "run_failed")]
 
     report = restore_range(
         open_storage(landing),
