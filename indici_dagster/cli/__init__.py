@@ -36,7 +36,6 @@ from indici_dagster.core.storage.open_storage import open_storage
 from indici_dagster.core.text import printable
 from indici_dagster.core.warehouse.dsn import describe_dsn
 from indici_dagster.core.warehouse.facade import Warehouse
-from indici_dagster.core.warehouse.ledger import file_states
 
 
 def _rules_location(settings: Settings, given: str | None) -> str | None:
