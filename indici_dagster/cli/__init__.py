@@ -6,12 +6,14 @@ from collections.abc import Sequence
 from datetime import date
 
 from indici_dagster.cli.analyst import add_analyst_commands
+from indici_dagster.cli.audit import add_audit_command
 from indici_dagster.cli.context import load_project_env, require_catalog, warehouse_dsn
 from indici_dagster.cli.db import add_db_commands
 from indici_dagster.cli.docs import add_docs_command
 from indici_dagster.cli.doctor import doctor
 from indici_dagster.cli.errors import CliError, OneLineArgumentParser, one_line
 from indici_dagster.cli.history import add_history_commands
+from indici_dagster.cli.restore import add_restore_command
 from indici_dagster.cli.rules import add_rules_commands
 from indici_dagster.cli.status import add_status_command
 from indici_dagster.core.admin.bootstrap import DEFAULT_READER, DEFAULT_WRITER
@@ -31,7 +33,6 @@ from indici_dagster.core.storage.open_storage import open_storage
 from indici_dagster.core.text import printable
 from indici_dagster.core.warehouse.dsn import describe_dsn
 from indici_dagster.core.warehouse.facade import Warehouse
-from indici_dagster.core.warehouse.ledger import file_states
 
 
 def sample_data(args: argparse.Namespace, settings: Settings) -> int:
@@ -45,25 +46,6 @@ def sample_data(args: argparse.Namespace, settings: Settings) -> int:
         end_date=date.fromisoformat(args.end_date) if args.end_date else None,
     )
     print(f"wrote {len(keys)} files to {printable(storage.url)}")
-    return 0
-
-
-def audit(args: argparse.Namespace, settings: Settings) -> int:
-    """Print every audit row for a file, step by step, and whether it still needs attention
-    (read-only)."""
-    dsn = warehouse_dsn(settings)
-    require_catalog(dsn)
-    warehouse = Warehouse(dsn, settings.timezone)
-    rows = WarehouseQueries(warehouse).file_history(args.file)
-    with warehouse.connection() as connection, connection.cursor() as cursor:
-        states = file_states(cursor, args.file)  # what the ledger holds, attention included
-    if not rows and not states:
-        print(f"no audit rows for {printable(args.file)} in {describe_dsn(dsn)}")
-        return 1
-    for row in rows:
-        print(" | ".join("" if value is None else printable(str(value)) for value in row))
-    for line in states:
-        print(line)
     return 0
 
 
@@ -167,10 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--end-date", help="last day, YYYY-MM-DD (default: yesterday)")
     sample.set_defaults(handler=sample_data)
 
-    history = commands.add_parser("audit", help="what happened to a file, step by step")
-    history.add_argument("file", help="file name, e.g. Patients_20261124_021503.parquet")
-    history.set_defaults(handler=audit)
+    add_audit_command(commands)
     add_status_command(commands)
+    add_restore_command(commands)
 
     counting = commands.add_parser(
         "recount", help="count tables in full after rows were changed by hand"

@@ -18,7 +18,11 @@ import psycopg2.errorcodes
 import pyarrow as pa
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from indici_dagster.core.errors import describe_storage_error, is_permanent_storage_error
+from indici_dagster.core.errors import (
+    archived_code,
+    describe_storage_error,
+    is_permanent_storage_error,
+)
 from indici_dagster.core.text import printable
 
 NAME_LIMIT = 64
@@ -119,6 +123,8 @@ def classify(error: BaseException) -> ErrorKind:
     """What kind of error this is: a file's content, the infrastructure, or anything else."""
     if isinstance(error, CleanError):
         return error.kind
+    if archived_code(error) is not None:
+        return ErrorKind.CONTENT  # an archived file: that file fails until it is restored
     if isinstance(error, psycopg2.Error):
         if error.pgcode:
             return sqlstate_kind(error.pgcode)
@@ -222,6 +228,8 @@ def describe_library_error(error: BaseException) -> str:
         return describe_database_error(error)
     if isinstance(error, CleanError):
         return str(error)
+    if (code := archived_code(error)) is not None:
+        return f"archived in S3 ({code})"
     if isinstance(error, ClientError):
         return describe_storage_error(error)
     if isinstance(error, BotoCoreError):  # botocore's fixed templates: endpoints, never data

@@ -42,3 +42,37 @@ def describe_storage_error(error: BaseException) -> str:
         return type(error).__name__
     operation = getattr(error, "operation_name", None) or "an AWS call"
     return f"{operation} failed ({code})"
+
+
+ARCHIVED_STORAGE_ERRORS = frozenset({"InvalidObjectState", "ObjectNotInActiveTierError"})
+"""AWS error codes of an object in an archive tier (S3 Glacier Flexible Retrieval, Deep
+Archive, Intelligent-Tiering's archive tiers): GetObject answers `InvalidObjectState`,
+CopyObject `ObjectNotInActiveTierError`. Only a restore (`indici restore`) makes it readable."""
+
+
+class ArchivedObjectError(RuntimeError):
+    """An object that cannot be read until it is restored from its archive tier."""
+
+    def __init__(self, code: str = "InvalidObjectState") -> None:
+        super().__init__(f"archived in S3 ({code})")
+        self.code = code
+
+
+def archived_code(error: BaseException) -> str | None:
+    """The archive error code of `error` (`InvalidObjectState`, `ObjectNotInActiveTierError`)
+    when it says the object is archived, else None."""
+    if isinstance(error, ArchivedObjectError):
+        return error.code
+    code = storage_error_code(error)
+    return code if code in ARCHIVED_STORAGE_ERRORS else None
+
+
+def archived_message(code: str, dataset: str, partition_key: str) -> str:
+    """The audit message of an archived file: what it is, and the command that restores it.
+
+    `dataset` and `partition_key` come from a parsed file name (letters, digits, a date)."""
+    return (
+        f"archived in S3 ({code}): run `indici restore --from {partition_key} --to "
+        f"{partition_key} --dataset {dataset}`, then replay the date (backfill it) once the "
+        "restore completes; this file failed alone, not retried"
+    )

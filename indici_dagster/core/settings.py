@@ -31,6 +31,7 @@ PG_DIR = "INDICI_PG_DIR"
 MAX_CONCURRENT = "INDICI_MAX_CONCURRENT"
 MAX_NEW_COLUMNS = "INDICI_MAX_NEW_COLUMNS"
 CLOUDWATCH_PREFIX = "INDICI_CLOUDWATCH_PREFIX"
+RULES_SNAPSHOT_DIR = "INDICI_RULES_SNAPSHOT_DIR"
 AWS_DEFAULT_REGION = "AWS_DEFAULT_REGION"
 AWS_REGION = "AWS_REGION"
 
@@ -188,6 +189,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         alert_settings.UI_URL, "ui_url", None, alert_settings.ui_url, alert_settings.UI_URL_EXPECTED
     ),
+    Variable(RULES_SNAPSHOT_DIR, "rules_snapshot_dir", None, _folder, "a local folder"),
 )
 
 
@@ -258,6 +260,8 @@ class Settings:
     """SNS topic ARN alerts are published to (failed runs, quiet feeds); None: none published."""
     ui_url: str | None = None
     """The Dagster UI's address, for links in alerts; None: alerts carry no link."""
+    rules_snapshot_dir: str | None = None
+    """The local rules snapshot folder; None: `core.rules.snapshot_dir.local_snapshot_dir`."""
     aws_region: str | None = None
     """From AWS_DEFAULT_REGION or AWS_REGION; None: boto3's own configuration (profile)."""
     from_environment: frozenset[str] = frozenset()

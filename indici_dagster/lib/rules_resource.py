@@ -26,14 +26,12 @@ from indici_dagster.core.rules.snapshot import (
     load_rules_or_snapshot,
     snapshot_places,
 )
+from indici_dagster.core.rules.snapshot_dir import local_snapshot_dir
 from indici_dagster.core.rules.store import DYNAMODB_SCHEME, RulesUnavailableError, load_rules
 from indici_dagster.core.settings import Settings
 from indici_dagster.core.storage.base import Storage
 from indici_dagster.core.storage.open_storage import open_storage
 from indici_dagster.lib.pinned import Pin, PinnedResource, from_settings
-
-LOCAL_SNAPSHOT_DIR = "./.indici"
-"""The folder next to the code location holding the local snapshot copy (`rules/<table>.json`)."""
 
 RULES_FINGERPRINT_TAG = "indici/rules_fingerprint"
 """Run tag the sensor sets: the rule fingerprint of each dataset among the run's files."""
@@ -61,9 +59,10 @@ class RulesResource(ResourceWithBoto3Configuration, PinnedResource):
         "(INDICI_PARTITIONED), under `_indici/rules/`.",
     )
     local_snapshot_dir: str | None = Field(
-        default=LOCAL_SNAPSHOT_DIR,
-        description="A folder next to the code location keeping a second snapshot copy, used "
-        "when the partitioned location cannot be read either.",
+        default=None,
+        description="A local folder keeping a second snapshot copy (`<table>.json`), used when "
+        "the partitioned location cannot be read either (INDICI_RULES_SNAPSHOT_DIR); unset: "
+        "`$DAGSTER_HOME/indici/rules`, or `./.indici/rules` without DAGSTER_HOME.",
     )
     max_attempts: int = Field(default=3, description="Attempts per DynamoDB call, first included.")
     connect_timeout: float = Field(default=3.0, description="Seconds to wait for a connection.")
@@ -116,7 +115,9 @@ class RulesResource(ResourceWithBoto3Configuration, PinnedResource):
         if not self._is_dynamodb():
             return load_rules_or_snapshot(self.location)
         places = snapshot_places(
-            str(self.location), self.snapshot_storage(), self.local_snapshot_dir
+            str(self.location),
+            self.snapshot_storage(),
+            local_snapshot_dir(self.local_snapshot_dir),
         )
         return load_rules_or_snapshot(self.location, self.dynamodb(), places)
 
@@ -196,14 +197,21 @@ def load_code_location_rules(settings: Settings) -> LoadedRules:
     """Load the rules for a code location from the store, else from the snapshot.
 
     Logs a warning when the rules come from the snapshot (DynamoDB unreachable) or could not
-    be kept as one; raises `RuleError` with one line when there is nothing safe to load.
+    be kept as one (a debug line only when the local folder is read-only); raises `RuleError`
+    with one line when there is nothing safe to load.
     """
-    loaded = RulesResource(location=settings.rules, snapshot_location=settings.partitioned).load()
+    loaded = RulesResource(
+        location=settings.rules,
+        snapshot_location=settings.partitioned,
+        local_snapshot_dir=settings.rules_snapshot_dir,
+    ).load()
     log = get_dagster_logger("indici_dagster.rules")
     if loaded.from_snapshot is not None:
         log.warning(f"rules: {loaded.summary()}")
     if loaded.snapshot_problem:
         log.warning(f"rules snapshot: {loaded.snapshot_problem}")
+    if loaded.snapshot_note:  # a read-only folder: only the local second copy is missing
+        log.debug(f"rules snapshot, local copy not kept: {loaded.snapshot_note}")
     return loaded
 
 
@@ -211,6 +219,11 @@ def rules_pin(settings: Settings, loaded: LoadedRules) -> Pin:
     """The `rules` resource as the deployment configures it, describing what was loaded; its
     other fields (AWS client options) are the class defaults, pinned too."""
     values, variables = from_settings(
-        settings, {"location": "rules", "snapshot_location": "partitioned"}
+        settings,
+        {
+            "location": "rules",
+            "snapshot_location": "partitioned",
+            "local_snapshot_dir": "rules_snapshot_dir",
+        },
     )
     return Pin(RulesResource, {**values, "rule_set": loaded.summary()}, variables)

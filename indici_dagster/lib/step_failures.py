@@ -29,7 +29,11 @@ from indici_dagster.core.db_errors import (
     classify,
     describe_library_error,
 )
-from indici_dagster.core.errors import is_permanent_storage_error, storage_error_code
+from indici_dagster.core.errors import (
+    archived_code,
+    is_permanent_storage_error,
+    storage_error_code,
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -48,6 +52,12 @@ def _failing_fast_on_permanent_errors() -> Iterator[None]:
     except (Failure, RetryRequested, DagsterError):
         raise  # the framework's own, with messages the pipeline wrote
     except ClientError as error:
+        if (code := archived_code(error)) is not None:  # handled per file where a file is read
+            raise Failure(
+                description=f"an object is archived in S3 ({code}): run `indici restore` for "
+                "its dates, then replay them",
+                allow_retries=False,
+            ) from None
         if is_permanent_storage_error(error):
             operation = getattr(error, "operation_name", "an AWS call")
             raise Failure(

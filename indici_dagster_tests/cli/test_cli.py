@@ -178,7 +178,7 @@ def test_audit_prints_file_names_and_messages_with_controls_escaped(database, mo
     assert main(["audit", name]) == 0
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\x07" not in out and "\r" not in out
-    assert out.count("\n") == 1
+    assert out.count("\n") == 2  # the header and the one row
     assert "column \\x1b]8;;evil\\x07Name\\r\\n failed" in out
 
 

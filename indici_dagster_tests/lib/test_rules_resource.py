@@ -4,6 +4,7 @@ rules that change between a tick and its run, and rule tables that are empty or 
 import dataclasses
 import json
 import logging
+import os
 import socket
 import uuid
 from datetime import UTC, datetime
@@ -68,6 +69,8 @@ def table(moto_endpoint, monkeypatch, tmp_path) -> str:
     """A rules table on moto holding TEST_RULES; INDICI_RULES left unset, and the working
     directory (where the local snapshot copy is kept) the test's own."""
     monkeypatch.delenv("INDICI_RULES", raising=False)
+    monkeypatch.delenv("INDICI_RULES_SNAPSHOT_DIR", raising=False)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)  # the laptop default: ./.indici/rules
     monkeypatch.chdir(tmp_path)
     name = f"indici-rules-{uuid.uuid4().hex[:8]}"
     boto3.client("dynamodb").create_table(
@@ -492,3 +495,67 @@ def test_a_step_that_cannot_reach_the_rules_store_fails_retryably_with_one_line(
     assert "EndpointConnectionError" in raised.value.description
     # and with the table reachable, the same rules pass
     RulesResource(location=f"dynamodb://{table}").require_unchanged(step, RULES, ["Patients"])
+
+
+def test_the_local_snapshot_copy_lives_under_dagster_home_not_the_working_folder(
+    table, buckets, monkeypatch, tmp_path
+):
+    landing, partitioned = buckets
+    home = tmp_path / "dagster_home"
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    build(settings_for(table, landing, partitioned))
+
+    assert (home / "indici" / "rules" / f"{table}.json").is_file()
+    assert not (tmp_path / ".indici").exists()  # the image's working folder is not writable
+
+
+def test_indici_rules_snapshot_dir_names_the_local_copy_folder(
+    table, buckets, monkeypatch, tmp_path
+):
+    landing, partitioned = buckets
+    folder = tmp_path / "snapshots"
+    monkeypatch.setenv("INDICI_RULES_SNAPSHOT_DIR", str(folder))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    settings = dataclasses.replace(
+        settings_for(table, landing, partitioned),
+        rules_snapshot_dir=Settings.from_env(
+            {"INDICI_RULES_SNAPSHOT_DIR": str(folder)}
+        ).rules_snapshot_dir,
+    )
+    build(settings)
+    assert (folder / f"{table}.json").is_file()
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{_closed_port()}")  # S3 too
+    rule_set = json.loads(rules_resource_snap(build(settings)).configured_values["rule_set"])
+    assert rule_set.startswith(f"SNAPSHOT of dynamodb://{table} saved")  # from that folder
+
+
+def _read_only_folder(tmp_path) -> str:
+    """A folder this process cannot create files in: a 0555 folder, or for root (whom file
+    modes do not stop) a path under /sys, where nothing can be created."""
+    if os.geteuid() == 0:
+        return "/sys/indici-rules-snapshot"
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    return str(folder)
+
+
+def test_a_read_only_local_snapshot_folder_is_quiet_and_the_rules_still_load(
+    table, buckets, monkeypatch, tmp_path, caplog
+):
+    landing, partitioned = buckets
+    settings = dataclasses.replace(
+        settings_for(table, landing, partitioned), rules_snapshot_dir=_read_only_folder(tmp_path)
+    )
+    with caplog.at_level(logging.DEBUG, logger="indici_dagster.rules"):
+        defs = build(settings)
+
+    assert all(staging_key(d) in defs.resolve_asset_graph().get_all_asset_keys() for d in RULES)
+    snapshot_lines = [r for r in caplog.records if "rules snapshot" in r.getMessage()]
+    assert snapshot_lines and all(r.levelno == logging.DEBUG for r in snapshot_lines)
+    assert s3_keys(partitioned) == [f"{SNAPSHOT_PREFIX}{table}.json"]  # the shared copy is kept
+
+    dynamodb_unreachable(monkeypatch)  # and the fallback still works, from the shared copy
+    rule_set = json.loads(rules_resource_snap(build(settings)).configured_values["rule_set"])
+    assert rule_set.startswith(f"SNAPSHOT of dynamodb://{table} saved")

@@ -21,6 +21,22 @@ from indici_dagster.core.warehouse.facade import Warehouse
 from indici_dagster.core.warehouse.row_counts import read_row_count
 
 AUDIT = statements.qualified(pipeline_names.STAGING_SCHEMA, pipeline_names.AUDIT_TABLE)
+FILE_HISTORY_COLUMNS = (
+    "logged_at",
+    "step",
+    "status",
+    "partition_key",
+    "rows_read",
+    "rows_loaded",
+    "rows_inserted",
+    "rows_updated",
+    "rows_unchanged",
+    "rows_rejected",
+    "run_id",
+    "source_key",
+    "message",
+)
+"""The audit columns `indici audit` prints for a file, in order: every count included."""
 _OF_FILES = sql.SQL("_source_ts BETWEEN %s AND %s AND _source_file = ANY(%s)")
 """Rows of some files; the timestamp bounds let the `_source_ts` index find them."""
 
@@ -208,14 +224,14 @@ class WarehouseQueries:
         )
 
     def file_history(self, file_name: str) -> list[tuple]:
-        """Every audit row for a file (by base name or key), oldest first."""
+        """Every audit row for a file (by base name or key), oldest first: the columns of
+        `FILE_HISTORY_COLUMNS`, in that order."""
         return self._all(
             sql.SQL(
-                "SELECT logged_at, step, status, partition_key, rows_read, rows_loaded, "
-                "rows_inserted, rows_updated, rows_rejected, run_id, message FROM {} "
-                "WHERE source_file = %s OR source_key = %s ORDER BY id"
+                "SELECT {} FROM {} WHERE source_file = %s OR source_key = %s ORDER BY id"
             ).format(
-                statements.qualified(pipeline_names.STAGING_SCHEMA, pipeline_names.AUDIT_TABLE)
+                sql.SQL(", ").join(map(sql.Identifier, FILE_HISTORY_COLUMNS)),
+                statements.qualified(pipeline_names.STAGING_SCHEMA, pipeline_names.AUDIT_TABLE),
             ),
             (file_name, file_name),
         )

@@ -3,8 +3,9 @@ table cannot be reached.
 
 It is kept in two places: under the partitioned location (`_indici/rules/<table>.json`, shared
 by the code server, the daemon and every run worker, and surviving a container that is
-replaced) and in a local folder next to the code location (`.indici/rules/<table>.json`, which
-still answers when S3 is unreachable along with DynamoDB). On a fallback the newer readable copy
+replaced) and in a local folder (`<folder>/<table>.json`, the folder from
+`snapshot_dir.local_snapshot_dir`, which still answers when S3 is unreachable along with
+DynamoDB; a read-only folder only loses that copy, quietly). On a fallback the newer readable copy
 is used; a damaged copy (unreadable, invalid, or not matching its own fingerprint) never is.
 """
 
@@ -20,6 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from indici_dagster.core.rules.fingerprints import rule_set_fingerprint
 from indici_dagster.core.rules.model import Rule, RuleError, parse_rules
+from indici_dagster.core.rules.snapshot_dir import is_read_only_error
 from indici_dagster.core.rules.store import (
     DYNAMODB_SCHEME,
     RulesUnavailableError,
@@ -52,6 +54,8 @@ class LoadedRules:
     None when the rules were read from the store."""
     snapshot_problem: str | None = None
     """What went wrong keeping or reading a snapshot copy, when something did."""
+    snapshot_note: str | None = None
+    """A local copy not kept because its folder is read-only: safe, worth a debug line only."""
 
     def summary(self) -> str:
         """One line for the UI and logs: source, time, count and fingerprint; never content."""
@@ -80,13 +84,14 @@ class SnapshotPlace:
 def snapshot_places(
     location: str, partitioned: Storage | None, local_dir: str | Path | None
 ) -> list[SnapshotPlace]:
-    """The copies of the snapshot of the table at `location` (a `dynamodb://` location)."""
+    """The copies of the snapshot of the table at `location` (a `dynamodb://` location): under
+    `partitioned`'s `_indici/rules/`, and in the folder `local_dir` itself."""
     table = dynamodb_table(location)
     places = []
     if partitioned is not None:
         places.append(SnapshotPlace(partitioned, f"{SNAPSHOT_PREFIX}{table}.json"))
     if local_dir:
-        places.append(SnapshotPlace(LocalStorage(local_dir), f"rules/{table}.json"))
+        places.append(SnapshotPlace(LocalStorage(local_dir), f"{table}.json"))
     return places
 
 
@@ -191,10 +196,14 @@ def load_rules_or_snapshot(
         if not error.transient or not places:
             raise
         return _fall_back(error, source, places, now)
-    problems = []
+    problems, notes = [], []
     for place in places:
         try:
             save_snapshot(place, loaded)
         except (OSError, BotoCoreError, ClientError) as error:
-            problems.append(f"cannot write {place.display()}: {type(error).__name__}")
-    return replace(loaded, snapshot_problem="; ".join(problems) or None)
+            line = f"cannot write {place.display()}: {type(error).__name__}"
+            local = isinstance(place.storage, LocalStorage)
+            (notes if local and is_read_only_error(error) else problems).append(line)
+    return replace(
+        loaded, snapshot_problem="; ".join(problems) or None, snapshot_note="; ".join(notes) or None
+    )

@@ -16,6 +16,8 @@ from indici_dagster.core.db_errors import (
     describe_library_error,
 )
 from indici_dagster.core.errors import (
+    archived_code,
+    archived_message,
     describe_storage_error,
     is_permanent_storage_error,
     storage_error_code,
@@ -117,6 +119,11 @@ def describe_landed_file(storage: Storage, file: LandedFile) -> RawFileReport:
         return RawFileReport(file, None, str(error))
     except (ChangedWhileReadingError, FileNotFoundError):
         return RawFileReport(file, None, CHANGED)
+    except Exception as error:
+        if (code := archived_code(error)) is None:
+            raise
+        message = archived_message(code, file.name.dataset, file.name.partition_key)
+        return RawFileReport(file, None, message)
 
 
 CHANGED = (
@@ -172,6 +179,14 @@ def copy_to_partitioned(
             if is_permanent_storage_error(error):
                 raise  # access denied, no such bucket: no retry can fix it; fail the step now
             target = partitioned.display(file.partitioned_key)
+            if (code := archived_code(error)) is not None:
+                # no retry reads it before a restore: this file fails alone, the rest go on
+                message = archived_message(code, file.name.dataset, file.name.partition_key)
+                report.entries.append(
+                    AuditEntry(Step.PARTITIONED, Status.ERROR, message=message, **base)
+                )
+                report.archived.append(file.object.key)
+                continue
             if (
                 isinstance(error, (ChangedWhileReadingError, FileNotFoundError))
                 or storage_error_code(error) in _CHANGED_CODES
@@ -209,6 +224,8 @@ class CopyReport:
     """Copies that failed (storage errors: a retry may succeed)."""
     clashes: list[str] = field(default_factory=list)
     """Keys refused because another object has the same name (a person must resolve it)."""
+    archived: list[str] = field(default_factory=list)
+    """Keys not copied because they are archived (`indici restore`, then replay the date)."""
 
 
 @dataclass(frozen=True)
@@ -288,6 +305,10 @@ def _load_one(
         message = str(error).removeprefix(f"{name.file_name}: ")
         return FileOutcome(name.file_name, name.partition_key, None, message)
     except Exception as error:
+        if (code := archived_code(error)) is not None:  # the copy itself was archived
+            message = archived_message(code, rule.dataset, name.partition_key)
+            warehouse.write_audit([replace(audit, rows_loaded=0, message=message)])
+            return FileOutcome(name.file_name, name.partition_key, None, message)
         # nothing of the file is committed; the message is rebuilt from names only
         kind, description = classify(error), describe_library_error(error)
         if kind is ErrorKind.CONTENT:  # its content, found outside the load transaction

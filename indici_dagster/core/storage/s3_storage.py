@@ -10,8 +10,9 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, BinaryIO
 
-from indici_dagster.core.errors import storage_error_code
+from indici_dagster.core.errors import ArchivedObjectError, storage_error_code
 from indici_dagster.core.escaping import escape_text, key_problem
+from indici_dagster.core.storage.archive import ArchiveState, archive_state
 from indici_dagster.core.storage.base import (
     HIDDEN,
     READ_BUFFER,
@@ -148,10 +149,21 @@ class S3Storage:
         response = self._head_object(key)
         return None if response is None else response.get("Metadata", {}).get(SOURCE_ETAG_METADATA)
 
+    def head_response(self, key: str) -> dict | None:
+        """The raw HeadObject response for `key` (storage class, restore state), or None."""
+        return self._head_object(key)
+
     def open_for_read(self, key: str, etag: str | None = None) -> BinaryIO:
-        head = self.head(key)
-        if head is None:
+        """Open one version for ranged reads; an archived object not restored raises
+        `ArchivedObjectError` before any read."""
+        response = self._head_object(key)
+        if response is None:
             raise FileNotFoundError(self.display(key))
+        if archive_state(response) in (ArchiveState.ARCHIVED, ArchiveState.RESTORING):
+            raise ArchivedObjectError("InvalidObjectState")
+        head = self._describe(
+            key, response["ETag"], response["ContentLength"], response["LastModified"]
+        )
         if etag is not None and head.etag != etag:
             raise ChangedWhileReadingError(f"{self.display(key)} changed since it was listed")
         raw = _S3RangeReader(self.client, self.bucket, self._key(key), head.size, head.etag)

@@ -268,6 +268,19 @@ def name_clashes(cursor: Cursor, limit: int = 50) -> list[tuple[str, str | None]
     return cursor.fetchall()
 
 
+LEDGER_COLUMNS = (
+    "ledger",
+    "source_key",
+    "etag",
+    "partition_key",
+    "outcome",
+    "runs",
+    "updated_at",
+    "note",
+)
+"""The header of `file_states`' lines."""
+
+
 def file_states(cursor: Cursor, file_name: str) -> list[str]:
     """One line per ledger row of a file (every key and version it landed as), saying whether
     it is done or needs attention; for `indici audit`."""

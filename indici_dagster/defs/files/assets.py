@@ -112,7 +112,14 @@ def build_file_assets(
                 asset=PARTITIONED,
                 description="No two landed keys of the date share a file name (such a pair is "
                 "refused and audited; the date's other files carry on).",
-            )
+            ),
+            AssetCheckSpec(
+                "no_archived_files",
+                asset=PARTITIONED,
+                description="No landed file of the date is archived (an archived file is "
+                "audited with the `indici restore` command to run; the date's other files "
+                "carry on).",
+            ),
         ],
     )
     @fail_fast_on_permanent_errors
@@ -134,7 +141,9 @@ def build_file_assets(
         failed_keys = {
             e.source_key
             for e in report.entries
-            if e.status == Status.ERROR and e.source_key not in report.clashes
+            if e.status == Status.ERROR
+            and e.source_key not in report.clashes
+            and e.source_key not in report.archived  # recorded: settled as needing attention
         }
         selection = context.run.asset_selection  # None: the whole job
         not_loaded = {
@@ -161,6 +170,9 @@ def build_file_assets(
             context.log.warning(f"no rule yet for datasets {waiting}: copied and audited only")
         for key in report.clashes:
             context.log.error(f"{escape_text(key)}: another key has the same file name; not copied")
+        for entry in report.entries:
+            if entry.source_key in report.archived:
+                context.log.error(f"{entry.source_file}: {entry.message}")
         if report.failed:
             # a failed copy may succeed on the next attempt
             raise Failure("; ".join(report.failed), allow_retries=True)
@@ -168,7 +180,10 @@ def build_file_assets(
             metadata={
                 "file_count": len(files),
                 "copied": report.copied,
-                "already_present": len(files) - report.copied - len(report.clashes),
+                "already_present": len(files)
+                - report.copied
+                - len(report.clashes)
+                - len(report.archived),
                 "datasets_without_rule": MetadataValue.json(waiting),
                 "partitioned": target.url,
             },
@@ -182,7 +197,17 @@ def build_file_assets(
                             sorted(escape_text(k) for k in report.clashes)
                         )
                     },
-                )
+                ),
+                AssetCheckResult(
+                    check_name="no_archived_files",
+                    passed=not report.archived,
+                    severity=AssetCheckSeverity.ERROR,
+                    metadata={
+                        "archived": MetadataValue.json(
+                            sorted(escape_text(k) for k in report.archived)
+                        )
+                    },
+                ),
             ],
         )
 
