@@ -42,6 +42,12 @@ def dataset_section(rule: Rule, facts: DatasetFacts) -> list[str]:
     for table in facts.tables:
         state = f"{table.rows:,} rows" if table.exists else "not created yet"
         lines.append(f"- `{table.schema}.{table.table}`: {state}")
+    if not rule.is_static:
+        kept = "kept" if rule.history else "not kept (`history: false`)"
+        lines.append(
+            f"- History: {kept}; `rpt.{rule.table}_history` holds every version, "
+            f"`rpt.{rule.table}_as_of(t)` the table as it stood at time t"
+        )
     if facts.newest_file:
         stamp = facts.newest_ts.isoformat() if facts.newest_ts else ""
         lines.append(f"- Newest file loaded: `{_cell(facts.newest_file)}` ({stamp})")

@@ -23,6 +23,11 @@ _LAYERS = {
     RPT_SCHEMA: "the current version of each key (newest file wins)",
 }
 HISTORY_SUFFIX = "_history"
+PAST_SUFFIX = "_past"
+_HISTORY_COLUMNS = {
+    "valid_from": "When this version became current: the timestamp of the file that brought it.",
+    "valid_to": "When the next version replaced it; null while it is current.",
+}
 
 _CURRENT = """
 SELECT pg_catalog.obj_description(c.oid, 'pg_class'),
@@ -38,8 +43,10 @@ GROUP BY c.oid
 def table_comment(rule: Rule, schema: str, table: str) -> str:
     """The comment of a data table of `rule`: its dataset, what the layer holds, and the
     rule's description."""
-    if table.endswith(HISTORY_SUFFIX) and schema == RPT_SCHEMA:
+    if table == f"{rule.table}{HISTORY_SUFFIX}" and schema == RPT_SCHEMA:
         layer = "every version of each key, valid from valid_from until valid_to"
+    elif table == f"{rule.table}{PAST_SUFFIX}" and schema == RPT_SCHEMA:
+        layer = "the versions of each key that are no longer current (history's store)"
     else:
         layer = _LAYERS[schema]
     about = f" {rule.description}" if rule.description else ""
@@ -49,13 +56,21 @@ def table_comment(rule: Rule, schema: str, table: str) -> str:
 def column_comments(rule: Rule, columns: list[str]) -> dict[str, str | None]:
     """column -> its comment (None: none), for each of `columns` of a table of `rule`."""
     return {
-        name: column_comment(rule.doc(name)) or METADATA_DESCRIPTIONS.get(name) or None
+        name: column_comment(rule.doc(name))
+        or METADATA_DESCRIPTIONS.get(name)
+        or _HISTORY_COLUMNS.get(name)
         for name in columns
     }
 
 
 def _differs(current: Mapping[str, str | None], wanted: Mapping[str, str | None]) -> bool:
     return any(current.get(name) != comment for name, comment in wanted.items())
+
+
+def ensure_history_comments(cursor: Cursor, rule: Rule) -> None:
+    """`ensure_comments` for a keyed dataset's history view and its store, where they exist."""
+    for suffix in (HISTORY_SUFFIX, PAST_SUFFIX):
+        ensure_comments(cursor, rule, RPT_SCHEMA, f"{rule.table}{suffix}")
 
 
 def ensure_comments(cursor: Cursor, rule: Rule, schema: str, table: str) -> bool:

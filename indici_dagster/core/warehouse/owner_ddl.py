@@ -190,8 +190,9 @@ BEGIN{_check_table(None)}
        OR pg_catalog.cardinality(column_names) <> pg_catalog.cardinality(column_comments) THEN
         {_refuse("the column names and comments must be two arrays of the same length")}
     END IF;
-    EXECUTE pg_catalog.format('COMMENT ON TABLE %I.%I IS %L', target_schema, target_table,
-        table_comment);
+    EXECUTE pg_catalog.format(CASE WHEN (SELECT c.relkind FROM pg_catalog.pg_class c
+        WHERE c.oid = relation) = 'v' THEN 'COMMENT ON VIEW %I.%I IS %L'
+        ELSE 'COMMENT ON TABLE %I.%I IS %L' END, target_schema, target_table, table_comment);
     FOR column_name, column_comment IN
         SELECT c.n, c.t FROM ROWS FROM (
             pg_catalog.unnest(column_names), pg_catalog.unnest(column_comments)) AS c (n, t)

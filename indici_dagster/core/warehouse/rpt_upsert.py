@@ -35,7 +35,7 @@ from indici_dagster.core.warehouse.catalog import (
     table_exists,
     write_audit,
 )
-from indici_dagster.core.warehouse.comments import ensure_comments
+from indici_dagster.core.warehouse.comments import ensure_comments, ensure_history_comments
 from indici_dagster.core.warehouse.connections import Connections
 from indici_dagster.core.warehouse.row_counts import add_to_row_count, set_row_count, start_counting
 
@@ -179,6 +179,7 @@ class RptUpserter:
                 results = _upsert_keyed(cursor, rule, start, end, self._work_mem)
                 status = Status.SUCCESS
                 note = history.note_after_upsert(cursor, rule, before)
+                ensure_history_comments(cursor, rule)
             ensure_analyst_view(cursor, rule)
             write_audit_entries(
                 cursor,

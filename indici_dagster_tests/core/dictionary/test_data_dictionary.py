@@ -50,6 +50,7 @@ def test_the_dictionary_lists_tables_columns_types_keys_descriptions_pii_counts_
     visits_section = text.split("## Visits")[1].split("## ")[0]
     assert "One row per visit \\| with a pipe." in visits_section
     assert "- Primary key: `visit_id`" in visits_section
+    assert "- History: kept; `rpt.visits_history` holds every version" in visits_section
     assert "- `indici_staging.visits`: 3 rows" in visits_section
     assert "- `rpt.visits`: 2 rows" in visits_section
     assert f"- Newest file loaded: `{newest}`" in visits_section

@@ -94,3 +94,17 @@ def test_a_static_table_gets_the_descriptions_of_the_columns_its_rule_names(ware
         assert table.endswith("Ethnicity codes.")
         assert columns["code"] == "The code."
         assert columns["label"] is None
+
+
+def test_the_history_view_and_its_store_carry_the_rules_descriptions(warehouse, database):
+    load(warehouse, "Visits_20261123_020000.parquet", visits([(1, "a", 5)]), rule=RULE)
+    load(warehouse, "Visits_20261124_020000.parquet", visits([(1, "b", 6)]), rule=RULE)
+    upsert(warehouse, rule=RULE)
+
+    table, columns = comments(database, "rpt", "visits_history")
+    assert "every version of each key" in table and table.endswith("One row per visit.")
+    assert columns["reason"] == "Why the patient came. PII: other."
+    assert columns["valid_from"].startswith("When this version became current")
+    table, columns = comments(database, "rpt", "visits_past")
+    assert "no longer current" in table
+    assert columns["valid_to"].startswith("When the next version replaced it")
