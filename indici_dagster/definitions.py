@@ -28,6 +28,7 @@ from indici_dagster.lib.resources import resource_pins
 from indici_dagster.lib.rules_resource import load_code_location_rules, rules_pin
 
 INGEST_JOB = "indici_ingest_job"
+SUMMARY_JOB = "indici_audit_summary_job"
 INGEST_GROUPS = ("raw", "partitioned", "staging", "rpt", AUDIT_GROUP)
 """The layers the ingest job runs, by asset group, the daily audit summary last: an asset in any
 other group never joins the sensor's runs or their backfills by accident."""
@@ -56,13 +57,22 @@ def build_definitions(settings: Settings) -> Definitions:
         description="Landed files of a date through every layer (launched by the landing sensor)."
         + (f"\n\nRules: {loaded.summary()}" if loaded.from_snapshot is not None else ""),
     )
+    summary_job = define_asset_job(
+        SUMMARY_JOB,
+        selection=AssetSelection.groups(AUDIT_GROUP),
+        partitions_def=partitions,
+        description="The daily audit summary of a date again, after a failed ingest run "
+        "(requested by indici_run_failure_sensor: the run's own summary step was skipped).",
+    )
     return Definitions(
         assets=[*assets, *build_landing_assets(rules)],
         asset_checks=build_freshness_checks(rules, settings.timezone),
-        jobs=[ingest_job],
+        jobs=[ingest_job, summary_job],
         sensors=[
             build_landing_sensor(ingest_job, partitions, rules, settings.timezone),
-            build_run_failure_sensor(settings.alert_sns_topic, settings.ui_url),
+            build_run_failure_sensor(
+                settings.alert_sns_topic, settings.ui_url, summary_job, INGEST_JOB
+            ),
             build_freshness_sensor(
                 rules, settings.timezone, settings.alert_sns_topic, settings.ui_url
             ),

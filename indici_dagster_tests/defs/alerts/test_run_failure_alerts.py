@@ -39,9 +39,12 @@ def evaluate(defs, instance, outcome):
         dagster_event=outcome.get_run_failure_event(),
         dagster_instance=instance,
         dagster_run=outcome.dagster_run,
-        resources={"warehouse": defs.resources["warehouse"]},
+        resources={
+            "warehouse": defs.resources["warehouse"],
+            "outcomes": defs.resources["outcomes"],
+        },
     ).for_run_failure() as context:
-        sensor(context)
+        return sensor(context)
 
 
 def run_rows(database):
@@ -64,8 +67,8 @@ def test_a_failed_run_is_audited_and_announced_once_with_a_link(settings, databa
     outcome = failed_run(defs, instance, settings.landing)
     run_id = outcome.run_id
 
-    evaluate(defs, instance, outcome)
-    evaluate(defs, instance, outcome)  # a re-evaluated tick: nothing written or sent again
+    request = evaluate(defs, instance, outcome)
+    again = evaluate(defs, instance, outcome)  # a re-evaluated tick: nothing written or sent again
 
     ((audited_run, partition, status, message),) = run_rows(database)
     assert (audited_run, partition, status) == (run_id, "2026-11-24", "error")
@@ -78,6 +81,31 @@ def test_a_failed_run_is_audited_and_announced_once_with_a_link(settings, databa
     assert f"Run: {run_id}" in body and f"Run in Dagster: {UI}runs/{run_id}" in body
     for text in (message, subject, body):
         assert "Secretvalue" not in text and "not parquet at all" not in text
+    # the run's own summary step was skipped: the sensor asks for the date's summary again
+    assert request.partition_key == "2026-11-24" and request.run_key == f"audit_summary:{run_id}"
+    assert again is None
+
+
+def test_a_failed_runs_date_gets_its_audit_summary_after_all(settings, database, instance):
+    from dagster import execute_job, reconstructable  # noqa: F401 - documents the daemon path
+
+    from indici_dagster.definitions import SUMMARY_JOB
+
+    defs = build(settings)
+    outcome = failed_run(defs, instance, settings.landing)
+    request = evaluate(defs, instance, outcome)
+
+    summary = defs.resolve_job_def(SUMMARY_JOB).execute_in_process(
+        instance=instance, partition_key=request.partition_key, tags=request.tags
+    )
+
+    assert summary.success
+    rows = query(
+        database,
+        "SELECT dataset, files_received, files_loaded, files_failed FROM rpt.indici_audit_daily "
+        "WHERE partition_key = '2026-11-24'",
+    )
+    assert rows == [("Patients", 2, 1, 1)]
 
 
 def test_a_missing_topic_is_one_log_line_and_the_audit_row_is_still_written(
@@ -105,7 +133,7 @@ def test_the_sensor_as_the_daemon_evaluates_it_finds_the_failure_after_it_starte
 
     def sensor_tick(cursor):
         with build_sensor_context(
-            instance=instance, cursor=cursor, resources=defs.resources
+            instance=instance, cursor=cursor, resources=defs.resources, definitions=defs
         ) as context:
             sensor.evaluate_tick(context)
             return context.cursor
