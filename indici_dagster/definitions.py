@@ -12,6 +12,7 @@ from dagster import (
 from indici_dagster.core.settings import Settings, SettingsError, load_settings
 from indici_dagster.defs.files.assets import build_file_assets
 from indici_dagster.defs.landing.sensor import build_landing_sensor
+from indici_dagster.defs.retention.job import build_retention
 from indici_dagster.defs.tables.assets import build_table_assets
 from indici_dagster.lib.executor import build_executor
 from indici_dagster.lib.partitions import daily_partitions
@@ -47,9 +48,11 @@ def build_definitions(settings: Settings) -> Definitions:
         description="Landed files of a date through every layer (launched by the landing sensor)."
         + (f"\n\nRules: {loaded.summary()}" if loaded.from_snapshot is not None else ""),
     )
+    retention_jobs, retention_schedules = build_retention(settings, rules)
     return Definitions(
         assets=assets,
-        jobs=[ingest_job],
+        jobs=[ingest_job, *retention_jobs],
+        schedules=retention_schedules,
         sensors=[build_landing_sensor(ingest_job, partitions, rules, settings.timezone)],
         resources=pin_resources({**resource_pins(settings), "rules": rules_pin(settings, loaded)}),
         executor=build_executor(settings),

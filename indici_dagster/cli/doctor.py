@@ -53,7 +53,7 @@ def _settings() -> Iterator[Finding]:
                 describe_dsn(raw) if raw and raw != "embedded" else raw or "unset (embedded server)"
             )
         else:
-            default = variable.default or "the shipped rules.yaml"
+            default = variable.unset or variable.default or "the shipped rules.yaml"
             shown = printable(raw, limit=120) if raw else f"default ({default})"
         yield Finding(OK, variable.name, shown)
 

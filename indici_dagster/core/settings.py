@@ -27,6 +27,8 @@ START_DATE = "INDICI_START_DATE"
 PG_DIR = "INDICI_PG_DIR"
 MAX_CONCURRENT = "INDICI_MAX_CONCURRENT"
 MAX_NEW_COLUMNS = "INDICI_MAX_NEW_COLUMNS"
+STAGING_RETENTION_DAYS = "INDICI_STAGING_RETENTION_DAYS"
+RUN_RETENTION_DAYS = "INDICI_RUN_RETENTION_DAYS"
 AWS_DEFAULT_REGION = "AWS_DEFAULT_REGION"
 AWS_REGION = "AWS_REGION"
 
@@ -133,6 +135,8 @@ class Variable:
     default: str | None
     parse: Callable[[str], Any]
     expected: str
+    unset: str | None = None
+    """What leaving it unset means, when it has no default (for `indici doctor`)."""
 
 
 VARIABLES: tuple[Variable, ...] = (
@@ -167,6 +171,13 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(PG_DIR, "pg_dir", "./.indici/pg", _folder, "a local folder"),
     Variable(MAX_CONCURRENT, "max_concurrent", "1", _positive_int, "a whole number, 1 or more"),
     Variable(MAX_NEW_COLUMNS, "max_new_columns", "50", _positive_int, "a whole number, 1 or more"),
+    *(  # retention (`defs/retention`): off unless set
+        Variable(name, field, None, _positive_int, "a whole number of days, 1 or more", "off")
+        for name, field in (
+            (STAGING_RETENTION_DAYS, "staging_retention_days"),
+            (RUN_RETENTION_DAYS, "run_retention_days"),
+        )
+    ),
 )
 
 
@@ -231,6 +242,9 @@ class Settings:
     """Steps of one run executed at once; above 1, datasets load in parallel processes."""
     max_new_columns: int = 50
     """Columns the rule does not name that one file may add to its staging table."""
+    staging_retention_days: int | None = None
+    run_retention_days: int | None = None
+    """Retention (None: off): staging rows of applied files, and Dagster runs, older than this."""
     aws_region: str | None = None
     """From AWS_DEFAULT_REGION or AWS_REGION; None: boto3's own configuration (profile)."""
     from_environment: frozenset[str] = frozenset()

@@ -18,6 +18,8 @@ class Step(StrEnum):
     PARTITIONED = "partitioned"
     STAGING = "staging"
     RPT = "rpt"
+    RETENTION = "retention"
+    """A scheduled deletion of old staging rows or Dagster runs (counts only)."""
 
 
 class Status(StrEnum):
