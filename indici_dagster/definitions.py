@@ -18,6 +18,7 @@ from indici_dagster.defs.alerts.freshness import (
 from indici_dagster.defs.alerts.run_failures import build_run_failure_sensor
 from indici_dagster.defs.files.assets import build_file_assets
 from indici_dagster.defs.landing.sensor import build_landing_sensor
+from indici_dagster.defs.retention.job import build_retention
 from indici_dagster.defs.tables.assets import build_table_assets
 from indici_dagster.defs.tables.audit_summary import AUDIT_GROUP, build_audit_summary_asset
 from indici_dagster.lib.executor import build_executor
@@ -64,10 +65,12 @@ def build_definitions(settings: Settings) -> Definitions:
         description="The daily audit summary of a date again, after a failed ingest run "
         "(requested by indici_run_failure_sensor: the run's own summary step was skipped).",
     )
+    retention_jobs, retention_schedules = build_retention(settings, rules)
     return Definitions(
         assets=[*assets, *build_landing_assets(rules)],
         asset_checks=build_freshness_checks(rules, settings.timezone),
-        jobs=[ingest_job, summary_job],
+        jobs=[ingest_job, summary_job, *retention_jobs],
+        schedules=retention_schedules,
         sensors=[
             build_landing_sensor(ingest_job, partitions, rules, settings.timezone),
             build_run_failure_sensor(

@@ -56,7 +56,7 @@ def _settings() -> Iterator[Finding]:
         elif variable.name == CLOUDWATCH_PREFIX and not raw:
             shown = "unset (no CloudWatch outcome events)"
         else:
-            default = variable.default or "the shipped rules.yaml"
+            default = variable.unset or variable.default or "the shipped rules.yaml"
             shown = printable(raw, limit=120) if raw else f"default ({default})"
         yield Finding(OK, variable.name, shown)
 

@@ -32,6 +32,8 @@ MAX_CONCURRENT = "INDICI_MAX_CONCURRENT"
 MAX_NEW_COLUMNS = "INDICI_MAX_NEW_COLUMNS"
 CLOUDWATCH_PREFIX = "INDICI_CLOUDWATCH_PREFIX"
 RULES_SNAPSHOT_DIR = "INDICI_RULES_SNAPSHOT_DIR"
+STAGING_RETENTION_DAYS = "INDICI_STAGING_RETENTION_DAYS"
+RUN_RETENTION_DAYS = "INDICI_RUN_RETENTION_DAYS"
 AWS_DEFAULT_REGION = "AWS_DEFAULT_REGION"
 AWS_REGION = "AWS_REGION"
 
@@ -138,6 +140,8 @@ class Variable:
     default: str | None
     parse: Callable[[str], Any]
     expected: str
+    unset: str | None = None
+    """What leaving it unset means, when it has no default (for `indici doctor`)."""
 
 
 VARIABLES: tuple[Variable, ...] = (
@@ -190,6 +194,13 @@ VARIABLES: tuple[Variable, ...] = (
         alert_settings.UI_URL, "ui_url", None, alert_settings.ui_url, alert_settings.UI_URL_EXPECTED
     ),
     Variable(RULES_SNAPSHOT_DIR, "rules_snapshot_dir", None, _folder, "a local folder"),
+    *(  # retention (`defs/retention`): off unless set
+        Variable(name, field, None, _positive_int, "a whole number of days, 1 or more", "off")
+        for name, field in (
+            (STAGING_RETENTION_DAYS, "staging_retention_days"),
+            (RUN_RETENTION_DAYS, "run_retention_days"),
+        )
+    ),
 )
 
 
@@ -262,6 +273,9 @@ class Settings:
     """The Dagster UI's address, for links in alerts; None: alerts carry no link."""
     rules_snapshot_dir: str | None = None
     """The local rules snapshot folder; None: `core.rules.snapshot_dir.local_snapshot_dir`."""
+    staging_retention_days: int | None = None
+    run_retention_days: int | None = None
+    """Retention (None: off): staging rows of applied files, and Dagster runs, older than this."""
     aws_region: str | None = None
     """From AWS_DEFAULT_REGION or AWS_REGION; None: boto3's own configuration (profile)."""
     from_environment: frozenset[str] = frozenset()

@@ -21,6 +21,8 @@ class Step(StrEnum):
     RPT = "rpt"
     RUN = "run"
     """A whole run, written when it failed (`run_audit`): no file, the failed steps named."""
+    RETENTION = "retention"
+    """A scheduled deletion of old staging rows or Dagster runs (counts only)."""
 
 
 class Status(StrEnum):

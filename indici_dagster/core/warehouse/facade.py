@@ -22,7 +22,7 @@ from psycopg2.extensions import cursor as Cursor  # noqa: N812 - the class, name
 from indici_dagster.core import pipeline_names
 from indici_dagster.core.filenames import LandedFileName
 from indici_dagster.core.rules.model import Rule
-from indici_dagster.core.warehouse import audit_summary, catalog
+from indici_dagster.core.warehouse import audit_summary, catalog, retention
 from indici_dagster.core.warehouse.audit import AuditEntry
 from indici_dagster.core.warehouse.connections import Connection, Connections
 from indici_dagster.core.warehouse.row_counts import recount
@@ -154,6 +154,23 @@ class Warehouse:
         (`run_audit.record_failed_run`); True when written, False when it was already there."""
         with self.transaction() as cursor:
             return record_failed_run(cursor, entry)
+
+    def prune_staging(
+        self, dataset: str, table: str, cutoff: datetime, *, run_id: str, days: int
+    ) -> retention.Pruned:
+        """Delete the staging rows of `table`'s files older than `cutoff` that rpt already
+        holds, with one `retention` audit row, in one transaction
+        (`retention.prune_staging_table` says what it guarantees)."""
+        with self.transaction() as cursor:
+            return retention.prune_staging_table(
+                cursor,
+                dataset,
+                table,
+                cutoff,
+                run_id=run_id,
+                lock_timeout=self.lock_timeout,
+                days=days,
+            )
 
     def recount_rows(self, table: str) -> dict[str, int]:
         """Count `indici_staging.<table>` and `rpt.<table>` in full and reset their counters.

@@ -3,15 +3,15 @@
 Runs record the versions they processed: the partitioned step writes `in_run` with its run
 (`run_id`); each file's staging load writes `staged_run_id` and each rpt upsert `rpt_run_id`, in
 the transaction that loads or applies the rows (`mark_staged`, `mark_applied`). The sensor
-settles a version `done` only once the staging step that loaded it and the rpt step that applied
-it both succeeded (`ledger_settle`): a run, or a re-execution of other steps, that did not itself
-apply the version to rpt never settles it. A version staged by a successful run without its rpt
-step becomes `needs_rpt`, and the sensor requests that step; `run_failed` (needs attention) when
-its run failed or was cancelled. The sensor itself records only versions it refuses
-(unrecognised names, dates out of range, keys that can never be read) and requested ones whose
-run failed before recording them: never a hand-over Dagster may not have stored. An unchanged
-file is never requested twice, a re-sent file with new content is new work, and files of a
-dataset without a rule wait here until a rule exists.
+settles each version by its own marks (`ledger_settle`), never by how its run as a whole ended:
+`done` once an rpt upsert applied it; `needs_rpt` when a run staged it without applying it (the
+sensor requests that step); `run_failed` (needs attention) when no run loaded it into staging,
+or its own rpt upsert failed. So a run failing on one file leaves only that file needing
+attention, and a version is settled with its successor once a re-sent version loads. The sensor
+itself records only versions it refuses (unrecognised names, dates out of range, keys that can
+never be read) and requested ones whose run failed before recording them: never a hand-over
+Dagster may not have stored. An unchanged file is never requested twice, a re-sent file with new
+content is new work, and files of a dataset without a rule wait here until a rule exists.
 """
 
 from collections.abc import Collection, Iterable, Sequence
@@ -71,13 +71,13 @@ class Outcome(StrEnum):
     IN_RUN = "in_run"
     """A run copied it; the run's end has not been seen yet."""
     DONE = "done"
-    """The staging step that loaded it and the rpt step that applied it both succeeded."""
+    """An rpt upsert applied it (after its staging load), or a newer version of its key did."""
     NEEDS_RPT = "needs_rpt"
-    """A run that succeeded loaded it into staging without its rpt step: the sensor requests
+    """A run that ended loaded it into staging without applying it to rpt: the sensor requests
     the rpt step of its dataset and date (run key `<date>:rpt:<digest>`)."""
     RUN_FAILED = "run_failed"
-    """Its run failed or was cancelled, or succeeded without loading it into staging: needs
-    attention (re-execute the run or backfill the date)."""
+    """No run loaded it into staging, or its own rpt upsert failed (or the rpt-only run
+    requested for it did): needs attention (re-execute the run or backfill the date)."""
     NO_RULE = "no_rule"
     NAME_CLASH = "name_clash"
     UNRECOGNISED = "unrecognised"
@@ -294,8 +294,9 @@ def file_states(cursor: Cursor, file_name: str) -> list[str]:
     attention = {
         Outcome.IN_RUN: "its run has not been seen to finish",
         Outcome.NEEDS_RPT: "staged without its rpt step; the sensor requests that step",
-        Outcome.RUN_FAILED: "NEEDS ATTENTION: its run failed or was cancelled, or did not load "
-        "it into staging; re-execute the run or backfill the date",
+        Outcome.RUN_FAILED: "NEEDS ATTENTION: it did not load (its run ended before loading it "
+        "into staging, or its own load or rpt upsert failed); re-execute the run or backfill "
+        "the date",
         Outcome.NAME_CLASH: "NEEDS ATTENTION: another key has the same file name",
     }
     lines = []

@@ -48,41 +48,17 @@ def run_ends(instance: DagsterInstance, run_ids: Collection[str]) -> dict[str, R
     }
 
 
-def succeeded_steps(
-    instance: DagsterInstance, steps: Collection[ledger_settle.StepKey]
-) -> set[ledger_settle.StepKey]:
-    """The steps among these that Dagster reports succeeded (one event-log query per run)."""
-    asked = {
-        (run_id, layer, dataset): (staging_key if layer == "staging" else rpt_key)(dataset)
-        for run_id, layer, dataset in steps
-    }
-    done = set()
-    for run_id in sorted({run_id for run_id, _, _ in asked}):
-        stats = instance.get_run_step_stats(run_id)
-        # the status enum (StepEventStatus) is not public; its values are
-        succeeded = {s.step_key for s in stats if s.status and s.status.value == "SUCCESS"}
-        done |= {
-            step
-            for step, key in asked.items()
-            if step[0] == run_id and key.to_python_identifier() in succeeded
-        }
-    return done
-
-
 def settle(instance: DagsterInstance, cursor: Cursor) -> list[str]:
-    """Settle the ledger's unsettled versions by how their runs and steps ended
-    (`ledger_settle.decide`); returns the lines needing attention."""
-    groups = ledger_settle.unsettled_groups(cursor)
-    runs = {r for g in groups for r in (g.run_id, g.staged_run_id, g.rpt_run_id) if r}
+    """Settle the ledger's unsettled versions, each by its own outcome
+    (`ledger_settle.decide`), then the versions their successors replaced; returns the lines
+    needing attention (one per run and reason)."""
+    versions = ledger_settle.unsettled_versions(cursor)
+    runs = {r for v in versions for r in (v.run_id, v.staged_run_id) if r}
     ends = run_ends(instance, runs)
-    succeeded = succeeded_steps(instance, ledger_settle.steps_to_ask(groups))
-    attention = []
-    for group in groups:
-        decision = ledger_settle.decide(group, ends, succeeded)
-        ledger_settle.settle_group(cursor, group, decision)
-        if decision.attention:
-            attention.append(decision.attention)
-    return attention
+    decided = [(version, ledger_settle.decide(version, ends)) for version in versions]
+    ledger_settle.settle_versions(cursor, decided)
+    ledger_settle.settle_replaced(cursor)
+    return ledger_settle.attention_lines(decided, ends)
 
 
 def selection_of(request: landing_plan.DateRequest) -> list:

@@ -5,10 +5,11 @@ date and the object versions only, so evaluating again after a lost tick request
 versions under the same key, and Dagster's run-key de-duplication keeps a request that was
 stored from running twice. What a run processed is recorded by the run (`indici/partitioned`
 writes the ledger, each staging load and rpt upsert marks the versions it loaded or applied);
-each tick settles those versions by asking Dagster how the runs and steps that recorded them
-ended (`core/warehouse/ledger_settle.py`): `done` only once the staging step that loaded a
-version and the rpt step that applied it both succeeded.
-Versions a successful run staged without its rpt step get an rpt-only request for their date
+each tick settles each version by its own marks and audit rows once the runs that recorded it
+ended (`core/warehouse/ledger_settle.py`): `done` once an rpt upsert applied it, so a run
+failing on one file leaves only that file needing attention; a run Dagster no longer knows is
+judged from the ledger and the audit log, and said once.
+Versions a run staged without applying them get an rpt-only request for their date
 (run key `<date>:rpt:<digest>`). A run key whose run ended without recording the request's
 versions (a run tagged by hand, or made by anything but this sensor) does not stop them: they
 are requested again under `<key>:attempt<n>` (`defs/landing/runs.py`), said once in the log.
@@ -120,8 +121,9 @@ def build_landing_sensor(
             "Lists the landing location, and for object versions (key + ETag) no run has "
             "processed requests one run per date: raw, partitioned and the staging and rpt "
             "assets of the datasets among the files; for files a run staged without rpt, one "
-            "rpt-only run per date. Settles files done only once their staging and rpt steps "
-            "succeeded. Reports files without a rule and runs that failed every tick."
+            "rpt-only run per date. Settles each file by its own outcome: done once applied "
+            "to rpt; only files that did not load need attention. Reports files without a rule "
+            "and files that did not load every tick (a run Dagster no longer knows: once)."
         ),
     )
     def indici_landing_sensor(

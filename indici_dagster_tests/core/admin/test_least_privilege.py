@@ -10,6 +10,7 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg2
@@ -856,3 +857,29 @@ def test_bootstrap_refuses_a_planted_history_view_or_as_of_function(
     _execute(b.admin, planted)
     with pytest.raises(BootstrapError, match="objects it never creates"):
         bootstrap_database(b.admin, writer=b.writer, reader=b.reader)
+
+
+def test_staging_retention_runs_as_the_writer_and_leaves_rpt_and_the_audit_log_alone(
+    tmp_path, bootstrapped: Bootstrapped, buckets
+):
+    b = bootstrapped
+    landing, partitioned = buckets
+    put_s3(landing, "Patients_20261124_020000.parquet", patients([(1, "A1"), (2, "B1")]))
+    defs = build(make_settings(tmp_path, b.writer_dsn, landing, partitioned))
+    with DagsterInstance.ephemeral() as instance:
+        result = tick(defs, instance)
+        assert all(r.success for r in execute_requests(defs, instance, result))
+        tick(defs, instance, result.cursor)  # settles the file done
+    warehouse = Warehouse(b.writer_dsn, "UTC")
+    pruned = warehouse.prune_staging("Patients", "patients", datetime.now(UTC), run_id="r", days=1)
+    assert (pruned.files, pruned.rows) == (1, 2)
+    assert query(b.admin, "SELECT count(*) FROM indici_staging.patients") == [(0,)]
+    assert query(b.admin, "SELECT count(*) FROM rpt.patients") == [(2,)]
+    assert query(
+        b.admin,
+        "SELECT row_count FROM indici_staging.table_row_counts "
+        "WHERE table_schema = 'indici_staging' AND table_name = 'patients'",
+    ) == [(0,)]
+    assert query(
+        b.admin, "SELECT count(*) FROM indici_staging.auditlog WHERE step = 'retention'"
+    ) == [(1,)]

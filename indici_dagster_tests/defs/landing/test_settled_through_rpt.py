@@ -23,7 +23,8 @@ from dagster._core.storage.tags import (
 )
 
 from indici_dagster.core.settings import Settings
-from indici_dagster.core.warehouse.ledger_settle import RunEnd, UnsettledGroup, decide
+from indici_dagster.core.warehouse.ledger import Outcome
+from indici_dagster.core.warehouse.ledger_settle import RunEnd, UnsettledVersion, decide
 from indici_dagster.definitions import INGEST_JOB
 from indici_dagster.defs.landing import runs as landing_runs
 from indici_dagster.lib.keys import AUDIT_SUMMARY, PARTITIONED, RAW, rpt_key, staging_key
@@ -312,42 +313,51 @@ def test_a_run_made_by_hand_with_the_key_and_never_started_spends_the_key_after_
     assert again.run_key == f"{request.run_key}:attempt2"
 
 
-def group(**changes) -> UnsettledGroup:
-    base = UnsettledGroup("R", "R", "R", "Patients", 1, "2026-11-23", "2026-11-23")
+def version(**changes) -> UnsettledVersion:
+    base = UnsettledVersion(
+        "landing/P.parquet", "e1", Outcome.IN_RUN, "R", "R", "R", "Patients", "P.parquet", "d"
+    )
     return dataclasses.replace(base, **changes)
 
 
-STAGED = ("R", "staging", "Patients")
-APPLIED = ("R", "rpt", "Patients")
-
-
 @pytest.mark.parametrize(
-    ("unsettled", "ends", "succeeded", "outcome"),
+    ("unsettled", "ends", "outcome", "attention"),
     [
-        # both steps of the dataset succeeded: done, even though the run failed elsewhere
-        (group(), {"R": RunEnd.FAILURE}, {STAGED, APPLIED}, "done"),
-        # a re-execution's own rpt step applied it
+        # its rpt upsert applied it: done, even though the run failed on another file
+        (version(), {"R": RunEnd.FAILURE}, "done", False),
+        # applied by a run Dagster no longer knows: done from the ledger alone
+        (version(), {}, "done", False),
+        # applied while the run still runs: its rows are in rpt
+        (version(), {"R": RunEnd.UNFINISHED}, "done", False),
+        # staged, not applied, its rpt upsert did not fail: needs its rpt step
+        (version(rpt_run_id=None), {"R": RunEnd.SUCCESS}, "needs_rpt", False),
+        (version(rpt_run_id=None), {"R": RunEnd.FAILURE}, "needs_rpt", False),
+        (version(rpt_run_id=None), {}, "needs_rpt", False),
+        # staged, and the audit log says its own rpt upsert failed: attention
+        (version(rpt_run_id=None, rpt_failed=True), {"R": RunEnd.FAILURE}, "run_failed", True),
+        # never staged: attention, whatever the run's end (said once if the run is unknown)
+        (version(staged_run_id=None, rpt_run_id=None), {"R": RunEnd.SUCCESS}, "run_failed", True),
+        (version(staged_run_id=None, rpt_run_id=None), {"R": RunEnd.FAILURE}, "run_failed", True),
+        (version(staged_run_id=None, rpt_run_id=None), {}, "run_failed", True),
+        # already run_failed: stays, said every tick while its run is known, then no more
         (
-            group(rpt_run_id="B"),
-            {"R": RunEnd.FAILURE, "B": RunEnd.SUCCESS},
-            {STAGED, ("B", "rpt", "Patients")},
-            "done",
+            version(outcome=Outcome.RUN_FAILED, staged_run_id=None, rpt_run_id=None),
+            {"R": RunEnd.FAILURE},
+            None,
+            True,
         ),
-        # the rpt step applied it but failed (a file of its window failed): not done
-        (group(), {"R": RunEnd.FAILURE}, {STAGED}, "run_failed"),
-        # a run that succeeded without rpt: needs its rpt step
-        (group(rpt_run_id=None), {"R": RunEnd.SUCCESS}, {STAGED}, "needs_rpt"),
-        # a run that succeeded without staging it (its load failed on content): attention
-        (group(staged_run_id=None, rpt_run_id=None), {"R": RunEnd.SUCCESS}, set(), "run_failed"),
-        # another step's re-execution succeeded, nothing of this dataset ran: not done
-        (group(staged_run_id=None, rpt_run_id=None), {"R": RunEnd.FAILURE}, set(), "run_failed"),
+        (version(outcome=Outcome.RUN_FAILED, staged_run_id=None, rpt_run_id=None), {}, None, False),
         # still running
-        (group(rpt_run_id=None), {"R": RunEnd.UNFINISHED}, {STAGED}, None),
-        (group(rpt_run_id="B"), {"R": RunEnd.SUCCESS, "B": RunEnd.UNFINISHED}, {STAGED}, None),
+        (version(rpt_run_id=None), {"R": RunEnd.UNFINISHED}, None, False),
+        (
+            version(run_id="A", rpt_run_id=None),
+            {"A": RunEnd.SUCCESS, "R": RunEnd.UNFINISHED},
+            None,
+            False,
+        ),
     ],
 )
-def test_settling_needs_the_staging_and_rpt_steps_that_recorded_a_version_to_succeed(
-    unsettled, ends, succeeded, outcome
-):
-    decision = decide(unsettled, ends, succeeded)
+def test_settling_judges_each_version_by_its_own_load(unsettled, ends, outcome, attention):
+    decision = decide(unsettled, ends)
     assert (decision.outcome and str(decision.outcome)) == outcome
+    assert bool(decision.attention) is attention
