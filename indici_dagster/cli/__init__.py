@@ -9,6 +9,7 @@ from indici_dagster.cli.context import load_project_env, require_catalog, wareho
 from indici_dagster.cli.db import add_db_commands
 from indici_dagster.cli.doctor import doctor
 from indici_dagster.cli.errors import CliError, OneLineArgumentParser, one_line
+from indici_dagster.cli.infra import add_infra_commands
 from indici_dagster.core.admin.bootstrap import DEFAULT_READER, DEFAULT_WRITER
 from indici_dagster.core.admin.session_limits import (
     DEFAULT_READER_LIMITS,
@@ -196,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("doctor", help="check every setting and connection")
     check.set_defaults(handler=doctor, needs_settings=False)
     add_db_commands(commands)
+    add_infra_commands(commands)
 
     rules = commands.add_parser("rules", help="check and copy transformation rules")
     rule_commands = rules.add_subparsers(dest="rules_command", required=True)

@@ -42,3 +42,17 @@ def describe_storage_error(error: BaseException) -> str:
         return type(error).__name__
     operation = getattr(error, "operation_name", None) or "an AWS call"
     return f"{operation} failed ({code})"
+
+
+INFRA_APPLY = "indici infra apply"
+"""The command that creates the buckets, the rules table and the policies the settings name."""
+MISSING_RESOURCE_CODES = frozenset({"NoSuchBucket", "ResourceNotFoundException"})
+"""AWS error codes of a bucket or table that does not exist."""
+
+
+def missing_resource_hint(error: BaseException) -> str | None:
+    """`create it with indici infra apply` when `error` says a bucket or table does not exist,
+    else None."""
+    if storage_error_code(error) in MISSING_RESOURCE_CODES:
+        return f"create it with {INFRA_APPLY}"
+    return None
