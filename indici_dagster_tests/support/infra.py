@@ -3,6 +3,7 @@ command stores read back in full (to compare before and after), and removing the
 resources it creates (moto keeps one IAM backend for the whole process)."""
 
 import contextlib
+import functools
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -54,6 +55,12 @@ class InfraNames:
         }
 
 
+@functools.cache
+def client(service: str) -> Any:
+    """One boto3 client per service for the whole session (making them is slow)."""
+    return boto3.client(service)
+
+
 def _or_none(call: Any, **kwargs: Any) -> Any:
     try:
         response = call(**kwargs)
@@ -65,8 +72,7 @@ def _or_none(call: Any, **kwargs: Any) -> Any:
 
 def stored_configuration(names: InfraNames) -> dict[str, Any]:
     """Everything `indici infra` sets, as stored (or the error code reading it)."""
-    s3, dynamodb = boto3.client("s3"), boto3.client("dynamodb")
-    iam, logs = boto3.client("iam"), boto3.client("logs")
+    s3, dynamodb, iam, logs = map(client, ("s3", "dynamodb", "iam", "logs"))
     stored: dict[str, Any] = {}
     for bucket in (names.landing, names.partitioned):
         for call in (
@@ -90,7 +96,7 @@ def stored_configuration(names: InfraNames) -> dict[str, Any]:
 
 def remove_infra_iam() -> None:
     """Delete the vendor user and the generated policies, if present."""
-    iam = boto3.client("iam")
+    iam = client("iam")
     for policy in POLICIES:
         arn = f"arn:aws:iam::{ACCOUNT}:policy/{policy}"
         with contextlib.suppress(ClientError):

@@ -18,6 +18,7 @@ from indici_dagster.core.infra.desired import (
     BUCKET,
     ENCRYPTION,
     EXISTS,
+    KEY,
     LOG_GROUP,
     PITR,
     POLICY,
@@ -72,6 +73,8 @@ def _table(clients: Clients, change: Change) -> None:
         )
         waiter = dynamodb.get_waiter("table_exists")  # the next settings need it ACTIVE
         waiter.wait(TableName=table, WaiterConfig={"Delay": 2, "MaxAttempts": 90})
+    elif setting == KEY and change.current is None:
+        return  # a table created just before, with this key
     elif setting == BILLING:
         dynamodb.update_table(TableName=table, BillingMode="PAY_PER_REQUEST")
     elif setting == PITR:

@@ -27,7 +27,10 @@ from indici_dagster.core.settings import Settings, SettingsError
 NAMES = Names("land", "incoming/", "part", "indici/", "rules", "/indici")
 
 
-def _aspects(options: InfraOptions = InfraOptions()):
+DEFAULTS = InfraOptions()
+
+
+def _aspects(options: InfraOptions = DEFAULTS):
     return desired_aspects(NAMES, options, "ap-southeast-2", "123456789012")
 
 
