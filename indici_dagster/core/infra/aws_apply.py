@@ -11,8 +11,13 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from indici_dagster.core.errors import INFRA_APPLY, describe_storage_error
-from indici_dagster.core.infra.aws_read import Clients, lifecycle_rules, policy_arn
+from indici_dagster.core.errors import INFRA_APPLY
+from indici_dagster.core.infra.aws_read import (
+    Clients,
+    describe_failure,
+    lifecycle_rules,
+    policy_arn,
+)
 from indici_dagster.core.infra.desired import (
     BILLING,
     BUCKET,
@@ -149,7 +154,7 @@ def apply_changes(clients: Clients, changes: list[Change], report: Callable[[str
             _APPLY[change.aspect.kind](clients, change)
         except (BotoCoreError, ClientError) as error:
             raise InfraError(
-                f"{describe_change(change)[2:]} failed: {describe_storage_error(error)}; "
+                f"{describe_change(change)[2:]} failed: {describe_failure(error)}; "
                 f"{done} of {len(changes)} changes made, run {INFRA_APPLY} again once fixed"
             ) from None
         report(describe_change(change))

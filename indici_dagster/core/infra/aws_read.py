@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import unquote
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
 from indici_dagster.core.errors import describe_storage_error, storage_error_code
 from indici_dagster.core.infra.desired import (
@@ -49,6 +49,18 @@ NEVER_EXPIRES = "never"
 """The retention of a log group that keeps its events forever."""
 
 
+DENIED = frozenset({"AccessDenied", "AccessDeniedException", "403", "UnauthorizedOperation"})
+
+
+def describe_failure(error: BaseException) -> str:
+    """The failed call and its AWS code, and for a refusal that the caller's IAM permissions
+    are what is missing."""
+    described = describe_storage_error(error)
+    if storage_error_code(error) in DENIED:
+        return f"{described}: the caller's IAM permissions do not allow it"
+    return described
+
+
 @dataclass(frozen=True)
 class Clients:
     """The boto3 clients `indici infra` uses, and the region and account they reach."""
@@ -68,8 +80,8 @@ def connect(region: str | None) -> Clients:
         raise InfraError("no AWS region: set AWS_DEFAULT_REGION (or AWS_REGION)")
     try:
         account = session.client("sts").get_caller_identity()["Account"]
-    except (BotoCoreError, ClientError) as error:
-        raise InfraError(f"cannot tell the AWS account: {describe_storage_error(error)}") from None
+    except ClientError as error:  # no credentials, no endpoint: the CLI's own one line
+        raise InfraError(f"cannot tell the AWS account: {describe_failure(error)}") from None
     clients = [session.client(name) for name in ("s3", "dynamodb", "iam", "logs")]
     return Clients(*clients, region=session.region_name, account=account)
 
@@ -188,10 +200,10 @@ def read_current(clients: Clients, aspects: list[Aspect]) -> dict[AspectKey, Any
             continue
         try:
             value = read_aspect(clients, aspect)
-        except (BotoCoreError, ClientError) as error:
+        except ClientError as error:
             raise InfraError(
                 f"cannot read {aspect.resource} ({aspect.setting}): "
-                f"{describe_storage_error(error)}; nothing was changed"
+                f"{describe_failure(error)}; nothing was changed"
             ) from None
         if aspect.setting == EXISTS and not value:
             missing.add((aspect.kind, aspect.name))
