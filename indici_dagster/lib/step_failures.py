@@ -29,7 +29,11 @@ from indici_dagster.core.db_errors import (
     classify,
     describe_library_error,
 )
-from indici_dagster.core.errors import is_permanent_storage_error, storage_error_code
+from indici_dagster.core.errors import (
+    is_permanent_storage_error,
+    missing_resource_hint,
+    storage_error_code,
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -50,9 +54,9 @@ def _failing_fast_on_permanent_errors() -> Iterator[None]:
     except ClientError as error:
         if is_permanent_storage_error(error):
             operation = getattr(error, "operation_name", "an AWS call")
+            remedy = missing_resource_hint(error) or "check the IAM policy and names"
             raise Failure(
-                description=f"{operation} was refused ({storage_error_code(error)}); check the "
-                "IAM policy and names",
+                description=f"{operation} was refused ({storage_error_code(error)}); {remedy}",
                 allow_retries=False,
             ) from None
         raise
