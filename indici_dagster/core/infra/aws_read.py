@@ -113,7 +113,10 @@ def lifecycle_rules(s3: Any, bucket: str) -> list[dict[str, Any]]:
 
 
 def _lifecycle_rule(s3: Any, bucket: str, rule_id: str) -> Any:
-    return next((r for r in lifecycle_rules(s3, bucket) if r.get("ID") == rule_id), None)
+    rule = next((r for r in lifecycle_rules(s3, bucket) if r.get("ID") == rule_id), None)
+    if rule is not None and rule.get("Filter") == {}:  # how S3 may return the empty prefix
+        rule = {**rule, "Filter": {"Prefix": ""}}
+    return rule
 
 
 def _bucket_setting(s3: Any, bucket: str, setting: str) -> Any:

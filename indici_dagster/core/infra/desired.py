@@ -168,7 +168,9 @@ def lifecycle_rule(rule_id: str, prefix: str, options: InfraOptions, versioned: 
     }
     if versioned:  # a replaced version is tiered like the current one, never deleted
         rule["NoncurrentVersionTransitions"] = [
-            {"NoncurrentDays": t["Days"], "StorageClass": t["StorageClass"]} for t in transitions
+            # S3 wants a noncurrent version at least a day old
+            {"NoncurrentDays": max(1, t["Days"]), "StorageClass": t["StorageClass"]}
+            for t in transitions
         ]
     rule["AbortIncompleteMultipartUpload"] = {"DaysAfterInitiation": 1}
     return rule
