@@ -124,3 +124,18 @@ def test_missing_aws_permissions_are_one_line_naming_the_call_and_change_nothing
     assert "the caller's IAM permissions do not allow it" in line
     assert line.endswith("nothing was changed")
     assert stored_configuration(names) == before
+
+
+def test_a_conflict_is_marked_by_plan_with_exit_1_and_apply_changes_nothing(names, capsys):
+    client("dynamodb").create_table(
+        TableName=names.table,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "N"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    before = stored_configuration(names)
+    assert main(["infra", "plan"]) == 1
+    assert f"! table {names.table}: key: its key is not dataset (string)" in capsys.readouterr().out
+    assert main(["infra", "apply"]) == 1
+    assert _one_error_line(capsys).startswith(f"indici: nothing changed: table {names.table}: key")
+    assert stored_configuration(names) == before
