@@ -6,6 +6,7 @@ that is not on AWS, and missing AWS permissions (moto enforcing IAM, as
 import contextlib
 import json
 import os
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -139,3 +140,47 @@ def test_a_conflict_is_marked_by_plan_with_exit_1_and_apply_changes_nothing(name
     assert main(["infra", "apply"]) == 1
     assert _one_error_line(capsys).startswith(f"indici: nothing changed: table {names.table}: key")
     assert stored_configuration(names) == before
+
+
+def test_a_refusal_while_applying_says_how_far_it_got_and_apply_continues_later(
+    names, moto_endpoint, monkeypatch, capsys
+):
+    iam = client("iam")
+    user = f"half-{names.table}"
+    reads = ["s3:Get*", "s3:List*", "s3:Head*", "dynamodb:Describe*", "iam:Get*", "iam:List*"]
+    allowed = [*reads, "logs:Describe*", "sts:GetCallerIdentity", "s3:CreateBucket"]
+    document = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": allowed, "Resource": "*"}],
+    }
+    iam.create_user(UserName=user)
+    arn = iam.create_policy(PolicyName=user, PolicyDocument=json.dumps(document))["Policy"]["Arn"]
+    iam.attach_user_policy(UserName=user, PolicyArn=arn)
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    with monkeypatch.context() as narrow:
+        narrow.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
+        narrow.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+        previous = _set_auth(moto_endpoint, "0")
+        try:
+            code = main(["infra", "apply"])
+        finally:
+            _set_auth(moto_endpoint, previous)
+            with contextlib.suppress(Exception):
+                iam.delete_access_key(UserName=user, AccessKeyId=key["AccessKeyId"])
+                iam.detach_user_policy(UserName=user, PolicyArn=arn)
+                iam.delete_policy(PolicyArn=arn)
+                iam.delete_user(UserName=user)
+    assert code == 1
+    captured = capsys.readouterr()
+    assert f"+ bucket {names.landing}: create" in captured.out  # made before the refusal
+    line = captured.err.strip()
+    assert "\n" not in line
+    # moto authorizes only some bucket settings (it lets PutBucketEncryption by): the first
+    # it refuses is the landing bucket's versioning
+    assert line.startswith(f"indici: bucket {names.landing}: versioning: on failed: ")
+    assert "PutBucketVersioning failed (AccessDenied)" in line
+    assert re.search(r"; [1-9]\d* of \d+ changes made, run indici infra apply again", line)
+    assert main(["infra", "apply"]) == 0  # with the administrator's keys: the rest
+    capsys.readouterr()
+    assert main(["infra", "apply"]) == 0
+    assert capsys.readouterr().out.splitlines()[1:] == ["no changes"]
