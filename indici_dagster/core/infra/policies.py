@@ -8,6 +8,7 @@ original pipeline's names (`PLACEHOLDER_NAMES`), checked by a test, never kept b
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 VERSION = "2012-10-17"
@@ -124,3 +125,14 @@ def render_policy(document: dict[str, Any]) -> str:
     """A policy document as the text of its `deploy/iam/` file (2-space JSON, one final
     newline): the same document always renders to the same text."""
     return json.dumps(document, indent=2) + "\n"
+
+
+def write_policy_files(folder: str | Path, names: PolicyNames = PLACEHOLDER_NAMES) -> list[Path]:
+    """Write every policy for `names` into `folder` (default names: the tracked `deploy/iam/`
+    files); returns the files written."""
+    written = []
+    for policy, build in POLICIES.items():
+        path = Path(folder) / policy_file_name(policy)
+        path.write_text(render_policy(build(names)), encoding="utf-8")
+        written.append(path)
+    return written

@@ -11,6 +11,7 @@ from indici_dagster.core.infra.policies import (
     PolicyNames,
     policy_file_name,
     render_policy,
+    write_policy_files,
 )
 
 IAM_DIR = Path(__file__).resolve().parents[3] / "deploy" / "iam"
@@ -23,6 +24,11 @@ def test_each_tracked_policy_file_is_exactly_the_generated_document(policy):
     assert tracked == render_policy(POLICIES[policy](PLACEHOLDER_NAMES)), (
         f"deploy/iam/{policy_file_name(policy)} differs from its generator: regenerate it"
     )
+
+
+def test_writing_the_policy_files_again_gives_the_tracked_files(tmp_path):
+    for written in write_policy_files(tmp_path):
+        assert written.read_bytes() == (IAM_DIR / written.name).read_bytes()
 
 
 def test_every_data_policy_in_deploy_iam_has_a_generator():
