@@ -76,12 +76,12 @@ def _table(clients: Clients, change: Change) -> None:
             AttributeDefinitions=[{"AttributeName": "dataset", "AttributeType": "S"}],
             BillingMode="PAY_PER_REQUEST",
         )
-        waiter = dynamodb.get_waiter("table_exists")  # the next settings need it ACTIVE
-        waiter.wait(TableName=table, WaiterConfig={"Delay": 2, "MaxAttempts": 90})
+        _wait_active(dynamodb, table)
     elif setting == KEY and change.current is None:
         return  # a table created just before, with this key
     elif setting == BILLING:
         dynamodb.update_table(TableName=table, BillingMode="PAY_PER_REQUEST")
+        _wait_active(dynamodb, table)
     elif setting == PITR:
         dynamodb.update_continuous_backups(
             TableName=table,
@@ -89,6 +89,12 @@ def _table(clients: Clients, change: Change) -> None:
         )
     else:
         raise InfraError(f"{change.aspect.resource}: {setting} cannot be changed")
+
+
+def _wait_active(dynamodb: Any, table: str) -> None:
+    # the next settings need the table ACTIVE (`table_exists` waits for that status)
+    waiter = dynamodb.get_waiter("table_exists")
+    waiter.wait(TableName=table, WaiterConfig={"Delay": 2, "MaxAttempts": 90})
 
 
 def _policy(clients: Clients, change: Change) -> None:

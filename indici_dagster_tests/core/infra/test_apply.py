@@ -190,3 +190,26 @@ def test_a_rules_table_keyed_otherwise_stops_apply_before_any_change(names):
     with pytest.raises(InfraError, match=f"nothing changed: table {names.table}: key: its key"):
         apply(names)
     assert stored_configuration(names) == before
+
+
+def test_an_existing_provisioned_table_without_recovery_is_switched_and_keeps_its_rules(names):
+    dynamodb = client("dynamodb")
+    dynamodb.create_table(
+        TableName=names.table,
+        KeySchema=[{"AttributeName": "dataset", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "dataset", "AttributeType": "S"}],
+        ProvisionedThroughput={"ReadCapacityUnits": 1, "WriteCapacityUnits": 1},
+    )
+    dynamodb.put_item(TableName=names.table, Item={"dataset": {"S": "Patients"}})
+    table_lines = [
+        describe_change(c) for c in plan(names) if c.aspect.resource == f"table {names.table}"
+    ]
+    assert table_lines == [
+        f"~ table {names.table}: billing: on-demand (differs now)",
+        f"~ table {names.table}: point-in-time recovery: on (differs now)",
+    ]
+    apply(names)
+    table = dynamodb.describe_table(TableName=names.table)["Table"]
+    assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    assert dynamodb.scan(TableName=names.table)["Items"] == [{"dataset": {"S": "Patients"}}]
+    assert plan(names) == []
