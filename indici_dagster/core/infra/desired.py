@@ -37,8 +37,10 @@ VENDOR_USER = "valentia-import"
 VENDOR_POLICY = "valentia-upload"
 ARCHIVE_CLASS = "GLACIER"
 """The archive tier: S3 Glacier Flexible Retrieval (restores in minutes to hours)."""
-LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827)
-LOG_RETENTION_DAYS += (2192, 2557, 2922, 3288, 3653)
+LOG_RETENTION_DAYS = (
+    *(1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827),
+    *(2192, 2557, 2922, 3288, 3653),
+)
 """The retention periods CloudWatch Logs accepts."""
 OUTCOMES = ("success", "empty", "error")
 CLOUDWATCH_PREFIX = "INDICI_CLOUDWATCH_PREFIX"
