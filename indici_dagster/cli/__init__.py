@@ -13,6 +13,7 @@ from indici_dagster.cli.docs import add_docs_command
 from indici_dagster.cli.doctor import doctor
 from indici_dagster.cli.errors import CliError, OneLineArgumentParser, one_line
 from indici_dagster.cli.history import add_history_commands
+from indici_dagster.cli.infra import add_infra_commands
 from indici_dagster.cli.restore import add_restore_command
 from indici_dagster.cli.rules import add_rules_commands
 from indici_dagster.cli.status import add_status_command
@@ -138,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(handler=doctor, needs_settings=False)
     add_db_commands(commands)
     add_history_commands(commands)
+    add_infra_commands(commands)
 
     add_rules_commands(commands)
     add_docs_command(commands)

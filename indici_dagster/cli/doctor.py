@@ -10,6 +10,7 @@ from pathlib import Path
 from indici_dagster.cli.context import ProjectEnv
 from indici_dagster.cli.errors import one_line
 from indici_dagster.core.embedded.server import paths_for, role_dsn, server_status
+from indici_dagster.core.errors import INFRA_APPLY
 from indici_dagster.core.pipeline_names import AUDIT_LOG
 from indici_dagster.core.rules.store import load_rules
 from indici_dagster.core.settings import (
@@ -91,7 +92,10 @@ def _location(variable: str, location: str, settings: Settings, required: bool) 
             code = error.response.get("Error", {}).get("Code", "")
             if code == "NoSuchBucket":
                 return Finding(
-                    FAIL, name, f"bucket {bucket} does not exist: create it or fix {variable}"
+                    FAIL,
+                    name,
+                    f"bucket {bucket} does not exist: create it with {INFRA_APPLY} or fix "
+                    f"{variable}",
                 )
             if code in ("AccessDenied", "AllAccessDisabled", "403"):
                 return Finding(FAIL, name, f"access denied listing bucket {bucket}: see deploy/iam")

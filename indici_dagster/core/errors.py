@@ -76,3 +76,17 @@ def archived_message(code: str, dataset: str, partition_key: str) -> str:
         f"{partition_key} --dataset {dataset}`, then replay the date (backfill it) once the "
         "restore completes; this file failed alone, not retried"
     )
+
+
+INFRA_APPLY = "indici infra apply"
+"""The command that creates the buckets, the rules table and the policies the settings name."""
+MISSING_RESOURCE_CODES = frozenset({"NoSuchBucket", "ResourceNotFoundException"})
+"""AWS error codes of a bucket or table that does not exist."""
+
+
+def missing_resource_hint(error: BaseException) -> str | None:
+    """`create it with indici infra apply` when `error` says a bucket or table does not exist,
+    else None."""
+    if storage_error_code(error) in MISSING_RESOURCE_CODES:
+        return f"create it with {INFRA_APPLY}"
+    return None

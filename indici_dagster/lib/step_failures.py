@@ -32,6 +32,7 @@ from indici_dagster.core.db_errors import (
 from indici_dagster.core.errors import (
     archived_code,
     is_permanent_storage_error,
+    missing_resource_hint,
     storage_error_code,
 )
 
@@ -60,9 +61,9 @@ def _failing_fast_on_permanent_errors() -> Iterator[None]:
             ) from None
         if is_permanent_storage_error(error):
             operation = getattr(error, "operation_name", "an AWS call")
+            remedy = missing_resource_hint(error) or "check the IAM policy and names"
             raise Failure(
-                description=f"{operation} was refused ({storage_error_code(error)}); check the "
-                "IAM policy and names",
+                description=f"{operation} was refused ({storage_error_code(error)}); {remedy}",
                 allow_retries=False,
             ) from None
         raise

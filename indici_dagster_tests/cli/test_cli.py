@@ -264,7 +264,8 @@ def test_doctor_reports_a_missing_bucket_folder_and_database_one_line_each(
     }
     assert (
         lines["landing"].startswith("FAIL")
-        and "no-such-bucket-for-doctor does not exist" in lines["landing"]
+        and "no-such-bucket-for-doctor does not exist: create it with indici infra apply"
+        in lines["landing"]
     )
     assert lines["partitioned"].startswith("warn") and "does not exist yet" in lines["partitioned"]
     assert lines["warehouse"].startswith("FAIL") and "connection refused" in lines["warehouse"]

@@ -31,6 +31,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 from dagster import DagsterInstance
 
+from indici_dagster.core.infra.policies import POLICIES, PolicyNames
 from indici_dagster.core.rules.model import parse_rules
 from indici_dagster.core.settings import Settings
 from indici_dagster_tests.support.cfn import EXAMPLE_PARAMETERS, Stack, load_template
@@ -192,13 +193,12 @@ class World:
         return boto3.client(service, endpoint_url=self.endpoint, region_name=REGION, **credentials)
 
 
-def attachable(name: str, landing: str, partitioned: str, table: str) -> str:
-    """A policy file with the placeholder names replaced, as moto can enforce it."""
-    text = (IAM_DIR / name).read_text(encoding="utf-8")
-    text = text.replace(f"arn:aws:s3:::{LANDING}", f"arn:aws:s3:::{landing}")
-    text = text.replace(f"arn:aws:s3:::{PARTITIONED}", f"arn:aws:s3:::{partitioned}")
+def attachable(name: str, landing: str, partitioned: str) -> str:
+    """The policy of file `name` generated for these buckets (what `indici infra apply`
+    creates; the tracked file is the same generator's output), as moto can enforce it."""
+    build = POLICIES[name.removesuffix("-policy.json")]
     # moto matches DynamoDB requests against resource "*" only (see the module docstring)
-    return text.replace(f'"{RULES_TABLE_ARN}"', '"*"').replace(RULES_TABLE, table)
+    return json.dumps(build(PolicyNames(landing, partitioned, rules_table_arn="*")))
 
 
 def _set_auth(endpoint: str, value: str) -> str:
@@ -255,7 +255,7 @@ def world() -> Iterator[World]:
         ):
             user = f"{role}-{suffix}"
             iam.create_user(UserName=user)
-            document = attachable(policy_file, landing, partitioned, table)
+            document = attachable(policy_file, landing, partitioned)
             arn = iam.create_policy(PolicyName=user, PolicyDocument=document)["Policy"]["Arn"]
             iam.attach_user_policy(UserName=user, PolicyArn=arn)
             key = iam.create_access_key(UserName=user)["AccessKey"]

@@ -31,7 +31,8 @@ def test_a_missing_landing_bucket_fails_without_spending_retries(tmp_path, datab
         for e in events
         if e.dagster_event and e.dagster_event.event_type == DagsterEventType.STEP_FAILURE
     )
-    assert "NoSuchBucket" in str(failure.dagster_event.event_specific_data.error)
+    error = str(failure.dagster_event.event_specific_data.error)
+    assert "NoSuchBucket" in error and "create it with indici infra apply" in error
 
 
 class _Body:
@@ -80,3 +81,6 @@ def test_a_refused_copy_to_the_partitioned_store_fails_at_once_naming_the_aws_co
         step()
     assert not failure.value.allow_retries
     assert code in failure.value.description or str(status) in failure.value.description
+    # a missing bucket names the command that creates it; a refusal points at the policy
+    expected = "create it with indici infra apply" if code == "NoSuchBucket" else "IAM policy"
+    assert failure.value.description.endswith(expected + " and names" * (code != "NoSuchBucket"))

@@ -772,5 +772,8 @@ def test_unreachable_dynamodb_rules_fail_loudly_and_quickly_and_no_pipeline_is_b
 
 
 def test_a_missing_dynamodb_rules_table_fails_loudly_naming_it(moto_endpoint):
-    with pytest.raises(RuleError, match=r"DynamoDB table 'no-such-rules'.*ResourceNotFound"):
+    with pytest.raises(
+        RuleError,
+        match=r"DynamoDB table 'no-such-rules'.*ResourceNotFound.*create it with indici infra apply",
+    ):
         load_rules("dynamodb://no-such-rules")

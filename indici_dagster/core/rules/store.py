@@ -10,6 +10,7 @@ import boto3
 import yaml
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+from indici_dagster.core.errors import missing_resource_hint
 from indici_dagster.core.rules.model import Rule, RuleError, parse_rules
 
 DYNAMODB_SCHEME = "dynamodb://"
@@ -80,8 +81,11 @@ def _unavailable(table: str, error: Exception) -> RulesUnavailableError:
     else:
         transient = not isinstance(error, NoCredentialsError)
         reason = f"{type(error).__name__} ({error})"
+    hint = missing_resource_hint(error)
     return RulesUnavailableError(
-        f"cannot read rules from DynamoDB table {table!r}: {reason}", transient=transient
+        f"cannot read rules from DynamoDB table {table!r}: {reason}"
+        + (f"; {hint}" if hint else ""),
+        transient=transient,
     )
 
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, BinaryIO
 
-from indici_dagster.core.errors import ArchivedObjectError, storage_error_code
+from indici_dagster.core.errors import INFRA_APPLY, ArchivedObjectError, storage_error_code
 from indici_dagster.core.escaping import escape_text, key_problem
 from indici_dagster.core.storage.archive import ArchiveState, archive_state
 from indici_dagster.core.storage.base import (
@@ -56,7 +56,9 @@ class S3Storage:
             self.client.list_objects_v2(Bucket=self.bucket, Prefix=self.prefix, MaxKeys=1)
         except self.client.exceptions.ClientError as error:
             if storage_error_code(error) in ("404", "NoSuchBucket", "NotFound"):
-                raise LocationMissingError(f"landing bucket {self.bucket} does not exist") from None
+                raise LocationMissingError(
+                    f"landing bucket {self.bucket} does not exist: create it with {INFRA_APPLY}"
+                ) from None
             raise
 
     def key_refusal(self, key: str) -> str | None:

@@ -126,7 +126,10 @@ def test_a_missing_landing_location_is_an_error_on_every_tick(
     _, partitioned = buckets
     for landing, expected in [
         (str(tmp_path / "no-such-folder"), "is missing"),
-        (f"s3://no-such-bucket-{uuid.uuid4().hex[:8]}/in", "does not exist"),
+        (
+            f"s3://no-such-bucket-{uuid.uuid4().hex[:8]}/in",
+            "does not exist: create it with indici infra apply",
+        ),
     ]:
         defs = build(make_settings(tmp_path, database, landing, partitioned))
         for _ in range(2):

@@ -1,0 +1,138 @@
+"""The IAM policy documents of the three principals that touch the buckets and the rules table.
+
+One function per policy builds its document from the names (`PolicyNames`); `indici infra`
+creates the managed policies from them, and the files in `deploy/iam/` are their output for the
+original pipeline's names (`PLACEHOLDER_NAMES`), checked by a test, never kept by hand.
+"""
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+VERSION = "2012-10-17"
+RULES_READS = ["dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan"]
+
+
+@dataclass(frozen=True)
+class PolicyNames:
+    """What the policies grant access to."""
+
+    landing_bucket: str
+    partitioned_bucket: str
+    rules_table_arn: str
+    kms_key_arn: str | None = None
+    """The buckets' SSE-KMS key (`--kms-key`): each principal encrypts and decrypts with it."""
+
+
+PLACEHOLDER_NAMES = PolicyNames(
+    landing_bucket="kpa-valentia",
+    partitioned_bucket="kpa-indici-partitioned",
+    rules_table_arn="arn:aws:dynamodb:ap-southeast-2:123456789012:table/indici-rules",
+)
+"""The original pipeline's names, used in the tracked files of `deploy/iam/`."""
+
+
+def rules_table_arn(region: str, account: str, table: str) -> str:
+    """The ARN of DynamoDB table `table` in `region` of `account`."""
+    return f"arn:aws:dynamodb:{region}:{account}:table/{table}"
+
+
+def _bucket(name: str) -> str:
+    return f"arn:aws:s3:::{name}"
+
+
+def _statement(sid: str, actions: str | list[str], resources: str | list[str]) -> dict[str, Any]:
+    return {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resources}
+
+
+def _document(names: PolicyNames, statements: list[dict[str, Any]]) -> dict[str, Any]:
+    if names.kms_key_arn:  # SSE-KMS: reading needs Decrypt, writing GenerateDataKey
+        statements.append(
+            _statement("UseBucketKey", ["kms:Decrypt", "kms:GenerateDataKey"], names.kms_key_arn)
+        )
+    return {"Version": VERSION, "Statement": statements}
+
+
+def valentia_upload_policy(names: PolicyNames) -> dict[str, Any]:
+    """The vendor's upload policy: list the landing bucket, put and get its objects; nothing
+    else (no delete, no other bucket, no DynamoDB)."""
+    landing = _bucket(names.landing_bucket)
+    return _document(
+        names,
+        [
+            _statement("ListLandingBucket", "s3:ListBucket", landing),
+            _statement(
+                "UploadAndReadBackLandedFiles", ["s3:PutObject", "s3:GetObject"], f"{landing}/*"
+            ),
+        ],
+    )
+
+
+def pipeline_policy(names: PolicyNames) -> dict[str, Any]:
+    """The runs' least-privilege policy: read landing, read partitioned, write only the
+    partitioned copies (never the rules snapshot), read the rules table; no delete anywhere."""
+    landing, partitioned = _bucket(names.landing_bucket), _bucket(names.partitioned_bucket)
+    return _document(
+        names,
+        [
+            _statement("ListBuckets", "s3:ListBucket", [landing, partitioned]),
+            _statement("ReadLandedFiles", "s3:GetObject", f"{landing}/*"),
+            _statement(
+                "CheckPartitionedCopiesAndReadRulesSnapshot", "s3:GetObject", f"{partitioned}/*"
+            ),
+            _statement(
+                "WritePartitionedCopies", "s3:PutObject", f"{partitioned}/*dataset=*/date=*/*"
+            ),
+            _statement("ReadTransformationRules", list(RULES_READS), names.rules_table_arn),
+        ],
+    )
+
+
+def code_location_policy(names: PolicyNames) -> dict[str, Any]:
+    """The code server's policy: list both buckets, keep the rules snapshot (get and put under
+    `*_indici/rules/*` of partitioned only), read the rules table."""
+    landing, partitioned = _bucket(names.landing_bucket), _bucket(names.partitioned_bucket)
+    return _document(
+        names,
+        [
+            _statement("ListBuckets", "s3:ListBucket", [landing, partitioned]),
+            _statement(
+                "KeepRulesSnapshot",
+                ["s3:GetObject", "s3:PutObject"],
+                f"{partitioned}/*_indici/rules/*",
+            ),
+            _statement("ReadTransformationRules", list(RULES_READS), names.rules_table_arn),
+        ],
+    )
+
+
+POLICIES: dict[str, Callable[[PolicyNames], dict[str, Any]]] = {
+    "valentia-upload": valentia_upload_policy,
+    "indici-pipeline": pipeline_policy,
+    "indici-code-location": code_location_policy,
+}
+"""Each managed policy's name (`deploy/iam/<name>-policy.json`) and the function building it."""
+
+
+def policy_file_name(policy: str) -> str:
+    """The file in `deploy/iam/` holding policy `policy`."""
+    return f"{policy}-policy.json"
+
+
+def render_policy(document: dict[str, Any]) -> str:
+    """A policy document as the text of its `deploy/iam/` file (2-space JSON, one final
+    newline): the same document always renders to the same text."""
+    return json.dumps(document, indent=2) + "\n"
+
+
+def write_policy_files(folder: str | Path, names: PolicyNames = PLACEHOLDER_NAMES) -> list[Path]:
+    """Write every policy for `names` into `folder` (default names: the tracked `deploy/iam/`
+    files); returns the files written."""
+    written = []
+    for policy, build in POLICIES.items():
+        path = Path(folder) / policy_file_name(policy)
+        path.write_text(render_policy(build(names)), encoding="utf-8")
+        written.append(path)
+    return written
