@@ -38,7 +38,7 @@ def _options(args: argparse.Namespace) -> InfraOptions:
 def _plan(args: argparse.Namespace, settings: Settings) -> tuple[Clients, list[Change]]:
     options = _options(args)
     try:
-        names = names_from(settings, settings.cloudwatch_prefix)
+        names = names_from(settings)
         clients = connect(settings.aws_region)
         aspects = desired_aspects(names, options, clients.region, clients.account)
         return clients, plan_changes(aspects, read_current(clients, aspects))

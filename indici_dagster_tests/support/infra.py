@@ -42,6 +42,7 @@ class InfraNames:
             partitioned=f"s3://{self.partitioned}/indici",
             rules=f"dynamodb://{self.table}",
             pg_dsn="embedded",
+            cloudwatch_prefix=self.log_prefix,
         )
 
     def environment(self) -> dict[str, str]:

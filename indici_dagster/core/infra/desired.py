@@ -9,7 +9,12 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from indici_dagster.core.infra.policies import POLICIES, PolicyNames, rules_table_arn
+from indici_dagster.core.infra.policies import (
+    POLICIES,
+    PolicyNames,
+    outcome_log_groups_arn,
+    rules_table_arn,
+)
 from indici_dagster.core.outcome_groups import OUTCOMES, outcome_log_group
 from indici_dagster.core.settings import (
     DYNAMODB_SCHEME,
@@ -84,9 +89,10 @@ class Names:
     partitioned_prefix: str
     rules_table: str
     log_prefix: str | None = None
+    alert_topic: str | None = None
 
 
-def names_from(settings: Settings, log_prefix: str | None = None) -> Names:
+def names_from(settings: Settings) -> Names:
     """The buckets, prefixes and table of the settings; `InfraError` naming the variable when one
     is not on AWS (a local folder or a rules file has nothing to provision)."""
     for variable, value, scheme in (
@@ -103,7 +109,13 @@ def names_from(settings: Settings, log_prefix: str | None = None) -> Names:
     partitioned_bucket, partitioned_prefix = parse_s3_url(settings.partitioned)
     table = (settings.rules or "")[len(DYNAMODB_SCHEME) :].rstrip("/")
     return Names(
-        landing_bucket, landing_prefix, partitioned_bucket, partitioned_prefix, table, log_prefix
+        landing_bucket,
+        landing_prefix,
+        partitioned_bucket,
+        partitioned_prefix,
+        table,
+        settings.cloudwatch_prefix,
+        settings.alert_sns_topic,
     )
 
 
@@ -200,6 +212,8 @@ def desired_aspects(names: Names, options: InfraOptions, region: str, account: s
         names.partitioned_bucket,
         rules_table_arn(region, account, table),
         options.kms_key,
+        outcome_log_groups_arn(region, account, names.log_prefix) if names.log_prefix else None,
+        names.alert_topic,
     )
     for policy, build in POLICIES.items():
         aspects.append(Aspect(POLICY, policy, DOCUMENT, build(policy_names), "generated"))

@@ -24,6 +24,11 @@ class PolicyNames:
     rules_table_arn: str
     kms_key_arn: str | None = None
     """The buckets' SSE-KMS key (`--kms-key`): each principal encrypts and decrypts with it."""
+    outcome_log_groups_arn: str | None = None
+    """`arn:aws:logs:<region>:<account>:log-group:<INDICI_CLOUDWATCH_PREFIX>/*`, when set: the
+    runs and the code server (the sensors) send audit rows there."""
+    alert_topic_arn: str | None = None
+    """`INDICI_ALERT_SNS_TOPIC`, when set: the code server's sensors publish alerts to it."""
 
 
 PLACEHOLDER_NAMES = PolicyNames(
@@ -37,6 +42,20 @@ PLACEHOLDER_NAMES = PolicyNames(
 def rules_table_arn(region: str, account: str, table: str) -> str:
     """The ARN of DynamoDB table `table` in `region` of `account`."""
     return f"arn:aws:dynamodb:{region}:{account}:table/{table}"
+
+
+def outcome_log_groups_arn(region: str, account: str, prefix: str) -> str:
+    """The ARN pattern of the outcome log groups (and their streams) under `prefix`."""
+    return f"arn:aws:logs:{region}:{account}:log-group:{prefix}/*"
+
+
+_SEND_OUTCOMES = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]
+
+
+def _outcomes(names: PolicyNames) -> list[dict[str, Any]]:
+    if not names.outcome_log_groups_arn:
+        return []
+    return [_statement("SendOutcomeEvents", list(_SEND_OUTCOMES), names.outcome_log_groups_arn)]
 
 
 def _bucket(name: str) -> str:
@@ -72,7 +91,8 @@ def valentia_upload_policy(names: PolicyNames) -> dict[str, Any]:
 
 def pipeline_policy(names: PolicyNames) -> dict[str, Any]:
     """The runs' least-privilege policy: read landing, read partitioned, write only the
-    partitioned copies (never the rules snapshot), read the rules table; no delete anywhere."""
+    partitioned copies (never the rules snapshot), read the rules table; no delete anywhere;
+    with `INDICI_CLOUDWATCH_PREFIX`, send outcome events to its groups only."""
     landing, partitioned = _bucket(names.landing_bucket), _bucket(names.partitioned_bucket)
     return _document(
         names,
@@ -86,13 +106,15 @@ def pipeline_policy(names: PolicyNames) -> dict[str, Any]:
                 "WritePartitionedCopies", "s3:PutObject", f"{partitioned}/*dataset=*/date=*/*"
             ),
             _statement("ReadTransformationRules", list(RULES_READS), names.rules_table_arn),
+            *_outcomes(names),
         ],
     )
 
 
 def code_location_policy(names: PolicyNames) -> dict[str, Any]:
     """The code server's policy: list both buckets, keep the rules snapshot (get and put under
-    `*_indici/rules/*` of partitioned only), read the rules table."""
+    `*_indici/rules/*` of partitioned only), read the rules table; with the settings that ask
+    for them, send the sensors' outcome events and publish alerts to the one topic."""
     landing, partitioned = _bucket(names.landing_bucket), _bucket(names.partitioned_bucket)
     return _document(
         names,
@@ -104,6 +126,12 @@ def code_location_policy(names: PolicyNames) -> dict[str, Any]:
                 f"{partitioned}/*_indici/rules/*",
             ),
             _statement("ReadTransformationRules", list(RULES_READS), names.rules_table_arn),
+            *_outcomes(names),
+            *(
+                [_statement("PublishAlerts", ["sns:Publish"], names.alert_topic_arn)]
+                if names.alert_topic_arn
+                else []
+            ),
         ],
     )
 

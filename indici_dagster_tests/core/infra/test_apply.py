@@ -18,7 +18,12 @@ from indici_dagster.core.infra.desired import (
     names_from,
 )
 from indici_dagster.core.infra.plan import Change, describe_change, plan_changes
-from indici_dagster.core.infra.policies import POLICIES, PolicyNames, rules_table_arn
+from indici_dagster.core.infra.policies import (
+    POLICIES,
+    PolicyNames,
+    outcome_log_groups_arn,
+    rules_table_arn,
+)
 from indici_dagster_tests.support.infra import (
     ACCOUNT,
     InfraNames,
@@ -45,7 +50,7 @@ def _clients() -> Clients:
 
 def plan(names: InfraNames, options: InfraOptions = InfraOptions()) -> list[Change]:  # noqa: B008
     clients = _clients()
-    settings_names = names_from(names.settings(), names.log_prefix)
+    settings_names = names_from(names.settings())
     aspects = desired_aspects(settings_names, options, clients.region, clients.account)
     return plan_changes(aspects, read_current(clients, aspects))
 
@@ -93,6 +98,7 @@ def test_apply_creates_everything_as_asked_and_stores_it(names):
         names.landing,
         names.partitioned,
         rules_table_arn("us-east-1", ACCOUNT, names.table),
+        outcome_log_groups_arn=outcome_log_groups_arn("us-east-1", ACCOUNT, names.log_prefix),
     )
     for policy, build in POLICIES.items():
         arn = f"arn:aws:iam::{ACCOUNT}:policy/{policy}"

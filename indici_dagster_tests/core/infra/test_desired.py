@@ -1,5 +1,6 @@
 """What `indici infra` wants, and the plan against what exists (pure: no AWS)."""
 
+import dataclasses
 import json
 
 import pytest
@@ -110,3 +111,28 @@ def test_an_absent_resource_is_created_before_its_settings():
     assert len(changes) == len(aspects)
     assert describe_change(changes[0]) == "+ bucket land: create"
     assert changes[0].aspect.setting == EXISTS
+
+
+def test_the_policies_grant_outcome_logs_and_alerts_only_when_the_settings_ask():
+    from indici_dagster.core.infra.policies import (
+        PLACEHOLDER_NAMES,
+        code_location_policy,
+        pipeline_policy,
+    )
+
+    def sids(document):
+        return [statement["Sid"] for statement in document["Statement"]]
+
+    assert "SendOutcomeEvents" not in sids(pipeline_policy(PLACEHOLDER_NAMES))
+    assert "PublishAlerts" not in sids(code_location_policy(PLACEHOLDER_NAMES))
+    topic = "arn:aws:sns:ap-southeast-2:123456789012:indici-alerts"
+    groups = "arn:aws:logs:ap-southeast-2:123456789012:log-group:/indici/*"
+    names = dataclasses.replace(
+        PLACEHOLDER_NAMES, outcome_log_groups_arn=groups, alert_topic_arn=topic
+    )
+    runs, server = pipeline_policy(names), code_location_policy(names)
+    assert "SendOutcomeEvents" in sids(runs) and "PublishAlerts" not in sids(runs)
+    (publish,) = [s for s in server["Statement"] if s["Sid"] == "PublishAlerts"]
+    assert (publish["Action"], publish["Resource"]) == (["sns:Publish"], topic)
+    (send,) = [s for s in server["Statement"] if s["Sid"] == "SendOutcomeEvents"]
+    assert send["Resource"] == groups
