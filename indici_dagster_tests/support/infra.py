@@ -12,7 +12,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from indici_dagster.core.infra.desired import OUTCOMES, VENDOR_USER, outcome_log_group
-from indici_dagster.core.infra.policies import POLICIES
+from indici_dagster.core.infra.policies import POLICIES, PolicyNames
 from indici_dagster.core.settings import Settings
 
 ACCOUNT = "123456789012"  # moto's
@@ -116,3 +116,12 @@ def remove_infra_iam() -> None:
 def log_groups(names: InfraNames) -> list[str]:
     """The three outcome groups of `names`."""
     return [outcome_log_group(names.log_prefix, outcome) for outcome in OUTCOMES]
+
+
+PLACEHOLDER_NAMES = PolicyNames(
+    landing_bucket="kpa-valentia",
+    partitioned_bucket="kpa-indici-partitioned",
+    rules_table_arn="arn:aws:dynamodb:ap-southeast-2:123456789012:table/indici-rules",
+)
+"""The original pipeline's names: the tracked files of `deploy/iam/` are the policies for
+them (an example account, kept out of the package and so out of the image)."""

@@ -2,7 +2,8 @@
 
 One function per policy builds its document from the names (`PolicyNames`); `indici infra`
 creates the managed policies from them, and the files in `deploy/iam/` are their output for the
-original pipeline's names (`PLACEHOLDER_NAMES`), checked by a test, never kept by hand.
+original pipeline's names (the tests' `PLACEHOLDER_NAMES`: no account is written into the
+package), checked by a test, never kept by hand.
 """
 
 import json
@@ -29,14 +30,6 @@ class PolicyNames:
     runs and the code server (the sensors) send audit rows there."""
     alert_topic_arn: str | None = None
     """`INDICI_ALERT_SNS_TOPIC`, when set: the code server's sensors publish alerts to it."""
-
-
-PLACEHOLDER_NAMES = PolicyNames(
-    landing_bucket="kpa-valentia",
-    partitioned_bucket="kpa-indici-partitioned",
-    rules_table_arn="arn:aws:dynamodb:ap-southeast-2:123456789012:table/indici-rules",
-)
-"""The original pipeline's names, used in the tracked files of `deploy/iam/`."""
 
 
 def rules_table_arn(region: str, account: str, table: str) -> str:
@@ -155,9 +148,9 @@ def render_policy(document: dict[str, Any]) -> str:
     return json.dumps(document, indent=2) + "\n"
 
 
-def write_policy_files(folder: str | Path, names: PolicyNames = PLACEHOLDER_NAMES) -> list[Path]:
-    """Write every policy for `names` into `folder` (default names: the tracked `deploy/iam/`
-    files); returns the files written."""
+def write_policy_files(folder: str | Path, names: PolicyNames) -> list[Path]:
+    """Write every policy for `names` into `folder` (with the tests' placeholder names: the
+    tracked `deploy/iam/` files); returns the files written."""
     written = []
     for policy, build in POLICIES.items():
         path = Path(folder) / policy_file_name(policy)

@@ -23,6 +23,7 @@ from indici_dagster.core.infra.desired import (
 )
 from indici_dagster.core.infra.plan import aspect_key, describe_change, plan_changes
 from indici_dagster.core.settings import Settings
+from indici_dagster_tests.support.infra import PLACEHOLDER_NAMES
 
 NAMES = Names("land", "incoming/", "part", "indici/", "rules", "/indici")
 
@@ -115,7 +116,6 @@ def test_an_absent_resource_is_created_before_its_settings():
 
 def test_the_policies_grant_outcome_logs_and_alerts_only_when_the_settings_ask():
     from indici_dagster.core.infra.policies import (
-        PLACEHOLDER_NAMES,
         code_location_policy,
         pipeline_policy,
     )

@@ -6,13 +6,13 @@ from pathlib import Path
 import pytest
 
 from indici_dagster.core.infra.policies import (
-    PLACEHOLDER_NAMES,
     POLICIES,
     PolicyNames,
     policy_file_name,
     render_policy,
     write_policy_files,
 )
+from indici_dagster_tests.support.infra import PLACEHOLDER_NAMES
 
 IAM_DIR = Path(__file__).resolve().parents[3] / "deploy" / "iam"
 KEY = "arn:aws:kms:ap-southeast-2:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
@@ -27,7 +27,7 @@ def test_each_tracked_policy_file_is_exactly_the_generated_document(policy):
 
 
 def test_writing_the_policy_files_again_gives_the_tracked_files(tmp_path):
-    for written in write_policy_files(tmp_path):
+    for written in write_policy_files(tmp_path, PLACEHOLDER_NAMES):
         assert written.read_bytes() == (IAM_DIR / written.name).read_bytes()
 
 

@@ -7,7 +7,7 @@ import pytest
 from dagster import DagsterInstance
 
 from indici_dagster.definitions import INGEST_JOB
-from indici_dagster.lib.keys import PARTITIONED, RAW, rpt_key, staging_key
+from indici_dagster.lib.keys import AUDIT_SUMMARY, PARTITIONED, RAW, rpt_key, staging_key
 from indici_dagster_tests.support.common import (
     build,
     execute_requests,
@@ -104,7 +104,9 @@ def test_a_run_dagster_no_longer_knows_is_settled_from_the_ledger_and_said_once(
     capfd.readouterr()
     first = tick(defs, instance)
     # the staged file gets its rpt step; the other needs attention, said this once
-    assert [list(r.asset_selection) for r in first.run_requests] == [[rpt_key("Patients")]]
+    assert [list(r.asset_selection) for r in first.run_requests] == [
+        [rpt_key("Patients"), AUDIT_SUMMARY]
+    ]
     assert ledger(database) == [(GOOD, "needs_rpt"), (BAD, "run_failed")]
     (line,) = attention(capfd)
     assert staged.run_id in line and "unknown to Dagster" in line and BAD in line

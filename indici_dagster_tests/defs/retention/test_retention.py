@@ -204,7 +204,7 @@ def test_retention_is_off_unless_set_and_its_job_is_never_part_of_the_ingest_run
     ingest = on.resolve_job_def(INGEST_JOB)
     assert "prune_staging" not in {n.name for n in ingest.nodes}
     assert not any(n.name.startswith("prune") for n in ingest.graph.node_dict.values())
-    assert set(INGEST_GROUPS) == {"raw", "partitioned", "staging", "rpt"}
+    assert set(INGEST_GROUPS) == {"raw", "partitioned", "staging", "rpt", "audit"}
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "seven", "1.5", "7d"])
