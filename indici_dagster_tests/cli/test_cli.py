@@ -313,3 +313,16 @@ def test_psql_starts_with_a_clean_environment(tmp_path, monkeypatch, capfd):
         assert main(["db", "psql", "--", "-tAc", "SHOW search_path"]) == 0
         assert capfd.readouterr().out.strip() == '"$user", public'
     assert sorted(path.name for path in tmp_path.iterdir()) == ["psqlrc"]
+
+
+def test_doctor_says_what_each_unset_variable_means(capsys):
+    """Only INDICI_RULES falls back to the shipped rules.yaml: no other unset variable is
+    reported as defaulting to it."""
+    main(["doctor"])
+    lines = {line.split()[1]: line for line in capsys.readouterr().out.splitlines() if line}
+    assert "the shipped rules.yaml" in lines["INDICI_RULES"]
+    shipped = [name for name, line in lines.items() if "rules.yaml" in line]
+    assert shipped == ["INDICI_RULES", "rules"]
+    assert "default (no topic: nothing is sent)" in lines["INDICI_ALERT_SNS_TOPIC"]
+    assert "default (no link in alerts)" in lines["INDICI_UI_URL"]
+    assert "$DAGSTER_HOME/indici/rules" in lines["INDICI_RULES_SNAPSHOT_DIR"]
