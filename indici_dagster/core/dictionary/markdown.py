@@ -6,7 +6,7 @@ from indici_dagster.core.dictionary.facts import DatasetFacts, TableFacts
 from indici_dagster.core.pipeline_names import RPT_SCHEMA, STAGING_SCHEMA
 from indici_dagster.core.rules.docs import PII_MARKS
 from indici_dagster.core.rules.model import Rule
-from indici_dagster.core.types.registry import METADATA_DESCRIPTIONS
+from indici_dagster.core.types.registry import METADATA, METADATA_NAMES, MetadataColumn
 
 
 def _cell(text: str | None) -> str:
@@ -23,7 +23,7 @@ def _columns(rule: Rule, facts: DatasetFacts) -> list[tuple[str, str]]:
         return [(c.name, c.type) for c in rule.columns]
     for table in (_table(facts, RPT_SCHEMA, rule.table), _table(facts, STAGING_SCHEMA, rule.table)):
         if table is not None and table.exists:
-            return [(n, t) for n, t in table.columns if n not in METADATA_DESCRIPTIONS]
+            return [(n, t) for n, t in table.columns if n not in METADATA_NAMES]
     return [(name, "") for name, _ in rule.column_docs]
 
 
@@ -78,10 +78,15 @@ def data_dictionary(rules: Mapping[str, Rule], facts: Mapping[str, DatasetFacts]
     ]
     for dataset, rule in rules.items():
         lines += dataset_section(rule, facts.get(dataset, DatasetFacts()))
-    lines += _metadata_section(METADATA_DESCRIPTIONS.items())
+    lines += _metadata_section(METADATA)
     return "\n".join(lines)
 
 
-def _metadata_section(columns: Iterable[tuple[str, str]]) -> list[str]:
-    lines = ["## Columns every table carries", "", "| Column | Description |", "|---|---|"]
-    return [*lines, *(f"| `{name}` | {_cell(text)} |" for name, text in columns), ""]
+def _metadata_section(columns: Iterable[MetadataColumn]) -> list[str]:
+    lines = ["## Columns the pipeline adds", "", "| Column | Description | In |", "|---|---|---|"]
+    rows = [
+        f"| `{c.name}` | {_cell(c.description)} | "
+        f"{'staging and rpt' if c.rpt is not None else 'staging only'} |"
+        for c in columns
+    ]
+    return [*lines, *rows, ""]

@@ -64,6 +64,10 @@ def test_the_dictionary_lists_tables_columns_types_keys_descriptions_pii_counts_
     assert "not created yet" in providers and "Newest file loaded: none yet" in providers
     assert "| `provider_name` (ProviderName) | text |  | name |" in providers
     assert "| `_source_ts` | The timestamp in the file's name" in text
+    # rpt tables carry no _run_id: the dictionary says which metadata columns rpt has
+    assert "| `_source_ts` | The timestamp in the file's name" in text
+    assert "| `_run_id` | The Dagster run that loaded the row. | staging only |" in text
+    assert "| `_source_file` | The file the row came from. | staging and rpt |" in text
     # no row value is ever in it
     assert "NZ European" not in text and "| a |" not in text
 
