@@ -33,6 +33,10 @@ def test_bootstrap_and_rotate_key_take_the_laptop_database_as_embedded(
         assert main(["bootstrap", "--admin-dsn", "embedded", "--analyst", "indici_analyst"]) == 0
         out = capsys.readouterr().out
         assert "created role indici_analyst" in out and "user=postgres" in out
+        assert (
+            "granted CONNECT (only: no CREATE, no TEMPORARY) on database indici to indici_analyst"
+            in out
+        )
         assert PASSWORD not in out
         socket_dir = server_status(data_dir).socket_dir
         with (
