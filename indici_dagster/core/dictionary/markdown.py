@@ -4,7 +4,7 @@ from collections.abc import Iterable, Mapping
 
 from indici_dagster.core.dictionary.facts import DatasetFacts, TableFacts
 from indici_dagster.core.pipeline_names import RPT_SCHEMA, STAGING_SCHEMA
-from indici_dagster.core.rules.docs import PII_MARKS
+from indici_dagster.core.rules.docs import NHI_MARK, PII_MARKS
 from indici_dagster.core.rules.model import Rule
 from indici_dagster.core.types.registry import METADATA, METADATA_NAMES, MetadataColumn
 
@@ -31,6 +31,23 @@ def _table(facts: DatasetFacts, schema: str, table: str) -> TableFacts | None:
     return next((t for t in facts.tables if (t.schema, t.table) == (schema, table)), None)
 
 
+def _analyst_line(rule: Rule) -> str:
+    """What the analyst role (`indici bootstrap --analyst`) sees of the dataset: its view, with
+    the NHI columns pseudonymised and the other personal columns left out."""
+    marks = rule.pii_columns
+    nhi = [f"`{name}`" for name, mark in marks.items() if mark == NHI_MARK]
+    hidden = [f"`{name}`" for name, mark in marks.items() if mark != NHI_MARK]
+    as_of = (
+        f" and `rpt_analyst.{rule.table}_as_of(t)`" if rule.history and not rule.is_static else ""
+    )
+    shown = [
+        f"{', '.join(nhi)} as pseudonyms" if nhi else "",
+        f"without {', '.join(hidden)}" if hidden else "",
+    ]
+    what = "; ".join(part for part in shown if part) or "every column, as in rpt"
+    return f"- Analyst role: `rpt_analyst.{rule.table}`{as_of}: {what}"
+
+
 def dataset_section(rule: Rule, facts: DatasetFacts) -> list[str]:
     """The Markdown lines of one dataset."""
     lines = [f"## {rule.dataset}", ""]
@@ -48,6 +65,7 @@ def dataset_section(rule: Rule, facts: DatasetFacts) -> list[str]:
             f"- History: {kept}; `rpt.{rule.table}_history` holds every version, "
             f"`rpt.{rule.table}_as_of(t)` the table as it stood at time t"
         )
+    lines.append(_analyst_line(rule))
     if facts.newest_file:
         stamp = facts.newest_ts.isoformat() if facts.newest_ts else ""
         lines.append(f"- Newest file loaded: `{_cell(facts.newest_file)}` ({stamp})")
