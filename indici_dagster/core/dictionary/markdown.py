@@ -44,7 +44,7 @@ def _analyst_line(rule: Rule) -> str:
         f"{', '.join(nhi)} as pseudonyms" if nhi else "",
         f"without {', '.join(hidden)}" if hidden else "",
     ]
-    what = "; ".join(part for part in shown if part) or "every column, as in rpt"
+    what = "; ".join(part for part in shown if part) or "every data column of rpt"
     return f"- Analyst role: `rpt_analyst.{rule.table}`{as_of}: {what}"
 
 
