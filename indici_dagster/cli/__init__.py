@@ -5,6 +5,8 @@ import sys
 from collections.abc import Sequence
 from datetime import date
 
+from indici_dagster.cli.admin_dsn import HELP as ADMIN_DSN_HELP
+from indici_dagster.cli.admin_dsn import admin_dsn as admin_dsn_of
 from indici_dagster.cli.analyst import add_analyst_commands
 from indici_dagster.cli.audit import add_audit_command
 from indici_dagster.cli.context import load_project_env, require_catalog, warehouse_dsn
@@ -87,9 +89,7 @@ def bootstrap(args: argparse.Namespace, settings: Settings) -> int:
     from indici_dagster.core.admin.bootstrap import BootstrapError, bootstrap_database
 
     reader_limits = _reader_limits(args)
-    admin_dsn = args.admin_dsn or os.environ.get("INDICI_ADMIN_DSN", "").strip()
-    if not admin_dsn:
-        raise CliError("give the administrator's DSN with --admin-dsn or INDICI_ADMIN_DSN")
+    admin_dsn = admin_dsn_of(args, settings)
     try:
         actions = bootstrap_database(
             admin_dsn,
@@ -164,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     setup = commands.add_parser(
         "bootstrap", help="create least-privilege roles and schemas (run as an administrator)"
     )
-    setup.add_argument("--admin-dsn", help="administrator's DSN (default: INDICI_ADMIN_DSN)")
+    setup.add_argument("--admin-dsn", help=ADMIN_DSN_HELP)
     setup.add_argument("--writer", default=DEFAULT_WRITER, help="the pipeline's role")
     setup.add_argument("--reader", default=DEFAULT_READER, help="the reporting role (rpt only)")
     setup.add_argument(

@@ -4,7 +4,8 @@ import argparse
 import os
 import sys
 
-from indici_dagster.cli.errors import CliError
+from indici_dagster.cli.admin_dsn import HELP as ADMIN_DSN_HELP
+from indici_dagster.cli.admin_dsn import admin_dsn as admin_dsn_of
 from indici_dagster.core.settings import Settings
 from indici_dagster.core.warehouse.dsn import describe_dsn
 
@@ -15,9 +16,7 @@ def rotate_key(args: argparse.Namespace, settings: Settings) -> int:
     from indici_dagster.core.admin.bootstrap import BootstrapError
     from indici_dagster.core.admin.bootstrap import rotate_key as rotate
 
-    admin_dsn = args.admin_dsn or os.environ.get("INDICI_ADMIN_DSN", "").strip()
-    if not admin_dsn:
-        raise CliError("give the administrator's DSN with --admin-dsn or INDICI_ADMIN_DSN")
+    admin_dsn = admin_dsn_of(args, settings)
     try:
         action = rotate(admin_dsn, os.environ.get("INDICI_PSEUDONYM_KEY") or None)
     except BootstrapError as error:
@@ -35,5 +34,5 @@ def add_analyst_commands(commands: argparse._SubParsersAction) -> None:
         "rotate-key",
         help="replace the pseudonym key: every pseudonym changes at once (as an administrator)",
     )
-    rotate.add_argument("--admin-dsn", help="administrator's DSN (default: INDICI_ADMIN_DSN)")
+    rotate.add_argument("--admin-dsn", help=ADMIN_DSN_HELP)
     rotate.set_defaults(handler=rotate_key)

@@ -30,6 +30,9 @@ from indici_dagster.core.text import printable
 from indici_dagster.core.warehouse.dsn import connect, describe_dsn
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
+_SHIPPED_RULES = "the shipped rules.yaml"
+"""What an unset `INDICI_RULES` means: the only variable with neither a default nor an `unset`
+text (every other one says what leaving it unset means)."""
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,7 @@ def _settings() -> Iterator[Finding]:
         elif variable.name == CLOUDWATCH_PREFIX and not raw:
             shown = "unset (no CloudWatch outcome events)"
         else:
-            default = variable.unset or variable.default or "the shipped rules.yaml"
+            default = variable.unset or variable.default or _SHIPPED_RULES
             shown = printable(raw, limit=120) if raw else f"default ({default})"
         yield Finding(OK, variable.name, shown)
 
@@ -120,7 +123,7 @@ def _location(variable: str, location: str, settings: Settings, required: bool) 
 
 def _rules(settings: Settings) -> Finding:
     rules = load_rules(settings.rules)
-    source = printable(settings.rules) if settings.rules else "the shipped rules.yaml"
+    source = printable(settings.rules) if settings.rules else _SHIPPED_RULES
     return Finding(OK, "rules", f"{len(rules)} valid rules from {source}")
 
 

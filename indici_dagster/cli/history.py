@@ -122,7 +122,7 @@ def as_of(args: argparse.Namespace, settings: Settings) -> int:
                 )
         with connection.cursor(name="indici_as_of") as cursor:
             cursor.itersize = BATCH
-            cursor.execute(history_sql.select_as_of(rule.table), (when,))
+            cursor.execute(history_sql.select_as_of(rule.table, rule.primary_key), (when,))
             first = cursor.fetchmany(BATCH)
             names = [column.name for column in cursor.description]
 

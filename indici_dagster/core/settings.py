@@ -189,11 +189,24 @@ VARIABLES: tuple[Variable, ...] = (
         None,
         alert_settings.sns_topic_arn,
         alert_settings.SNS_TOPIC_EXPECTED,
+        "no topic: nothing is sent",
     ),
     Variable(
-        alert_settings.UI_URL, "ui_url", None, alert_settings.ui_url, alert_settings.UI_URL_EXPECTED
+        alert_settings.UI_URL,
+        "ui_url",
+        None,
+        alert_settings.ui_url,
+        alert_settings.UI_URL_EXPECTED,
+        "no link in alerts",
     ),
-    Variable(RULES_SNAPSHOT_DIR, "rules_snapshot_dir", None, _folder, "a local folder"),
+    Variable(
+        RULES_SNAPSHOT_DIR,
+        "rules_snapshot_dir",
+        None,
+        _folder,
+        "a local folder",
+        "$DAGSTER_HOME/indici/rules, or ./.indici/rules without DAGSTER_HOME",
+    ),
     *(  # retention (`defs/retention`): off unless set
         Variable(name, field, None, _positive_int, "a whole number of days, 1 or more", "off")
         for name, field in (

@@ -292,6 +292,7 @@ def test_doctor_refuses_a_malformed_cloudwatch_prefix_and_shows_a_good_one(monke
 
     monkeypatch.setenv("INDICI_CLOUDWATCH_PREFIX", "/indici")
     main(["doctor"])
+    # the item column is as wide as the longest variable name, whichever that is
     assert re.search(r"^ok +INDICI_CLOUDWATCH_PREFIX +/indici$", capsys.readouterr().out, re.M)
     monkeypatch.delenv("INDICI_CLOUDWATCH_PREFIX")
     main(["doctor"])
@@ -313,3 +314,16 @@ def test_psql_starts_with_a_clean_environment(tmp_path, monkeypatch, capfd):
         assert main(["db", "psql", "--", "-tAc", "SHOW search_path"]) == 0
         assert capfd.readouterr().out.strip() == '"$user", public'
     assert sorted(path.name for path in tmp_path.iterdir()) == ["psqlrc"]
+
+
+def test_doctor_says_what_each_unset_variable_means(capsys):
+    """Only INDICI_RULES falls back to the shipped rules.yaml: no other unset variable is
+    reported as defaulting to it."""
+    main(["doctor"])
+    lines = {line.split()[1]: line for line in capsys.readouterr().out.splitlines() if line}
+    assert "the shipped rules.yaml" in lines["INDICI_RULES"]
+    shipped = [name for name, line in lines.items() if "rules.yaml" in line]
+    assert shipped == ["INDICI_RULES", "rules"]
+    assert "default (no topic: nothing is sent)" in lines["INDICI_ALERT_SNS_TOPIC"]
+    assert "default (no link in alerts)" in lines["INDICI_UI_URL"]
+    assert "$DAGSTER_HOME/indici/rules" in lines["INDICI_RULES_SNAPSHOT_DIR"]

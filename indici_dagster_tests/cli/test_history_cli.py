@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from indici_dagster.cli import main
-from indici_dagster_tests.core.warehouse.test_history import A, B, load, upsert
+from indici_dagster_tests.core.warehouse.test_history import A, B, C, load, upsert
 from indici_dagster_tests.support.common import query
 
 RULES = """
@@ -46,6 +46,24 @@ def test_as_of_prints_the_table_as_it_stood_as_csv(loaded, capsys):
     rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
     assert rows[0] == ["visit_id", "reason"]
     assert sorted(rows[1:]) == [["1", "a1"], ["2", "b1"]]
+
+
+def test_as_of_is_in_key_order_so_a_past_report_is_the_same_file_after_later_loads(
+    loaded, warehouse, tmp_path, capsys
+):
+    """The report of a past time, exported before and after another file loads, is the same
+    file byte for byte: rows come in primary-key order, not in whatever order the rows of rpt
+    and its history happen to lie after updates."""
+    main(["as-of", "visits", "2026-03-03", "--csv", str(tmp_path / "before.csv")])
+    load(warehouse, C, [(2, "b3"), (0, "z3"), (1, "a3")])
+    upsert(warehouse)
+    main(["as-of", "visits", "2026-03-03", "--csv", str(tmp_path / "after.csv")])
+    main(["as-of", "visits", "2026-03-04", "--csv", str(tmp_path / "later.csv")])
+
+    assert (tmp_path / "before.csv").read_bytes() == (tmp_path / "after.csv").read_bytes()
+    rows = list(csv.reader((tmp_path / "later.csv").open()))
+    assert rows[1:] == [["0", "z3"], ["1", "a3"], ["2", "b3"]]
+    capsys.readouterr()
 
 
 def test_as_of_before_the_first_file_is_no_error_and_no_rows(loaded, capsys):

@@ -162,7 +162,34 @@ def ensure_analyst(
         f"and later, NHI numbers pseudonymised; nothing in {RPT_SCHEMA}, {STAGING_SCHEMA} or "
         f"{KEYS_SCHEMA}"
     )
+    waiting = _tables_without_view(cursor)
+    if waiting:
+        actions.append(
+            f"{len(waiting)} rpt table(s) have no {ANALYST_SCHEMA} view yet "
+            f"({', '.join(waiting)}): each appears at its dataset's next rpt load "
+            "(a new file, or re-materializing its indici/rpt asset for a loaded date)"
+        )
     return actions
+
+
+_WITHOUT_VIEW = """
+SELECT c.relname FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = %(rpt)s AND c.relkind = 'r' AND c.relname !~ '_past$'
+  AND EXISTS (SELECT FROM pg_catalog.pg_attribute a
+              WHERE a.attrelid = c.oid AND a.attname = '_source_file' AND NOT a.attisdropped)
+  AND NOT EXISTS (SELECT FROM pg_catalog.pg_class v
+                  JOIN pg_catalog.pg_namespace vn ON vn.oid = v.relnamespace
+                  WHERE vn.nspname = %(analyst)s AND v.relname = c.relname)
+ORDER BY c.relname
+"""
+
+
+def _tables_without_view(cursor: Cursor) -> list[str]:
+    """The rpt data tables (not history stores) that have no analyst view yet: the views are
+    made by rpt loads, so right after a first `--analyst` bootstrap these are all of them."""
+    cursor.execute(_WITHOUT_VIEW, {"rpt": RPT_SCHEMA, "analyst": ANALYST_SCHEMA})
+    return [name for (name,) in cursor.fetchall()]
 
 
 def rotate_pseudonym_key(cursor: Cursor, key_text: str | None) -> str:

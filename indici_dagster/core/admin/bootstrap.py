@@ -303,6 +303,10 @@ def bootstrap_database(
                     database_id, sql.Identifier(analyst)
                 )
             )
+            actions.append(
+                f"granted CONNECT (only: no CREATE, no TEMPORARY) on database {database} "
+                f"to {analyst}"
+            )
             actions += ensure_analyst(cursor, owner, writer, reader, analyst, pseudonym_key)
         connection.commit()
     return actions

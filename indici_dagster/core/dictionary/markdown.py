@@ -4,9 +4,9 @@ from collections.abc import Iterable, Mapping
 
 from indici_dagster.core.dictionary.facts import DatasetFacts, TableFacts
 from indici_dagster.core.pipeline_names import RPT_SCHEMA, STAGING_SCHEMA
-from indici_dagster.core.rules.docs import PII_MARKS
+from indici_dagster.core.rules.docs import NHI_MARK, PII_MARKS
 from indici_dagster.core.rules.model import Rule
-from indici_dagster.core.types.registry import METADATA_DESCRIPTIONS
+from indici_dagster.core.types.registry import METADATA, METADATA_NAMES, MetadataColumn
 
 
 def _cell(text: str | None) -> str:
@@ -23,12 +23,29 @@ def _columns(rule: Rule, facts: DatasetFacts) -> list[tuple[str, str]]:
         return [(c.name, c.type) for c in rule.columns]
     for table in (_table(facts, RPT_SCHEMA, rule.table), _table(facts, STAGING_SCHEMA, rule.table)):
         if table is not None and table.exists:
-            return [(n, t) for n, t in table.columns if n not in METADATA_DESCRIPTIONS]
+            return [(n, t) for n, t in table.columns if n not in METADATA_NAMES]
     return [(name, "") for name, _ in rule.column_docs]
 
 
 def _table(facts: DatasetFacts, schema: str, table: str) -> TableFacts | None:
     return next((t for t in facts.tables if (t.schema, t.table) == (schema, table)), None)
+
+
+def _analyst_line(rule: Rule) -> str:
+    """What the analyst role (`indici bootstrap --analyst`) sees of the dataset: its view, with
+    the NHI columns pseudonymised and the other personal columns left out."""
+    marks = rule.pii_columns
+    nhi = [f"`{name}`" for name, mark in marks.items() if mark == NHI_MARK]
+    hidden = [f"`{name}`" for name, mark in marks.items() if mark != NHI_MARK]
+    as_of = (
+        f" and `rpt_analyst.{rule.table}_as_of(t)`" if rule.history and not rule.is_static else ""
+    )
+    shown = [
+        f"{', '.join(nhi)} as pseudonyms" if nhi else "",
+        f"without {', '.join(hidden)}" if hidden else "",
+    ]
+    what = "; ".join(part for part in shown if part) or "every data column of rpt"
+    return f"- Analyst role: `rpt_analyst.{rule.table}`{as_of}: {what}"
 
 
 def dataset_section(rule: Rule, facts: DatasetFacts) -> list[str]:
@@ -48,6 +65,7 @@ def dataset_section(rule: Rule, facts: DatasetFacts) -> list[str]:
             f"- History: {kept}; `rpt.{rule.table}_history` holds every version, "
             f"`rpt.{rule.table}_as_of(t)` the table as it stood at time t"
         )
+    lines.append(_analyst_line(rule))
     if facts.newest_file:
         stamp = facts.newest_ts.isoformat() if facts.newest_ts else ""
         lines.append(f"- Newest file loaded: `{_cell(facts.newest_file)}` ({stamp})")
@@ -78,10 +96,15 @@ def data_dictionary(rules: Mapping[str, Rule], facts: Mapping[str, DatasetFacts]
     ]
     for dataset, rule in rules.items():
         lines += dataset_section(rule, facts.get(dataset, DatasetFacts()))
-    lines += _metadata_section(METADATA_DESCRIPTIONS.items())
+    lines += _metadata_section(METADATA)
     return "\n".join(lines)
 
 
-def _metadata_section(columns: Iterable[tuple[str, str]]) -> list[str]:
-    lines = ["## Columns every table carries", "", "| Column | Description |", "|---|---|"]
-    return [*lines, *(f"| `{name}` | {_cell(text)} |" for name, text in columns), ""]
+def _metadata_section(columns: Iterable[MetadataColumn]) -> list[str]:
+    lines = ["## Columns the pipeline adds", "", "| Column | Description | In |", "|---|---|---|"]
+    rows = [
+        f"| `{c.name}` | {_cell(c.description)} | "
+        f"{'staging and rpt' if c.rpt is not None else 'staging only'} |"
+        for c in columns
+    ]
+    return [*lines, *rows, ""]

@@ -22,6 +22,7 @@ _LAYERS = {
     STAGING_SCHEMA: "every row of every file loaded, with the file it came from",
     RPT_SCHEMA: "the current version of each key (newest file wins)",
 }
+_STATIC_RPT = "the rows of the newest file (a code table, replaced by each new file)"
 HISTORY_SUFFIX = "_history"
 PAST_SUFFIX = "_past"
 _HISTORY_COLUMNS = {
@@ -47,6 +48,8 @@ def table_comment(rule: Rule, schema: str, table: str) -> str:
         layer = "every version of each key, valid from valid_from until valid_to"
     elif table == f"{rule.table}{PAST_SUFFIX}" and schema == RPT_SCHEMA:
         layer = "the versions of each key that are no longer current (history's store)"
+    elif rule.is_static and schema == RPT_SCHEMA:
+        layer = _STATIC_RPT
     else:
         layer = _LAYERS[schema]
     about = f" {rule.description}" if rule.description else ""

@@ -214,9 +214,13 @@ def clear_past(table: str) -> sql.Composed:
     return sql.SQL("DELETE FROM {}").format(qualified(RPT_SCHEMA, history_past(table)))
 
 
-def select_as_of(table: str) -> sql.Composed:
-    """`SELECT * FROM rpt.<table>_as_of(%s)`: the business columns as they stood then."""
-    return sql.SQL("SELECT * FROM {}(%s)").format(sql.Identifier(RPT_SCHEMA, as_of_function(table)))
+def select_as_of(table: str, key: Sequence[str]) -> sql.Composed:
+    """`SELECT * FROM rpt.<table>_as_of(%s) ORDER BY <key>`: the business columns as they stood
+    then, in key order, so the same time gives the same file whatever has loaded since."""
+    return sql.SQL("SELECT * FROM {}(%s) ORDER BY {}").format(
+        sql.Identifier(RPT_SCHEMA, as_of_function(table)),
+        sql.SQL(", ").join(sql.Identifier(column) for column in key),
+    )
 
 
 def open_versions(table: str) -> sql.Composed:

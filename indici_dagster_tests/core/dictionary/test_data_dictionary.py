@@ -56,6 +56,11 @@ def test_the_dictionary_lists_tables_columns_types_keys_descriptions_pii_counts_
     assert f"- Newest file loaded: `{newest}`" in visits_section
     assert "| `reason` (Reason) | text | Why the patient came | other |" in visits_section
     assert "| `minutes` (Minutes) | integer |  |  |" in visits_section
+    # what the analyst role sees of it, so an analyst knows which columns rpt_analyst has
+    assert (
+        "- Analyst role: `rpt_analyst.visits` and `rpt_analyst.visits_as_of(t)`: without `reason`"
+        in visits_section
+    )
     static = text.split("## EthnicityCode")[1].split("## ")[0]
     assert "- Kind: static" in static and "- Primary key: none" in static
     assert "| `code` (Code) | text | The code |  |" in static  # type from the loaded table
@@ -63,7 +68,12 @@ def test_the_dictionary_lists_tables_columns_types_keys_descriptions_pii_counts_
     providers = text.split("## Providers")[1].split("## ")[0]
     assert "not created yet" in providers and "Newest file loaded: none yet" in providers
     assert "| `provider_name` (ProviderName) | text |  | name |" in providers
+    assert "without `provider_name`" in providers
     assert "| `_source_ts` | The timestamp in the file's name" in text
+    # rpt tables carry no _run_id: the dictionary says which metadata columns rpt has
+    assert "| `_source_ts` | The timestamp in the file's name" in text
+    assert "| `_run_id` | The Dagster run that loaded the row. | staging only |" in text
+    assert "| `_source_file` | The file the row came from. | staging and rpt |" in text
     # no row value is ever in it
     assert "NZ European" not in text and "| a |" not in text
 

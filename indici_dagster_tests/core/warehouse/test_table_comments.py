@@ -94,6 +94,8 @@ def test_a_static_table_gets_the_descriptions_of_the_columns_its_rule_names(ware
         assert table.endswith("Ethnicity codes.")
         assert columns["code"] == "The code."
         assert columns["label"] is None
+    rpt_comment = comments(database, "rpt", "ethnicity_code")[0]
+    assert "newest file" in rpt_comment and "each key" not in rpt_comment  # it has no key
 
 
 def test_the_history_view_and_its_store_carry_the_rules_descriptions(warehouse, database):
