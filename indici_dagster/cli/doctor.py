@@ -9,9 +9,11 @@ from pathlib import Path
 
 from indici_dagster.cli.context import ProjectEnv
 from indici_dagster.cli.errors import one_line
+from indici_dagster.core.alert_settings import ALERT_SNS_TOPIC, UI_URL
 from indici_dagster.core.embedded.server import paths_for, role_dsn, server_status
 from indici_dagster.core.errors import INFRA_APPLY
 from indici_dagster.core.pipeline_names import AUDIT_LOG
+from indici_dagster.core.rules.snapshot_dir import local_snapshot_dir
 from indici_dagster.core.rules.store import load_rules
 from indici_dagster.core.settings import (
     AWS_DEFAULT_REGION,
@@ -19,6 +21,8 @@ from indici_dagster.core.settings import (
     LANDING,
     PARTITIONED,
     PG_DSN,
+    RULES,
+    RULES_SNAPSHOT_DIR,
     S3_SCHEME,
     VARIABLES,
     Settings,
@@ -30,6 +34,13 @@ from indici_dagster.core.text import printable
 from indici_dagster.core.warehouse.dsn import connect, describe_dsn
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
+_UNSET = {
+    RULES: "default (the shipped rules.yaml)",
+    CLOUDWATCH_PREFIX: "unset (no CloudWatch outcome events)",
+    ALERT_SNS_TOPIC: "unset (no alerts sent)",
+    UI_URL: "unset (alerts carry no link)",
+}
+"""What an unset variable without a plain default means, said in words."""
 
 
 @dataclass(frozen=True)
@@ -54,11 +65,14 @@ def _settings() -> Iterator[Finding]:
             shown = (
                 describe_dsn(raw) if raw and raw != "embedded" else raw or "unset (embedded server)"
             )
-        elif variable.name == CLOUDWATCH_PREFIX and not raw:
-            shown = "unset (no CloudWatch outcome events)"
+        elif raw:
+            shown = printable(raw, limit=120)
+        elif variable.name in _UNSET:
+            shown = _UNSET[variable.name]
+        elif variable.name == RULES_SNAPSHOT_DIR:
+            shown = f"default ({printable(local_snapshot_dir(None), limit=120)})"
         else:
-            default = variable.unset or variable.default or "the shipped rules.yaml"
-            shown = printable(raw, limit=120) if raw else f"default ({default})"
+            shown = f"default ({variable.unset or variable.default})"
         yield Finding(OK, variable.name, shown)
 
 

@@ -316,3 +316,24 @@ def test_psql_starts_with_a_clean_environment(tmp_path, monkeypatch, capfd):
         assert main(["db", "psql", "--", "-tAc", "SHOW search_path"]) == 0
         assert capfd.readouterr().out.strip() == '"$user", public'
     assert sorted(path.name for path in tmp_path.iterdir()) == ["psqlrc"]
+
+
+def test_doctor_describes_each_unset_variable_by_what_it_means(tmp_path, monkeypatch, capsys):
+    # every unset variable without a plain default was shown as "default (the shipped rules.yaml)"
+    for name in ("INDICI_RULES", "INDICI_ALERT_SNS_TOPIC", "INDICI_UI_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("INDICI_RULES_SNAPSHOT_DIR", raising=False)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+
+    main(["doctor"])
+    shown = {
+        line.split()[1]: line.split(None, 2)[2]
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith(("ok", "warn", "FAIL"))
+    }
+    assert shown["INDICI_RULES"] == "default (the shipped rules.yaml)"
+    assert shown["INDICI_ALERT_SNS_TOPIC"] == "unset (no alerts sent)"
+    assert shown["INDICI_UI_URL"] == "unset (alerts carry no link)"
+    assert (
+        shown["INDICI_RULES_SNAPSHOT_DIR"] == f"default ({tmp_path / 'home' / 'indici' / 'rules'})"
+    )
