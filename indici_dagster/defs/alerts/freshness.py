@@ -64,7 +64,7 @@ def _metadata(result: freshness.Freshness) -> dict[str, MetadataValue]:
     }
     if result.newest_landing is not None:
         metadata["newest_landing"] = MetadataValue.timestamp(result.newest_landing)
-        metadata["age_hours"] = MetadataValue.float(round(result.age_hours or 0.0, 2))
+        metadata["age_hours"] = MetadataValue.float(round(result.age_hours or 0.0, 3))
     else:
         metadata["newest_landing"] = MetadataValue.text("no file has landed")
     return metadata
