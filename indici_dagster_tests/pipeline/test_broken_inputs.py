@@ -21,6 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from indici_dagster.core.db_errors import NOT_RETRIED
 from indici_dagster.core.filenames import parse_file_name, try_parse_file_name
 from indici_dagster.core.steps.ingest import (
     LandedFile,
@@ -332,6 +333,8 @@ def test_damaged_files_odd_keys_and_near_miss_names_each_get_their_audit_and_goo
         assert [(a[3], a[4]) for a in rows] == [("error", 0)], what
         message = rows[0][5]
         assert expected in message, (what, message)
+        # a damaged file is a content failure: said so, as every other content failure is
+        assert f"(this file failed: {NOT_RETRIED}" in message, (what, message)
         assert len(message) < 400, (what, message)
         assert "Traceback" not in message
     for key, name in ODD_KEYS.items():

@@ -15,6 +15,10 @@ from indici_dagster.core.errors import storage_error_code
 
 _MISSING_TOPIC_CODES = frozenset({"NotFound", "NotFoundException"})
 _REFUSED_CODES = frozenset({"AuthorizationError", "AccessDenied", "AccessDeniedException"})
+_CREATE_IT = (
+    "create it (`aws sns create-topic --name <name>`; `indici infra` does not manage SNS topics) "
+    "and subscribe the people to alert, or correct the variable"
+)
 
 
 def publish_alert(topic_arn: str, subject: str, body: str, client: Any = None) -> str | None:
@@ -29,8 +33,8 @@ def publish_alert(topic_arn: str, subject: str, body: str, client: Any = None) -
         code = storage_error_code(error) or type(error).__name__
         if code in _MISSING_TOPIC_CODES:
             return (
-                f"{ALERT_SNS_TOPIC} names an SNS topic that does not exist ({code}): create it "
-                "(`indici infra apply`) or correct the variable; the alert was not sent"
+                f"{ALERT_SNS_TOPIC} names an SNS topic that does not exist ({code}): {_CREATE_IT}; "
+                "the alert was not sent"
             )
         if code in _REFUSED_CODES:
             return (
@@ -55,8 +59,7 @@ def topic_problem(topic_arn: str, client: Any = None) -> str | None:
         code = storage_error_code(error) or type(error).__name__
         if code in _MISSING_TOPIC_CODES:
             return (
-                f"{ALERT_SNS_TOPIC} names an SNS topic that does not exist ({code}): create it "
-                "(`indici infra apply`) or correct the variable"
+                f"{ALERT_SNS_TOPIC} names an SNS topic that does not exist ({code}): {_CREATE_IT}"
             )
         return f"the SNS topic {ALERT_SNS_TOPIC} names cannot be read ({code})"
     except BotoCoreError as error:

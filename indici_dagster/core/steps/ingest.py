@@ -291,8 +291,9 @@ def _load_one(
             try:
                 parquet_file = open_parquet(handle)
             except UnreadableParquetError as error:
-                warehouse.write_audit([replace(audit, rows_loaded=0, message=str(error))])
-                return FileOutcome(name.file_name, name.partition_key, None, str(error))
+                message = f"{error} (this file failed: {NOT_RETRIED})"
+                warehouse.write_audit([replace(audit, rows_loaded=0, message=message)])
+                return FileOutcome(name.file_name, name.partition_key, None, message)
             result = warehouse.load_file_into_staging(
                 rule,
                 name,

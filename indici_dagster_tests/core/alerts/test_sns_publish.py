@@ -18,6 +18,8 @@ def test_a_missing_topic_is_one_line_naming_the_variable(moto_endpoint):
     assert problem is not None
     assert problem.startswith("INDICI_ALERT_SNS_TOPIC names an SNS topic that does not exist")
     assert "\n" not in problem and arn not in problem
+    # it named `indici infra apply`, which creates no SNS topic
+    assert "aws sns create-topic" in problem and "infra apply" not in problem
     doctor_line = topic_problem(arn)
     assert doctor_line is not None and doctor_line.startswith("INDICI_ALERT_SNS_TOPIC names")
 
