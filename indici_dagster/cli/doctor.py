@@ -12,14 +12,13 @@ from indici_dagster.cli.errors import one_line
 from indici_dagster.core.embedded.server import paths_for, role_dsn, server_status
 from indici_dagster.core.errors import INFRA_APPLY
 from indici_dagster.core.pipeline_names import AUDIT_LOG
-from indici_dagster.core.rules.snapshot_dir import local_snapshot_dir
 from indici_dagster.core.rules.store import load_rules
 from indici_dagster.core.settings import (
     AWS_DEFAULT_REGION,
+    CLOUDWATCH_PREFIX,
     LANDING,
     PARTITIONED,
     PG_DSN,
-    RULES_SNAPSHOT_DIR,
     S3_SCHEME,
     VARIABLES,
     Settings,
@@ -58,12 +57,8 @@ def _settings() -> Iterator[Finding]:
             shown = (
                 describe_dsn(raw) if raw and raw != "embedded" else raw or "unset (embedded server)"
             )
-        elif raw:
-            shown = printable(raw, limit=120)
-        elif variable.name in _UNSET:
-            shown = _UNSET[variable.name]
-        elif variable.name == RULES_SNAPSHOT_DIR:
-            shown = f"default ({printable(local_snapshot_dir(None), limit=120)})"
+        elif variable.name == CLOUDWATCH_PREFIX and not raw:
+            shown = "unset (no CloudWatch outcome events)"
         else:
             default = variable.unset or variable.default or _SHIPPED_RULES
             shown = printable(raw, limit=120) if raw else f"default ({default})"
