@@ -4,10 +4,13 @@ computed from the audit log and the ledger now, so it is current even before the
 
 import argparse
 import datetime as dt
+from collections.abc import Mapping
 from zoneinfo import ZoneInfo
 
 from indici_dagster.cli.context import require_catalog, warehouse_dsn
 from indici_dagster.cli.errors import CliError
+from indici_dagster.core.rules.model import Rule
+from indici_dagster.core.rules.store import load_rules
 from indici_dagster.core.settings import Settings
 from indici_dagster.core.text import printable
 from indici_dagster.core.warehouse import audit_summary
@@ -89,6 +92,17 @@ def status_lines(
     return lines
 
 
+def silent_datasets(rules: Mapping[str, Rule], rows: list[audit_summary.DailySummary]) -> list[str]:
+    """The datasets expected every day (keyed, `max_file_age_hours` above 0) that have no file
+    dated this date: the summary has no row for them, so they are named apart."""
+    present = {row.dataset for row in rows}
+    return sorted(
+        dataset
+        for dataset, rule in rules.items()
+        if not rule.is_static and rule.max_file_age_hours > 0 and dataset not in present
+    )
+
+
 def status(args: argparse.Namespace, settings: Settings) -> int:
     """Print one date's audit summary (default: yesterday in the deployment's time zone) and
     every file needing attention: failed, without a rule, not yet loaded, or not settled by the
@@ -108,6 +122,9 @@ def status(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     for line in status_lines(rows, files):
         print(line)
+    silent = silent_datasets(load_rules(settings.rules), rows)
+    if silent:
+        print(f"no file dated {date} from {len(silent)} dataset(s): {', '.join(silent)}")
     return 0
 
 

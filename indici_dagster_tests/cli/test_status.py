@@ -78,6 +78,30 @@ def test_status_prints_the_summary_and_each_file_needing_attention(
     )
     assert loaded == expected
     assert f"{2 + len(loaded)} file(s) need attention:" in out
+    # a dataset expected daily that sent nothing is named too (the summary has no row for it)
+    silent = next(line for line in lines if line.startswith(f"no file dated {DAY} from"))
+    assert "Appointments" in silent and "Patients" not in silent and "EthnicityCode" not in silent
+
+
+def test_silent_datasets_are_the_daily_ones_without_a_file():
+    import dataclasses
+
+    from indici_dagster.cli.status import silent_datasets
+    from indici_dagster.core.rules.model import parse_rules
+    from indici_dagster.core.warehouse.audit_summary import DailySummary
+
+    rules = parse_rules(
+        [
+            {"dataset": "A", "primary_key": ["Id"], "columns": {"Id": "bigint"}},
+            {"dataset": "B", "primary_key": ["Id"], "columns": {"Id": "bigint"}},
+            {"dataset": "C", "primary_key": ["Id"], "columns": {"Id": "bigint"}},
+            {"dataset": "Code"},
+        ]
+    )
+    rules["C"] = dataclasses.replace(rules["C"], max_file_age_hours=0)
+    fields = {f.name: 0 for f in dataclasses.fields(DailySummary)}
+    row = DailySummary(**{**fields, "dataset": "A", "partition_key": DAY})
+    assert silent_datasets(rules, [row]) == ["B"]
 
 
 def test_status_defaults_to_yesterday_in_the_time_zone_and_names_the_newest_date(
